@@ -1,0 +1,120 @@
+//! `oxiod`: runs oxio services. `oxiod dev` starts a whole local grid in one process;
+//! `oxiod run FILE` starts the roles a TOML file lists for this host.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use oxio_cli::config::HostConfig;
+use oxio_cli::dev::{self, DevOptions};
+use oxio_cli::host::{wait_for_signal, Host};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "oxiod", version, about = "Runs oxio services: a whole local grid (`oxiod dev`) or the roles of a host file (`oxiod run`)")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a complete local grid in this process: a conscience, a directory node
+    /// (meta0, meta1 and meta2 Raft groups on RocksDB), rawx chunk servers on volume
+    /// folders, and the S3 gateway. Prints the S3 endpoint and credentials and writes
+    /// them to <DATA>/dev.env. Ctrl-C stops it; starting it again serves every object
+    /// stored before.
+    Dev {
+        /// Folder holding all the grid's data.
+        #[arg(long, default_value = "var/dev")]
+        data: PathBuf,
+        /// S3 listen address [default: 127.0.0.1:<port-base + 7>].
+        #[arg(long)]
+        s3_listen: Option<SocketAddr>,
+        /// Internal ports: conscience = N, directory = N+1, rawx i = N+200+i, S3 = N+7.
+        #[arg(long, default_value_t = 6000)]
+        port_base: u16,
+        /// Number of rawx services, one volume folder each (at least 6 for EC 4+2).
+        #[arg(long = "rawx", default_value_t = 6)]
+        rawx_count: usize,
+        /// Worker threads per rawx (0 = one per core).
+        #[arg(long, default_value_t = 1)]
+        rawx_workers: usize,
+        /// Region reported to S3 clients.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+    },
+    /// Start the services a host file lists (see docs/ARCHITECTURE.md).
+    Run {
+        /// TOML file with [conscience], [directory], [[rawx]] and [s3] sections.
+        config: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    oxio_cli::logging::init(cli.log_json);
+    if let Err(e) = run(cli.command).await {
+        eprintln!("oxiod: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let host = match command {
+        Command::Dev { data, s3_listen, port_base, rawx_count, rawx_workers, region } => {
+            let opts = DevOptions { data: data.clone(), s3_listen, port_base, rawx_count, rawx_workers, region };
+            let (host, g) = dev::start(&opts, shutdown.clone()).await?;
+            println!("oxio dev grid ready");
+            println!("  S3 endpoint   {}", g.endpoint);
+            println!("  region        {}", g.region);
+            println!("  access key    {}", g.access_key);
+            println!("  secret key    {}", g.secret_key);
+            println!("  data          {}", data.display());
+            println!("  conscience    {}   directory {}", g.conscience, g.directory);
+            println!("In another shell:  . {}/dev.env && aws s3 ls", data.display());
+            host
+        }
+        Command::Run { config } => {
+            let cfg = HostConfig::load(&config)?;
+            let host = run_host(cfg, shutdown.clone()).await?;
+            println!("oxiod ready");
+            host
+        }
+    };
+    wait_for_signal().await?;
+    tracing::info!("stopping");
+    host.stop().await
+}
+
+async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> {
+    let mut host = Host::new(shutdown);
+    if let Some(c) = &cfg.conscience {
+        host.start_conscience(c.listen, c.data_dir.clone()).await?;
+    }
+    if let Some(d) = &cfg.directory {
+        let bootstrap = d.bootstrap_single.then_some(oxio_directory::BootstrapSpec {
+            meta1_groups: d.meta1_groups,
+            meta2_groups: d.meta2_groups,
+        });
+        host.start_directory(d.node_id, d.listen, d.data_dir.clone(), d.location.clone(), cfg.conscience_addrs.clone(), bootstrap)
+            .await?;
+    }
+    for r in &cfg.rawx {
+        let mut rc = oxio_rawx::RawxConfig::new(r.id.clone(), r.listen, r.volume.clone());
+        rc.location = r.location.clone();
+        rc.workers = r.workers;
+        host.start_rawx(rc, cfg.conscience_addrs.clone())?;
+    }
+    if let Some(s) = &cfg.s3 {
+        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(cfg.conscience_addrs.clone(), cfg.directory_addrs.clone()))
+            .context("configuring the sdk")?;
+        host.start_s3(s.listen, s.region.clone(), sdk).await?;
+    }
+    Ok(host)
+}

@@ -1,0 +1,151 @@
+//! The TOML file `oxiod run` reads: which roles this host runs and how.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One host's services.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostConfig {
+    /// Conscience addresses every service reports to.
+    pub conscience_addrs: Vec<String>,
+    /// Directory node addresses clients start from.
+    pub directory_addrs: Vec<String>,
+    /// Run a conscience here.
+    pub conscience: Option<ConscienceRole>,
+    /// Run a directory node here.
+    pub directory: Option<DirectoryRole>,
+    /// Rawx services here, one per volume.
+    pub rawx: Vec<RawxRole>,
+    /// Run an S3 gateway here.
+    pub s3: Option<S3Role>,
+}
+
+/// `[conscience]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConscienceRole {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Where locks persist.
+    pub data_dir: PathBuf,
+}
+
+/// `[directory]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DirectoryRole {
+    /// Raft node id.
+    pub node_id: u64,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// RocksDB folder.
+    pub data_dir: PathBuf,
+    /// Location of the node.
+    pub location: String,
+    /// Create a single-node directory when empty.
+    #[serde(default)]
+    pub bootstrap_single: bool,
+    /// meta1 groups created by a single-node bootstrap.
+    #[serde(default = "default_groups")]
+    pub meta1_groups: u32,
+    /// meta2 groups created by a single-node bootstrap.
+    #[serde(default = "default_groups")]
+    pub meta2_groups: u32,
+}
+
+fn default_groups() -> u32 {
+    4
+}
+
+/// `[[rawx]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawxRole {
+    /// Service id.
+    pub id: String,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Volume folder.
+    pub volume: PathBuf,
+    /// Location (site.rack.host.volume).
+    pub location: String,
+    /// Worker threads (0 = one per core).
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `[s3]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct S3Role {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Region reported to clients.
+    #[serde(default = "default_region")]
+    pub region: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+impl HostConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: HostConfig = toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks fields against each other.
+    pub fn validate(&self) -> Result<()> {
+        if self.conscience.is_none() && self.directory.is_none() && self.rawx.is_empty() && self.s3.is_none() {
+            bail!("the config runs no service: add a [conscience], [directory], [[rawx]] or [s3] section");
+        }
+        if self.conscience_addrs.is_empty() && (self.directory.is_some() || !self.rawx.is_empty() || self.s3.is_some()) {
+            bail!("conscience-addrs is empty: list the conscience address(es) services report to");
+        }
+        if self.s3.is_some() && self.directory_addrs.is_empty() {
+            bail!("[s3] needs directory-addrs: list at least one directory node address");
+        }
+        for r in &self.rawx {
+            r.location
+                .parse::<oxio_common::Location>()
+                .with_context(|| format!("rawx {}", r.id))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_host_file() {
+        let cfg: HostConfig = toml::from_str(
+            r#"
+conscience-addrs = ["127.0.0.1:6000"]
+directory-addrs = ["127.0.0.1:6001"]
+[conscience]
+listen = "127.0.0.1:6000"
+data-dir = "/tmp/c"
+[[rawx]]
+id = "rawx-0"
+listen = "127.0.0.1:6200"
+volume = "/tmp/v0"
+location = "s.r.h.v0"
+"#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.rawx.len(), 1);
+        assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
+        let empty = HostConfig::default();
+        assert!(empty.validate().unwrap_err().to_string().contains("runs no service"));
+    }
+}

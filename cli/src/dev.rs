@@ -1,0 +1,177 @@
+//! `oxiod dev`: a whole grid in one process — a conscience, a directory node with its
+//! meta0 / meta1 / meta2 groups, N rawx on N volume folders, and the S3 gateway —
+//! talking to each other over gRPC and HTTP on loopback exactly as across hosts.
+
+use crate::host::Host;
+use anyhow::{bail, Context, Result};
+use oxio_directory::BootstrapSpec;
+use oxio_proto::v1::AccessKeyRecord;
+use oxio_rawx::RawxConfig;
+use rand::distr::{Alphanumeric, SampleString};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The account `oxiod dev` creates and whose key it prints.
+pub const DEV_ACCOUNT: &str = "dev";
+
+/// Options of `oxiod dev`.
+#[derive(Clone, Debug)]
+pub struct DevOptions {
+    /// Data folder (all services' state lives under it).
+    pub data: PathBuf,
+    /// S3 listen address; default 127.0.0.1:(port_base + 7).
+    pub s3_listen: Option<SocketAddr>,
+    /// Base of internal ports: conscience = base, directory = base + 1,
+    /// rawx n = base + 200 + n.
+    pub port_base: u16,
+    /// Number of rawx services (volumes).
+    pub rawx_count: usize,
+    /// Worker threads per rawx.
+    pub rawx_workers: usize,
+    /// Region reported to S3 clients.
+    pub region: String,
+}
+
+/// Where the grid answers, once started.
+#[derive(Clone, Debug)]
+pub struct DevGrid {
+    /// S3 endpoint URL.
+    pub endpoint: String,
+    /// Conscience address.
+    pub conscience: String,
+    /// Directory address.
+    pub directory: String,
+    /// Access key of the dev account.
+    pub access_key: String,
+    /// Its secret.
+    pub secret_key: String,
+    /// Region.
+    pub region: String,
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// Starts the grid and returns once S3 answers with working credentials.
+pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Host, DevGrid)> {
+    if opts.rawx_count < 6 {
+        bail!("--rawx {} is too few: EC 4+2 needs at least 6 rawx", opts.rawx_count);
+    }
+    if opts.port_base as usize + 200 + opts.rawx_count > u16::MAX as usize {
+        bail!("--port-base {} leaves no room for {} rawx ports above it", opts.port_base, opts.rawx_count);
+    }
+    std::fs::create_dir_all(&opts.data).with_context(|| format!("cannot create {}", opts.data.display()))?;
+    let data = opts.data.canonicalize().with_context(|| format!("cannot resolve {}", opts.data.display()))?;
+    let mut host = Host::new(shutdown);
+
+    let c_addr = host.start_conscience(loopback(opts.port_base), data.join("conscience")).await?;
+    let conscience = vec![c_addr.to_string()];
+    let d_addr = host
+        .start_directory(
+            1,
+            loopback(opts.port_base + 1),
+            data.join("directory"),
+            "local.rack1.host1.meta".to_string(),
+            conscience.clone(),
+            Some(BootstrapSpec { meta1_groups: 4, meta2_groups: 4 }),
+        )
+        .await?;
+    let mut driver = "";
+    for i in 0..opts.rawx_count {
+        let mut cfg = RawxConfig::new(
+            format!("rawx-{i}"),
+            loopback(opts.port_base + 200 + i as u16),
+            data.join("rawx").join(format!("vol{i}")),
+        );
+        cfg.location = format!("local.rack1.host1.vol{i}");
+        cfg.workers = opts.rawx_workers;
+        driver = host.start_rawx(cfg, conscience.clone())?.1;
+    }
+    tracing::info!(driver, count = opts.rawx_count, "rawx started");
+
+    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(conscience.clone(), vec![d_addr.to_string()]))?;
+    wait_for_rawx(&sdk, opts.rawx_count).await?;
+    let key = dev_credentials(&sdk).await?;
+    let s3_listen = opts.s3_listen.unwrap_or_else(|| loopback(opts.port_base + 7));
+    let s3_addr = host.start_s3(s3_listen, opts.region.clone(), sdk).await?;
+    let grid = DevGrid {
+        endpoint: format!("http://{s3_addr}"),
+        conscience: c_addr.to_string(),
+        directory: d_addr.to_string(),
+        access_key: key.access_key,
+        secret_key: key.secret_key,
+        region: opts.region.clone(),
+    };
+    write_env(&data, &grid)?;
+    Ok((host, grid))
+}
+
+/// Waits until the conscience sees `count` rawx up with a usable score.
+async fn wait_for_rawx(sdk: &oxio_sdk::Client, count: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = match sdk.list_services("rawx").await {
+            Ok(s) => s.iter().filter(|s| s.up && s.score > 0).count(),
+            Err(_) => 0,
+        };
+        if up >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {up} of {count} rawx registered with the conscience after 60 s; see the log above");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The dev account's access key, created on first start and kept in the directory.
+async fn dev_credentials(sdk: &oxio_sdk::Client) -> Result<AccessKeyRecord> {
+    sdk.create_account(DEV_ACCOUNT).await.context("creating the dev account")?;
+    let keys = sdk.list_access_keys(DEV_ACCOUNT).await.context("listing the dev account's keys")?;
+    if let Some(k) = keys.into_iter().next() {
+        return Ok(k);
+    }
+    let mut rng = rand::rng();
+    let key = AccessKeyRecord {
+        access_key: format!("OXIO{}", Alphanumeric.sample_string(&mut rng, 16).to_uppercase()),
+        secret_key: Alphanumeric.sample_string(&mut rng, 40),
+        account: DEV_ACCOUNT.to_string(),
+        ctime_ms: oxio_common::now_ms(),
+    };
+    sdk.put_access_key(key).await.context("storing the dev access key")
+}
+
+/// Writes `<data>/dev.env` for `. var/dev/dev.env` in another shell.
+fn write_env(data: &std::path::Path, g: &DevGrid) -> Result<()> {
+    let text = format!(
+        "# oxio dev grid: source this file (. {}/dev.env)\n\
+         export AWS_ENDPOINT_URL={}\n\
+         export AWS_ACCESS_KEY_ID={}\n\
+         export AWS_SECRET_ACCESS_KEY={}\n\
+         export AWS_REGION={}\n\
+         export AWS_DEFAULT_REGION={}\n\
+         export OXIO_CONSCIENCE={}\n\
+         export OXIO_DIRECTORY={}\n\
+         # Multipart uploads are not served yet: this config keeps the aws cli on single PUTs.\n\
+         export AWS_CONFIG_FILE={}\n",
+        data.display(),
+        g.endpoint,
+        g.access_key,
+        g.secret_key,
+        g.region,
+        g.region,
+        g.conscience,
+        g.directory,
+        data.join("aws-config").display()
+    );
+    let aws_config = "[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n";
+    std::fs::write(data.join("aws-config"), aws_config).context("cannot write aws-config")?;
+    let path = data.join("dev.env");
+    let tmp = data.join("dev.env.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Starting and stopping the services of one host inside one process.
+
+use anyhow::{Context, Result};
+use oxio_conscience::ConscienceConfig;
+use oxio_directory::{BootstrapSpec, DirectoryConfig};
+use oxio_rawx::RawxConfig;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Heartbeat period of every service.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The services running in this process.
+pub struct Host {
+    shutdown: CancellationToken,
+    conscience: Option<oxio_conscience::Started>,
+    directory: Option<oxio_directory::Started>,
+    rawx: Vec<oxio_rawx::Started>,
+    s3: Option<oxio_s3_proxy::Started>,
+}
+
+impl Host {
+    /// An empty host; services stop when `shutdown` is cancelled.
+    pub fn new(shutdown: CancellationToken) -> Self {
+        Host { shutdown, conscience: None, directory: None, rawx: Vec::new(), s3: None }
+    }
+
+    /// Starts a conscience.
+    pub async fn start_conscience(&mut self, listen: SocketAddr, data_dir: std::path::PathBuf) -> Result<SocketAddr> {
+        let cfg = ConscienceConfig { listen, data_dir: Some(data_dir), ..ConscienceConfig::default() };
+        let s = oxio_conscience::start(cfg, self.shutdown.child_token())
+            .await
+            .context("starting the conscience")?;
+        let addr = s.addr;
+        self.conscience = Some(s);
+        Ok(addr)
+    }
+
+    /// Starts a directory node.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_directory(
+        &mut self,
+        node_id: u64,
+        listen: SocketAddr,
+        data_dir: std::path::PathBuf,
+        location: String,
+        conscience: Vec<String>,
+        bootstrap: Option<BootstrapSpec>,
+    ) -> Result<SocketAddr> {
+        let mut cfg = DirectoryConfig::new(node_id, data_dir);
+        cfg.listen = listen;
+        cfg.location = location;
+        cfg.conscience = conscience;
+        cfg.bootstrap = bootstrap;
+        cfg.heartbeat_interval = HEARTBEAT;
+        let s = oxio_directory::start(cfg, self.shutdown.child_token())
+            .await
+            .context("starting the directory node")?;
+        let addr = s.addr;
+        self.directory = Some(s);
+        Ok(addr)
+    }
+
+    /// Starts one rawx.
+    pub fn start_rawx(&mut self, mut cfg: RawxConfig, conscience: Vec<String>) -> Result<(SocketAddr, &'static str)> {
+        cfg.conscience = conscience;
+        cfg.heartbeat_interval = HEARTBEAT;
+        let id = cfg.id.clone();
+        let s = oxio_rawx::start(cfg, self.shutdown.child_token()).with_context(|| format!("starting {id}"))?;
+        let out = (s.addr, s.driver);
+        self.rawx.push(s);
+        Ok(out)
+    }
+
+    /// Starts the S3 gateway.
+    pub async fn start_s3(&mut self, listen: SocketAddr, region: String, sdk: oxio_sdk::Client) -> Result<SocketAddr> {
+        let s = oxio_s3_proxy::start(oxio_s3_proxy::S3Config { listen, region }, sdk, self.shutdown.child_token())
+            .await
+            .context("starting the S3 gateway")?;
+        let addr = s.addr;
+        self.s3 = Some(s);
+        Ok(addr)
+    }
+
+    /// Stops everything: front end first, then storage, directory, conscience.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        if let Some(s) = self.s3 {
+            let _ = s.task.await;
+        }
+        let rawx = self.rawx;
+        tokio::task::spawn_blocking(move || {
+            for r in rawx {
+                if let Err(e) = r.join() {
+                    tracing::warn!(error = %e, "rawx stopped with an error");
+                }
+            }
+        })
+        .await
+        .context("joining rawx threads")?;
+        if let Some(d) = self.directory {
+            match d.task.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "directory stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "directory task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        if let Some(c) = self.conscience {
+            let _ = c.task.await;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

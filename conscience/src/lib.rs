@@ -1,0 +1,94 @@
+//! The oxio conscience owns the live view of the grid: a registry of services fed by
+//! their heartbeats, the score of each service computed from its stats by a
+//! configurable expression (rising slowly, dropping at once, 0 when silent), admin
+//! score locks (the only state kept on disk), and placement, which picks the services
+//! that receive the chunks of new data, weighted by score and spread across locations.
+//! It serves the `Conscience` gRPC API of `oxio.proto`; [`score`] and [`placement`]
+//! are pure modules that other crates and tests may use directly.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod locks;
+pub mod placement;
+pub mod registry;
+pub mod score;
+mod service;
+
+pub use config::ConscienceConfig;
+pub use error::{Error, Result};
+
+use locks::LockStore;
+use oxio_proto::v1::conscience_server::ConscienceServer;
+use registry::Registry;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Largest gRPC request accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Concurrent requests served per client connection.
+pub const MAX_CONCURRENT_REQUESTS_PER_CONNECTION: usize = 256;
+/// Longest time one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running conscience.
+#[derive(Debug)]
+pub struct Started {
+    /// The address actually bound (useful with port 0).
+    pub addr: SocketAddr,
+    /// The server; ends after `shutdown` fires.
+    pub task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Validates `config`, loads the locks, binds the listen address and serves the
+/// `Conscience` gRPC API in a spawned task until `shutdown` is cancelled.
+pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Result<Started> {
+    let expressions = config.validate()?;
+    let store = LockStore::new(config.data_dir.as_deref())?;
+    let locks = store.load()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let rise_step = u32::try_from(config.score_rise_step)
+        .map_err(|_| Error::Config("score_rise_step must be positive".into()))?;
+    tracing::info!(
+        %addr,
+        locks = locks.len(),
+        lock_file = ?store.path(),
+        timeout_ms = config.service_timeout.as_millis() as u64,
+        "conscience listening"
+    );
+    let registry = Registry::new(expressions, config.service_timeout, rise_step, locks);
+    let svc = ConscienceServer::new(service::ConscienceService::new(registry, store))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let task = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(MAX_CONCURRENT_REQUESTS_PER_CONNECTION)
+            .timeout(REQUEST_TIMEOUT)
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await?;
+        tracing::info!(%addr, "conscience stopped");
+        Ok(())
+    });
+    Ok(Started { addr, task })
+}
+
+/// Runs the conscience until `shutdown` is cancelled (for hosts such as `oxiod`).
+pub async fn run(config: ConscienceConfig, shutdown: CancellationToken) -> Result<()> {
+    let started = start(config, shutdown).await?;
+    started
+        .task
+        .await
+        .map_err(|e| Error::Task(format!("conscience server task: {e}")))?
+}

@@ -1,0 +1,256 @@
+//! The `Conscience` gRPC service: request validation, mapping to the registry and the
+//! placement function, and errors to gRPC statuses.
+
+use crate::locks::{LockStore, MAX_LOCKS};
+use crate::placement::{self, PlacementError};
+use crate::registry::{HeartbeatError, Registry, Report, ServiceView, MAX_FIELD_BYTES};
+use crate::score::MAX_SCORE;
+use oxio_proto::v1::conscience_server::Conscience;
+use oxio_proto::v1::{
+    HeartbeatReply, ListServicesReply, ListServicesRequest, LockReply, LockRequest, PlaceReply,
+    PlaceRequest, ServiceInfo, ServiceState,
+};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Most services one `Place` call may ask for.
+pub const MAX_PLACE_COUNT: u32 = 1024;
+/// Most ids one `Place` call may ask to avoid.
+pub const MAX_AVOID_IDS: usize = 10_000;
+
+/// Shared state behind the gRPC handlers.
+#[derive(Debug)]
+pub(crate) struct ConscienceService {
+    registry: Arc<Mutex<Registry>>,
+    store: LockStore,
+    /// Serialises lock changes so that the file and memory agree.
+    lock_writer: tokio::sync::Mutex<()>,
+}
+
+impl ConscienceService {
+    pub(crate) fn new(registry: Registry, store: LockStore) -> Self {
+        ConscienceService {
+            registry: Arc::new(Mutex::new(registry)),
+            store,
+            lock_writer: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves consistent data (every update is a
+        // single insert), so a poisoned lock is still usable.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn heartbeat_inner(&self, info: ServiceInfo) -> Result<HeartbeatReply, Status> {
+        let report = Report::try_from(info).map_err(heartbeat_status)?;
+        let (service_type, id) = (report.service_type.clone(), report.id.clone());
+        let (score, is_new) = self
+            .registry()
+            .heartbeat(report, Instant::now())
+            .map_err(heartbeat_status)?;
+        if is_new {
+            tracing::info!(%service_type, %id, score, "service registered");
+        } else {
+            tracing::trace!(%service_type, %id, score, "heartbeat");
+        }
+        Ok(HeartbeatReply {
+            score: score as i32,
+        })
+    }
+
+    fn place_inner(&self, req: PlaceRequest) -> Result<PlaceReply, Status> {
+        check_name("service_type", &req.service_type)?;
+        if req.count == 0 || req.count > MAX_PLACE_COUNT {
+            return Err(Status::invalid_argument(format!(
+                "count is {}, it must be between 1 and {MAX_PLACE_COUNT}",
+                req.count
+            )));
+        }
+        if req.avoid_ids.len() > MAX_AVOID_IDS {
+            return Err(Status::invalid_argument(format!(
+                "{} avoid_ids, at most {MAX_AVOID_IDS}",
+                req.avoid_ids.len()
+            )));
+        }
+        let avoid: HashSet<String> = req.avoid_ids.into_iter().collect();
+        let now = Instant::now();
+        // Down services come with score 0: they describe the layout (see
+        // `Placement::distance_degraded`) but are never chosen.
+        let candidates = self.registry().candidates(&req.service_type, now);
+        let placed = placement::place(&candidates, req.count as usize, &avoid, &mut rand::rng())
+            .map_err(|e| match e {
+                PlacementError::NotEnough { .. } => Status::resource_exhausted(format!(
+                    "placing {} service(s) of type `{}`: {e}",
+                    req.count, req.service_type
+                )),
+            })?;
+        let services: Vec<ServiceState> = {
+            let registry = self.registry();
+            placed
+                .ids
+                .iter()
+                .filter_map(|id| registry.get(&req.service_type, id, now))
+                .map(|v| state_of(&v))
+                .collect()
+        };
+        if services.len() != placed.ids.len() {
+            // Only possible if the registry evicted a chosen service in between.
+            return Err(Status::unavailable(
+                "registry changed during placement, retry",
+            ));
+        }
+        tracing::debug!(
+            service_type = %req.service_type,
+            ids = ?placed.ids,
+            degraded = placed.distance_degraded,
+            "placed"
+        );
+        Ok(PlaceReply {
+            services,
+            distance_degraded: placed.distance_degraded,
+        })
+    }
+
+    async fn lock_inner(&self, req: LockRequest) -> Result<LockReply, Status> {
+        check_name("service_type", &req.service_type)?;
+        check_name("id", &req.id)?;
+        let score = match req.score {
+            None => None,
+            Some(s) if (0..=MAX_SCORE as i32).contains(&s) => Some(s as u32),
+            Some(s) => {
+                return Err(Status::invalid_argument(format!(
+                    "lock score {s} is outside 0..={MAX_SCORE}"
+                )))
+            }
+        };
+        let key = (req.service_type, req.id);
+        let _writer = self.lock_writer.lock().await;
+        let mut locks = self.registry().locks().clone();
+        let changed = match score {
+            Some(s) => locks.insert(key.clone(), s) != Some(s),
+            None => locks.remove(&key).is_some(),
+        };
+        if !changed {
+            return Ok(LockReply {});
+        }
+        if locks.len() > MAX_LOCKS {
+            return Err(Status::resource_exhausted(format!(
+                "at most {MAX_LOCKS} locks; unlock some first"
+            )));
+        }
+        let store = self.store.clone();
+        let to_save = locks.clone();
+        tokio::task::spawn_blocking(move || store.save(&to_save))
+            .await
+            .map_err(|e| Status::internal(format!("lock file writer failed: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot persist locks");
+                Status::unavailable(format!("cannot persist locks: {e}"))
+            })?;
+        self.registry().set_locks(locks);
+        match score {
+            Some(s) => {
+                tracing::info!(service_type = %key.0, id = %key.1, score = s, "score locked")
+            }
+            None => tracing::info!(service_type = %key.0, id = %key.1, "score unlocked"),
+        }
+        Ok(LockReply {})
+    }
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is empty")));
+    }
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{field} is {} bytes, at most {MAX_FIELD_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn heartbeat_status(e: HeartbeatError) -> Status {
+    match e {
+        HeartbeatError::Invalid(_) | HeartbeatError::Score { .. } => {
+            tracing::warn!(error = %e, "heartbeat refused");
+            Status::invalid_argument(e.to_string())
+        }
+        HeartbeatError::Full(_) => {
+            tracing::warn!(error = %e, "heartbeat refused");
+            Status::resource_exhausted(e.to_string())
+        }
+    }
+}
+
+fn state_of(v: &ServiceView) -> ServiceState {
+    ServiceState {
+        info: Some(ServiceInfo {
+            service_type: v.service_type.clone(),
+            id: v.id.clone(),
+            addr: v.addr.clone(),
+            location: v.location.to_string(),
+            stats: v.stats.clone(),
+        }),
+        score: v.score as i32,
+        up: v.up,
+        locked: v.locked,
+        last_seen_ms_ago: u64::try_from(v.last_seen_ago.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+#[tonic::async_trait]
+impl Conscience for ConscienceService {
+    async fn heartbeat(
+        &self,
+        request: Request<ServiceInfo>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        let info = request.into_inner();
+        let span =
+            tracing::debug_span!("heartbeat", service_type = %info.service_type, id = %info.id);
+        let _entered = span.enter();
+        self.heartbeat_inner(info).map(Response::new)
+    }
+
+    async fn list_services(
+        &self,
+        request: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::debug_span!("list_services", service_type = %req.service_type);
+        let _entered = span.enter();
+        let filter = (!req.service_type.is_empty()).then_some(req.service_type.as_str());
+        let views = self.registry().list(filter, Instant::now());
+        tracing::debug!(count = views.len(), "listed");
+        Ok(Response::new(ListServicesReply {
+            services: views.iter().map(state_of).collect(),
+        }))
+    }
+
+    async fn place(&self, request: Request<PlaceRequest>) -> Result<Response<PlaceReply>, Status> {
+        let req = request.into_inner();
+        let span =
+            tracing::info_span!("place", service_type = %req.service_type, count = req.count);
+        let _entered = span.enter();
+        self.place_inner(req).map(Response::new)
+    }
+
+    async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockReply>, Status> {
+        let req = request.into_inner();
+        let span = tracing::info_span!(
+            "lock",
+            service_type = %req.service_type,
+            id = %req.id,
+            score = ?req.score
+        );
+        self.lock_inner(req)
+            .instrument(span)
+            .await
+            .map(Response::new)
+    }
+}

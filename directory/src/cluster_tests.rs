@@ -1,0 +1,188 @@
+//! Two nodes replicating one meta2 group over the real gRPC transport.
+
+use crate::meta2;
+use crate::node::{open_db, Node};
+use crate::service::DirectoryService;
+use crate::status::LEADER_METADATA;
+use crate::types::{Command, Reply};
+use openraft::BasicNode;
+use oxio_proto::v1::directory_server::DirectoryServer;
+use oxio_proto::v1::{ContentHeader, GetContentRequest};
+use prost::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct TestNode {
+    node: Arc<Node>,
+    addr: String,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn_node(id: u64) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open_db(dir.path()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let node = Node::open(id, addr.clone(), db, dir.path().join("snapshots"))
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let svc = DirectoryServer::new(DirectoryService::new(node.clone()));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, s.cancelled_owned())
+            .await
+    });
+    TestNode {
+        node,
+        addr,
+        stop,
+        _dir: dir,
+    }
+}
+
+const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_replicates_between_two_nodes() {
+    let a = spawn_node(1).await;
+    let b = spawn_node(2).await;
+    let ga = a.node.host_group(1000).await.unwrap();
+    let gb = b.node.host_group(1000).await.unwrap();
+    let members = BTreeMap::from([
+        (1, BasicNode::new(a.addr.clone())),
+        (2, BasicNode::new(b.addr.clone())),
+    ]);
+    ga.raft.initialize(members).await.unwrap();
+    let timeout = Some(Duration::from_secs(30));
+    let m = ga
+        .raft
+        .wait(timeout)
+        .metrics(|m| m.current_leader.is_some(), "leader elected")
+        .await
+        .unwrap();
+    let leader_id = m.current_leader.unwrap();
+    let (leader, follower, lg, fg) = if leader_id == 1 {
+        (&a, &b, &ga, &gb)
+    } else {
+        (&b, &a, &gb, &ga)
+    };
+
+    let r = lg
+        .raft
+        .client_write(Command::InitContainer {
+            cid: CID.into(),
+            account: "acct".into(),
+            name: "b".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.data, Reply::Done);
+    let header = ContentHeader {
+        size: 3,
+        inline_data: b"abc".to_vec(),
+        ..Default::default()
+    };
+    let r = lg
+        .raft
+        .client_write(Command::PutContent {
+            cid: CID.into(),
+            key: "k".into(),
+            header: header.encode_to_vec(),
+            proposed_version: 42,
+        })
+        .await
+        .unwrap();
+    let written = r.log_id.index;
+
+    // The follower applies the same entries.
+    fg.raft
+        .wait(timeout)
+        .applied_index_at_least(Some(written), "follower caught up")
+        .await
+        .unwrap();
+    let h = meta2::get_content(&fg.sm.view(), CID, "k")
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.version, 42);
+    assert_eq!(h.inline_data, b"abc");
+
+    // A read on the follower is redirected to the leader.
+    let mut c = follower.node.channels().client(&follower.addr).unwrap();
+    let err = c
+        .get_content(GetContentRequest {
+            group: 1000,
+            cid: CID.into(),
+            key: "k".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(
+        err.metadata()
+            .get(LEADER_METADATA)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        leader.addr
+    );
+    // The same read on the leader succeeds.
+    let mut c = leader.node.channels().client(&leader.addr).unwrap();
+    let rec = c
+        .get_content(GetContentRequest {
+            group: 1000,
+            cid: CID.into(),
+            key: "k".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rec.header.unwrap().version, 42);
+
+    // A third node joins after the leader compacted its log: it can only catch up
+    // through a snapshot streamed over the Raft transport.
+    lg.raft.trigger().snapshot().await.unwrap();
+    lg.raft
+        .wait(timeout)
+        .metrics(
+            |m| m.snapshot.map(|s| s.index) >= Some(written),
+            "snapshot built",
+        )
+        .await
+        .unwrap();
+    lg.raft.trigger().purge_log(written).await.unwrap();
+    lg.raft
+        .wait(timeout)
+        .metrics(|m| m.purged.map(|p| p.index) >= Some(written), "log purged")
+        .await
+        .unwrap();
+    let c = spawn_node(3).await;
+    let gc = c.node.host_group(1000).await.unwrap();
+    lg.raft
+        .add_learner(3, BasicNode::new(c.addr.clone()), true)
+        .await
+        .unwrap();
+    gc.raft
+        .wait(timeout)
+        .applied_index_at_least(Some(written), "learner caught up")
+        .await
+        .unwrap();
+    assert!(gc.raft.metrics().borrow().snapshot.is_some());
+    let h = meta2::get_content(&gc.sm.view(), CID, "k")
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.inline_data, b"abc");
+    let stats = meta2::container_meta(&gc.sm.view(), CID).unwrap().unwrap();
+    assert_eq!((stats.objects, stats.bytes), (1, 3));
+
+    for n in [&a, &b, &c] {
+        n.stop.cancel();
+        n.node.shutdown().await;
+    }
+}

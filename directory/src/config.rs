@@ -1,0 +1,137 @@
+//! Configuration of a directory node.
+
+use crate::error::{Error, Result};
+use crate::types::META2_BASE;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Most meta2 groups a bootstrap may create.
+pub const MAX_META2_GROUPS: u32 = 100_000;
+
+/// Groups to create when a fresh node bootstraps a single-node directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapSpec {
+    /// Number of meta1 groups (ids `1..=meta1_groups`).
+    pub meta1_groups: u32,
+    /// Number of meta2 groups (ids `1000..1000 + meta2_groups`).
+    pub meta2_groups: u32,
+}
+
+impl Default for BootstrapSpec {
+    fn default() -> Self {
+        BootstrapSpec {
+            meta1_groups: 4,
+            meta2_groups: 8,
+        }
+    }
+}
+
+impl BootstrapSpec {
+    /// Checks the group counts against the id space.
+    pub fn validate(&self) -> Result<()> {
+        if self.meta1_groups == 0 || u64::from(self.meta1_groups) >= META2_BASE {
+            return Err(Error::Config(format!(
+                "bootstrap.meta1_groups must be in 1..{META2_BASE}, got {}",
+                self.meta1_groups
+            )));
+        }
+        if self.meta2_groups == 0 || self.meta2_groups > MAX_META2_GROUPS {
+            return Err(Error::Config(format!(
+                "bootstrap.meta2_groups must be in 1..={MAX_META2_GROUPS}, got {}",
+                self.meta2_groups
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What one directory node needs to run.
+#[derive(Clone, Debug)]
+pub struct DirectoryConfig {
+    /// Raft node id, unique in the directory.
+    pub node_id: u64,
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// `host:port` other nodes and clients use; default: the bound address.
+    pub advertise: Option<String>,
+    /// Data directory; RocksDB lives under `data_dir/db`, snapshots under
+    /// `data_dir/snapshots`.
+    pub data_dir: PathBuf,
+    /// Groups to create when the node holds none yet (single-node grids).
+    pub bootstrap: Option<BootstrapSpec>,
+    /// Conscience addresses to heartbeat to (empty: no heartbeats).
+    pub conscience: Vec<String>,
+    /// Dotted location of the node.
+    pub location: String,
+    /// Time between two heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl DirectoryConfig {
+    /// A node with id `node_id` keeping its data under `data_dir`, listening on the
+    /// default directory port of every interface, without bootstrap or heartbeats.
+    pub fn new(node_id: u64, data_dir: impl Into<PathBuf>) -> Self {
+        DirectoryConfig {
+            node_id,
+            listen: SocketAddr::from(([0, 0, 0, 0], oxio_common::ports::DIRECTORY)),
+            advertise: None,
+            data_dir: data_dir.into(),
+            bootstrap: None,
+            conscience: Vec::new(),
+            location: String::new(),
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// Checks fields against each other.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(b) = &self.bootstrap {
+            b.validate()?;
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("data_dir must be set".into()));
+        }
+        if !self.conscience.is_empty() && self.heartbeat_interval.is_zero() {
+            return Err(Error::Config(
+                "heartbeat_interval must be positive when conscience is set".into(),
+            ));
+        }
+        if let Some(a) = &self.advertise {
+            if a.is_empty() || !a.contains(':') {
+                return Err(Error::Config(format!(
+                    "advertise must be host:port, got {a:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_explains_bad_bootstrap() {
+        let mut c = DirectoryConfig::new(1, "/tmp/x");
+        assert!(c.validate().is_ok());
+        c.bootstrap = Some(BootstrapSpec {
+            meta1_groups: 0,
+            meta2_groups: 1,
+        });
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("meta1_groups"));
+        c.bootstrap = Some(BootstrapSpec {
+            meta1_groups: 1000,
+            meta2_groups: 1,
+        });
+        assert!(c.validate().is_err());
+        c.bootstrap = Some(BootstrapSpec::default());
+        c.advertise = Some("nohost".into());
+        assert!(c.validate().is_err());
+    }
+}

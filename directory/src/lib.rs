@@ -1,0 +1,168 @@
+//! The oxio metadata directory: meta0 (prefix -> meta1 group table and group
+//! membership), meta1 (accounts, access keys, container -> meta2 group) and meta2
+//! (container contents, stats and the rawx reverse index), each a set of Raft groups
+//! (openraft) whose logs and state machines share one RocksDB per node. This crate owns
+//! the storage layout, the Raft log store / state machine / transport, the command logic
+//! of the three levels, the `Directory` gRPC service and the node lifecycle
+//! ([`start`]): open, restart hosted groups, bootstrap a single-node directory, serve,
+//! heartbeat to the conscience, and shut down cleanly.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod listing;
+pub mod log_store;
+pub mod meta0;
+pub mod meta1;
+pub mod meta2;
+pub mod network;
+pub mod node;
+pub mod service;
+pub mod sm_data;
+pub mod snapshot;
+pub mod state_machine;
+pub mod status;
+pub mod types;
+
+pub use config::{BootstrapSpec, DirectoryConfig};
+pub use error::{Error, Result};
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use types::{Command, GroupKind, Reply, TypeConfig};
+
+use node::Node;
+use oxio_proto::v1::directory_server::DirectoryServer;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for every user of the database to let go of it.
+const DB_RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// A started directory node.
+#[derive(Debug)]
+pub struct Started {
+    /// The bound address (useful with port 0).
+    pub addr: std::net::SocketAddr,
+    /// Serves until the shutdown token fires, then stops every group and closes the
+    /// database.
+    pub task: tokio::task::JoinHandle<Result<()>>,
+}
+
+/// Opens the store, restarts every group persisted on this node, binds, bootstraps
+/// when asked and the node holds nothing yet, serves until `shutdown` is cancelled, then
+/// shuts the Raft instances down cleanly (so a restart in the same process and data
+/// directory works).
+pub async fn start(config: DirectoryConfig, shutdown: CancellationToken) -> Result<Started> {
+    use tracing::Instrument;
+    config.validate()?;
+    let span = tracing::info_span!("directory", node = config.node_id);
+    start_inner(config, shutdown).instrument(span).await
+}
+
+async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Result<Started> {
+    let data_dir = config.data_dir.clone();
+    let db = {
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || node::open_db(&dir)).await??
+    };
+    let db = Arc::new(db);
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+
+    let node = Node::open(
+        config.node_id,
+        advertise.clone(),
+        db,
+        data_dir.join("snapshots"),
+    )
+    .await?;
+
+    let stop = shutdown.child_token();
+    let svc = DirectoryServer::new(service::DirectoryService::new(node.clone()))
+        .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let serve_stop = stop.clone();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, serve_stop.cancelled_owned())
+            .await
+    });
+
+    if !config.conscience.is_empty() {
+        let weak = Arc::downgrade(&node);
+        let extra: oxio_proto::reporter::ExtraStats =
+            Arc::new(move || weak.upgrade().map(|n| n.stats()).unwrap_or_default());
+        let cfg = oxio_proto::reporter::ReporterConfig {
+            conscience: config.conscience.clone(),
+            service_type: "directory".into(),
+            id: format!("directory-{}", config.node_id),
+            addr: advertise.clone(),
+            location: config.location.clone(),
+            volume: Some(data_dir.clone()),
+            interval: config.heartbeat_interval,
+        };
+        tokio::spawn(oxio_proto::reporter::run(cfg, Some(extra), stop.clone()));
+    }
+
+    if let Some(spec) = &config.bootstrap {
+        if let Err(e) = node.bootstrap(spec).await {
+            tracing::error!(error = %e, "bootstrap failed");
+            stop.cancel();
+            finish(node, server).await.ok();
+            return Err(e);
+        }
+    }
+    tracing::info!(%addr, advertise = %advertise, "directory serving");
+
+    let task = tokio::spawn(async move {
+        stop.cancelled().await;
+        finish(node, server).await
+    });
+    Ok(Started { addr, task })
+}
+
+/// Waits for the server to stop, stops every group and closes the database.
+async fn finish(
+    node: Arc<Node>,
+    server: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+) -> Result<()> {
+    let served = server.await;
+    node.shutdown().await;
+    let db = node.db().clone();
+    drop(node);
+    // Raft workers drop their handles shortly after shutdown; wait (bounded) so the
+    // RocksDB lock is released before a restart opens the same directory.
+    let deadline = Instant::now() + DB_RELEASE_WAIT;
+    let mut db = db;
+    loop {
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                drop(db);
+                break;
+            }
+            Err(still_shared) => {
+                if Instant::now() >= deadline {
+                    tracing::warn!("database still referenced after shutdown");
+                    break;
+                }
+                db = still_shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    tracing::info!("directory stopped");
+    served??;
+    Ok(())
+}
+
+#[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
+mod sm_tests;

@@ -1,0 +1,214 @@
+//! The Raft log of one group, stored in the node's shared RocksDB under `l + group`.
+//!
+//! Durability rule: an append (and a vote) is acknowledged to openraft only after the
+//! RocksDB write batch is written with `sync = true`, i.e. after the WAL reached the disk.
+//! Concurrent synced writers of all groups are merged by RocksDB into one fsync, which is
+//! the group commit of the node.
+
+use crate::error::{read_logs_err, read_vote_err, write_logs_err, write_vote_err, Error};
+use crate::keys;
+use crate::types::{DirEntry, DirLogId, TypeConfig};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader, StorageError, Vote};
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const PURGED: &[u8] = b"purged";
+
+/// Writes `batch` with a synced WAL on the blocking pool.
+pub(crate) async fn write_synced(db: &Arc<DB>, batch: WriteBatch) -> Result<(), Error> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(batch, &wo)
+    })
+    .await??;
+    Ok(())
+}
+
+/// Log storage of one Raft group.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+    group: u64,
+}
+
+impl LogStore {
+    /// The log of `group` inside `db`.
+    pub fn new(db: Arc<DB>, group: u64) -> Self {
+        LogStore { db, group }
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(&self, name: &[u8]) -> Result<Option<T>, Error> {
+        match self
+            .db
+            .get_pinned(keys::named(keys::RAFT_META, self.group, name))?
+        {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn last_log_id(&self) -> Result<Option<DirLogId>, Error> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(keys::group_prefix(keys::LOG, self.group));
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek_for_prev(keys::log(self.group, u64::MAX));
+        if !it.valid() {
+            it.status()?;
+            return Ok(None);
+        }
+        match (it.key(), it.value()) {
+            (Some(k), Some(v)) if keys::log_index(self.group, k).is_some() => {
+                let e: DirEntry = serde_json::from_slice(v)?;
+                Ok(Some(e.log_id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<DirEntry>, Error> {
+        let mut ro = ReadOptions::default();
+        let upper = match end {
+            Some(e) => keys::log(self.group, e),
+            None => keys::group_prefix(keys::LOG, self.group + 1),
+        };
+        ro.set_iterate_upper_bound(upper);
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek(keys::log(self.group, start));
+        let mut out = Vec::new();
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let Some(index) = keys::log_index(self.group, k) else {
+                break;
+            };
+            let e: DirEntry = serde_json::from_slice(v)?;
+            if e.log_id.index != index {
+                return Err(Error::Corrupt(format!(
+                    "group {} log key {index} holds entry {}",
+                    self.group, e.log_id.index
+                )));
+            }
+            out.push(e);
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<DirEntry>, StorageError<u64>> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e.checked_add(1),
+            Bound::Excluded(e) => Some(*e),
+            Bound::Unbounded => None,
+        };
+        if matches!(end, Some(e) if e <= start) {
+            return Ok(Vec::new());
+        }
+        self.read_range(start, end).map_err(read_logs_err)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<u64>> {
+        let last_purged: Option<DirLogId> = self.get_json(PURGED).map_err(read_logs_err)?;
+        let last = self.last_log_id().map_err(read_logs_err)?;
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
+        let v = serde_json::to_vec(vote).map_err(write_vote_err)?;
+        let mut b = WriteBatch::default();
+        b.put(keys::named(keys::RAFT_META, self.group, VOTE), v);
+        write_synced(&self.db, b).await.map_err(write_vote_err)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError<u64>> {
+        self.get_json(VOTE).map_err(read_vote_err)
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<DirLogId>,
+    ) -> Result<(), StorageError<u64>> {
+        let v = serde_json::to_vec(&committed).map_err(write_logs_err)?;
+        self.db
+            .put(keys::named(keys::RAFT_META, self.group, COMMITTED), v)
+            .map_err(write_logs_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<DirLogId>, StorageError<u64>> {
+        Ok(self
+            .get_json::<Option<DirLogId>>(COMMITTED)
+            .map_err(read_logs_err)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<u64>>
+    where
+        I: IntoIterator<Item = DirEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut b = WriteBatch::default();
+        for e in entries {
+            let v = serde_json::to_vec(&e).map_err(write_logs_err)?;
+            b.put(keys::log(self.group, e.log_id.index), v);
+        }
+        // Acknowledge only once the WAL is on disk.
+        write_synced(&self.db, b).await.map_err(write_logs_err)?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: DirLogId) -> Result<(), StorageError<u64>> {
+        tracing::debug!(group = self.group, %log_id, "truncate log");
+        let mut b = WriteBatch::default();
+        b.delete_range(
+            keys::log(self.group, log_id.index),
+            keys::group_prefix(keys::LOG, self.group + 1),
+        );
+        write_synced(&self.db, b).await.map_err(write_logs_err)
+    }
+
+    async fn purge(&mut self, log_id: DirLogId) -> Result<(), StorageError<u64>> {
+        tracing::debug!(group = self.group, %log_id, "purge log");
+        let v = serde_json::to_vec(&log_id).map_err(write_logs_err)?;
+        let mut b = WriteBatch::default();
+        b.put(keys::named(keys::RAFT_META, self.group, PURGED), v);
+        b.delete_range(
+            keys::log(self.group, 0),
+            keys::log(self.group, log_id.index.saturating_add(1)),
+        );
+        write_synced(&self.db, b).await.map_err(write_logs_err)
+    }
+}

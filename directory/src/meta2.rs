@@ -1,0 +1,205 @@
+//! meta2: the contents of containers. One entry per key holds the prost-encoded
+//! `ContentHeader`; a per-container record keeps the object and byte counts; a reverse
+//! index `rawx id -> (chunk id, cid, key, version)` is maintained in the same Raft entry
+//! as every put and delete, so a lost volume can be rebuilt from it.
+
+use crate::error::Result;
+use crate::keys::sm;
+use crate::sm_data::{Overlay, SmView};
+use crate::types::{Refusal, Reply};
+use oxio_proto::v1::ContentHeader;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+
+/// Longest object key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Largest encoded content header: 1 MiB of inline data plus 64 KiB of metadata.
+pub const MAX_HEADER_BYTES: usize = 1024 * 1024 + 64 * 1024;
+/// Most chunks one content may list.
+pub const MAX_CHUNKS: usize = 4096;
+
+/// The meta2 record of a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMeta {
+    /// Owner.
+    pub account: String,
+    /// Container name.
+    pub name: String,
+    /// Number of keys.
+    pub objects: u64,
+    /// Sum of the content sizes.
+    pub bytes: u64,
+}
+
+/// One reverse-index entry: a chunk stored on a rawx.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReverseEntry {
+    /// Service id of the rawx.
+    pub rawx_id: String,
+    /// 64 hex.
+    pub chunk_id: String,
+    /// Container of the content.
+    pub cid: String,
+    /// Key of the content.
+    pub key: String,
+    /// Version of the content.
+    pub version: u64,
+}
+
+fn container_key(cid: &str) -> Vec<u8> {
+    sm::one(sm::M2_CONTAINER, cid.as_bytes())
+}
+
+fn load_meta(ov: &Overlay<'_>, cid: &str) -> Result<Option<ContainerMeta>> {
+    match ov.get(&container_key(cid))? {
+        Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+        None => Ok(None),
+    }
+}
+
+fn store_meta(ov: &mut Overlay<'_>, cid: &str, meta: &ContainerMeta) -> Result<()> {
+    ov.put(container_key(cid), serde_json::to_vec(meta)?);
+    Ok(())
+}
+
+fn unindex(ov: &mut Overlay<'_>, cid: &str, key: &str, h: &ContentHeader) {
+    for c in &h.chunks {
+        ov.delete(sm::reverse(&c.rawx_id, &c.chunk_id, cid, key));
+    }
+}
+
+fn index(ov: &mut Overlay<'_>, cid: &str, key: &str, h: &ContentHeader) -> Result<()> {
+    for c in &h.chunks {
+        let e = ReverseEntry {
+            rawx_id: c.rawx_id.clone(),
+            chunk_id: c.chunk_id.clone(),
+            cid: cid.to_string(),
+            key: key.to_string(),
+            version: h.version,
+        };
+        ov.put(
+            sm::reverse(&c.rawx_id, &c.chunk_id, cid, key),
+            serde_json::to_vec(&e)?,
+        );
+    }
+    Ok(())
+}
+
+/// Applies `InitContainer` (idempotent).
+pub fn apply_init_container(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    account: &str,
+    name: &str,
+) -> Result<Reply> {
+    if load_meta(ov, cid)?.is_none() {
+        let meta = ContainerMeta {
+            account: account.to_string(),
+            name: name.to_string(),
+            objects: 0,
+            bytes: 0,
+        };
+        store_meta(ov, cid, &meta)?;
+    }
+    Ok(Reply::Done)
+}
+
+/// Applies `DropContainer`: only an empty container goes.
+pub fn apply_drop_container(ov: &mut Overlay<'_>, cid: &str) -> Result<Reply> {
+    let Some(meta) = load_meta(ov, cid)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchContainer));
+    };
+    if meta.objects > 0 {
+        return Ok(Reply::Refused(Refusal::NotEmpty));
+    }
+    ov.delete(container_key(cid));
+    Ok(Reply::Done)
+}
+
+/// Applies `PutContent`: assigns `max(proposed, previous + 1)` as version, stores the
+/// header, updates the counts and the reverse index, returns the replaced header.
+pub fn apply_put_content(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    key: &str,
+    header: &[u8],
+    proposed_version: u64,
+) -> Result<Reply> {
+    let Some(mut meta) = load_meta(ov, cid)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchContainer));
+    };
+    let Ok(mut h) = ContentHeader::decode(header) else {
+        return Ok(Reply::Refused(Refusal::Invalid));
+    };
+    let ck = sm::content(cid, key);
+    let prev = match ov.get(&ck)? {
+        Some(v) => Some((ContentHeader::decode(v.as_slice())?, v)),
+        None => None,
+    };
+    let mut version = proposed_version;
+    if let Some((p, _)) = &prev {
+        version = version.max(p.version.saturating_add(1));
+        unindex(ov, cid, key, p);
+        meta.bytes = meta.bytes.saturating_sub(p.size);
+    } else {
+        meta.objects = meta.objects.saturating_add(1);
+    }
+    h.version = version;
+    meta.bytes = meta.bytes.saturating_add(h.size);
+    index(ov, cid, key, &h)?;
+    ov.put(ck, h.encode_to_vec());
+    store_meta(ov, cid, &meta)?;
+    Ok(Reply::Put {
+        version,
+        replaced: prev.map(|(_, bytes)| bytes),
+    })
+}
+
+/// Applies `DeleteContent`: removes the key, returns the removed header.
+pub fn apply_delete_content(ov: &mut Overlay<'_>, cid: &str, key: &str) -> Result<Reply> {
+    let Some(mut meta) = load_meta(ov, cid)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchContainer));
+    };
+    let ck = sm::content(cid, key);
+    let Some(v) = ov.get(&ck)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchKey));
+    };
+    let h = ContentHeader::decode(v.as_slice())?;
+    unindex(ov, cid, key, &h);
+    meta.objects = meta.objects.saturating_sub(1);
+    meta.bytes = meta.bytes.saturating_sub(h.size);
+    ov.delete(ck);
+    store_meta(ov, cid, &meta)?;
+    Ok(Reply::Deleted(v))
+}
+
+/// The meta2 record of a container.
+pub fn container_meta(view: &SmView<'_>, cid: &str) -> Result<Option<ContainerMeta>> {
+    match view.get(&container_key(cid))? {
+        Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+        None => Ok(None),
+    }
+}
+
+/// The header stored under a key, or why there is none.
+pub fn get_content(
+    view: &SmView<'_>,
+    cid: &str,
+    key: &str,
+) -> Result<std::result::Result<ContentHeader, Refusal>> {
+    if container_meta(view, cid)?.is_none() {
+        return Ok(Err(Refusal::NoSuchContainer));
+    }
+    match view.get(&sm::content(cid, key))? {
+        Some(v) => Ok(Ok(ContentHeader::decode(v.as_slice())?)),
+        None => Ok(Err(Refusal::NoSuchKey)),
+    }
+}
+
+/// Up to `limit` chunks recorded on one rawx, in index order.
+pub fn chunks_on_rawx(view: &SmView<'_>, rawx_id: &str, limit: usize) -> Result<Vec<ReverseEntry>> {
+    let (rows, _) = view.scan(&sm::reverse_of(rawx_id), limit)?;
+    rows.into_iter()
+        .map(|(_, v)| Ok(serde_json::from_slice(&v)?))
+        .collect()
+}

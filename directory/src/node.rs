@@ -1,0 +1,356 @@
+//! One directory node: the shared RocksDB, the Raft instances of the groups it hosts,
+//! the list of hosted groups persisted for restarts, and the single-node bootstrap.
+
+use crate::config::BootstrapSpec;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::log_store::{write_synced, LogStore};
+use crate::meta0;
+use crate::network::{Channels, NetworkFactory};
+use crate::state_machine::StateMachine;
+use crate::types::{
+    Command, DirRaft, GroupKind, GroupRecord, MemberRecord, Reply, META0_GROUP, META2_BASE,
+};
+use openraft::error::InitializeError;
+use openraft::error::RaftError;
+use openraft::{BasicNode, SnapshotPolicy};
+use rocksdb::{Options, WriteBatch, DB};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// How long bootstrap waits for a new group to elect this node.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+/// Node flag set once bootstrap completed.
+const BOOTSTRAPPED: &str = "bootstrapped";
+/// Node flag set when bootstrap starts, so an interrupted run resumes.
+const BOOTSTRAPPING: &str = "bootstrapping";
+/// Most groups one node hosts.
+pub const MAX_HOSTED_GROUPS: usize = 200_000;
+
+/// A group hosted by this node.
+pub struct Group {
+    /// Group id.
+    pub id: u64,
+    /// Level of the group.
+    pub kind: GroupKind,
+    /// The group's Raft instance.
+    pub raft: DirRaft,
+    /// The group's state machine (read side).
+    pub sm: StateMachine,
+}
+
+/// Raft figures of a group as this node sees them.
+#[derive(Clone, Debug, Default)]
+pub struct GroupView {
+    /// Current term.
+    pub term: u64,
+    /// Last applied log index.
+    pub applied_index: u64,
+    /// Last log index.
+    pub last_log_index: u64,
+    /// Whether this node leads the group.
+    pub is_leader: bool,
+    /// Address of the leader, when known.
+    pub leader_addr: Option<String>,
+    /// Voters and their addresses.
+    pub members: Vec<MemberRecord>,
+}
+
+/// A running directory node.
+pub struct Node {
+    /// Raft node id.
+    pub id: u64,
+    /// Advertised `host:port`.
+    pub addr: String,
+    db: Arc<DB>,
+    snapshot_dir: PathBuf,
+    raft_config: Arc<openraft::Config>,
+    channels: Channels,
+    groups: RwLock<BTreeMap<u64, Arc<Group>>>,
+}
+
+/// The Raft settings of every group.
+pub fn raft_config() -> Result<openraft::Config> {
+    openraft::Config {
+        cluster_name: "oxio-directory".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        max_payload_entries: 64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
+        max_in_snapshot_log_to_keep: 1000,
+        snapshot_max_chunk_size: 1024 * 1024,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(Error::raft)
+}
+
+/// Opens (creating if needed) the node's RocksDB under `data_dir/db`.
+pub fn open_db(data_dir: &Path) -> Result<DB> {
+    let path = data_dir.join("db");
+    std::fs::create_dir_all(&path)?;
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    Ok(DB::open(&opts, path)?)
+}
+
+impl Node {
+    /// A node over an opened database, restarting every group persisted as hosted.
+    pub async fn open(
+        id: u64,
+        addr: String,
+        db: Arc<DB>,
+        snapshot_dir: PathBuf,
+    ) -> Result<Arc<Node>> {
+        std::fs::create_dir_all(&snapshot_dir)?;
+        let node = Arc::new(Node {
+            id,
+            addr,
+            db,
+            snapshot_dir,
+            raft_config: Arc::new(raft_config()?),
+            channels: Channels::default(),
+            groups: RwLock::new(BTreeMap::new()),
+        });
+        for gid in node.persisted_groups()? {
+            node.start_group(gid).await?;
+        }
+        let n = node.groups_snapshot().len();
+        tracing::info!(node = id, groups = n, "directory node opened");
+        Ok(node)
+    }
+
+    /// The database (shared by every group).
+    pub fn db(&self) -> &Arc<DB> {
+        &self.db
+    }
+
+    /// The peer channel cache.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    fn persisted_groups(&self) -> Result<Vec<u64>> {
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_upper_bound(vec![keys::HOSTED + 1]);
+        let mut it = self.db.raw_iterator_opt(ro);
+        it.seek([keys::HOSTED]);
+        let mut out = Vec::new();
+        while it.valid() && out.len() < MAX_HOSTED_GROUPS {
+            if let Some(g) = it.key().and_then(keys::hosted_group) {
+                out.push(g);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    async fn start_group(&self, gid: u64) -> Result<Arc<Group>> {
+        if let Some(g) = self.group(gid) {
+            return Ok(g);
+        }
+        let log = LogStore::new(self.db.clone(), gid);
+        let sm = StateMachine::new(self.db.clone(), gid, self.snapshot_dir.clone());
+        let net = NetworkFactory::new(gid, self.id, self.channels.clone());
+        let raft = DirRaft::new(self.id, self.raft_config.clone(), net, log, sm.clone())
+            .await
+            .map_err(Error::raft)?;
+        let g = Arc::new(Group {
+            id: gid,
+            kind: GroupKind::of(gid),
+            raft,
+            sm,
+        });
+        let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        if groups.len() >= MAX_HOSTED_GROUPS {
+            return Err(Error::Config(format!(
+                "node hosts {MAX_HOSTED_GROUPS} groups already"
+            )));
+        }
+        Ok(groups.entry(gid).or_insert(g).clone())
+    }
+
+    /// Records `gid` as hosted here (durably) and starts its Raft instance.
+    pub async fn host_group(&self, gid: u64) -> Result<Arc<Group>> {
+        if let Some(g) = self.group(gid) {
+            return Ok(g);
+        }
+        let mut b = WriteBatch::default();
+        b.put(keys::hosted(gid), serde_json::to_vec(&GroupKind::of(gid))?);
+        write_synced(&self.db, b).await?;
+        self.start_group(gid).await
+    }
+
+    /// A hosted group.
+    pub fn group(&self, gid: u64) -> Option<Arc<Group>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&gid)
+            .cloned()
+    }
+
+    /// Every hosted group, by id.
+    pub fn groups_snapshot(&self) -> Vec<Arc<Group>> {
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Raft figures of a group from its local metrics.
+    pub fn view(&self, g: &Group) -> GroupView {
+        let m = g.raft.metrics().borrow().clone();
+        let leader_addr = m.current_leader.and_then(|l| {
+            if l == self.id {
+                Some(self.addr.clone())
+            } else {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            }
+        });
+        let members = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| MemberRecord {
+                node_id: *id,
+                addr: if *id == self.id {
+                    self.addr.clone()
+                } else {
+                    n.addr.clone()
+                },
+            })
+            .collect();
+        GroupView {
+            term: m.current_term,
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            is_leader: m.current_leader == Some(self.id),
+            leader_addr,
+            members,
+        }
+    }
+
+    /// Creates meta0, `meta1_groups` meta1 and `meta2_groups` meta2 groups with this node
+    /// as only voter, waits for their leaders and writes the meta0 table. Idempotent: a
+    /// node that finished once does nothing; an interrupted run resumes.
+    pub async fn bootstrap(&self, spec: &BootstrapSpec) -> Result<()> {
+        spec.validate()?;
+        if self.db.get(keys::node_flag(BOOTSTRAPPED))?.is_some() {
+            tracing::debug!("directory already bootstrapped");
+            return Ok(());
+        }
+        let resuming = self.db.get(keys::node_flag(BOOTSTRAPPING))?.is_some();
+        if !resuming && !self.groups_snapshot().is_empty() {
+            tracing::info!("node already hosts groups; bootstrap skipped");
+            return Ok(());
+        }
+        let mut b = WriteBatch::default();
+        b.put(keys::node_flag(BOOTSTRAPPING), b"1");
+        write_synced(&self.db, b).await?;
+        let mut plan = vec![META0_GROUP];
+        plan.extend(1..=u64::from(spec.meta1_groups));
+        plan.extend(META2_BASE..META2_BASE + u64::from(spec.meta2_groups));
+        tracing::info!(
+            meta1 = spec.meta1_groups,
+            meta2 = spec.meta2_groups,
+            "bootstrapping directory"
+        );
+        let me = BasicNode::new(self.addr.clone());
+        for gid in &plan {
+            let g = self.host_group(*gid).await?;
+            if g.raft.is_initialized().await.map_err(Error::raft)? {
+                continue;
+            }
+            let members = BTreeMap::from([(self.id, me.clone())]);
+            match g.raft.initialize(members).await {
+                Ok(()) => {}
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(Error::raft(e)),
+            }
+        }
+        for gid in &plan {
+            let g = self
+                .group(*gid)
+                .ok_or_else(|| Error::Raft(format!("group {gid} vanished")))?;
+            self.wait_leader(&g, LEADER_WAIT).await?;
+        }
+        let groups: Vec<GroupRecord> = plan
+            .iter()
+            .map(|gid| GroupRecord {
+                id: *gid,
+                kind: GroupKind::of(*gid),
+                members: vec![MemberRecord {
+                    node_id: self.id,
+                    addr: self.addr.clone(),
+                }],
+            })
+            .collect();
+        let meta0 = self
+            .group(META0_GROUP)
+            .ok_or_else(|| Error::Raft("meta0 vanished".into()))?;
+        let reply = meta0
+            .raft
+            .client_write(Command::Meta0Init {
+                prefix_to_meta1: meta0::even_table(spec.meta1_groups),
+                groups,
+            })
+            .await
+            .map_err(Error::raft)?;
+        if reply.data != Reply::Done {
+            return Err(Error::Raft(format!("meta0 init refused: {:?}", reply.data)));
+        }
+        let mut b = WriteBatch::default();
+        b.put(keys::node_flag(BOOTSTRAPPED), b"1");
+        b.delete(keys::node_flag(BOOTSTRAPPING));
+        write_synced(&self.db, b).await?;
+        tracing::info!(groups = plan.len(), "directory bootstrapped");
+        Ok(())
+    }
+
+    /// Waits until `g` has a leader (any node), up to `timeout`.
+    pub async fn wait_leader(&self, g: &Group, timeout: Duration) -> Result<()> {
+        g.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "group has a leader")
+            .await
+            .map_err(|e| Error::Timeout(format!("group {}: {e}", g.id)))?;
+        Ok(())
+    }
+
+    /// Counts of groups hosted and led, for heartbeats.
+    pub fn stats(&self) -> HashMap<String, f64> {
+        let groups = self.groups_snapshot();
+        let led = groups
+            .iter()
+            .filter(|g| g.raft.metrics().borrow().current_leader == Some(self.id))
+            .count();
+        HashMap::from([
+            ("groups_hosted".to_string(), groups.len() as f64),
+            ("groups_led".to_string(), led as f64),
+        ])
+    }
+
+    /// Stops every Raft instance and forgets them.
+    pub async fn shutdown(&self) {
+        let groups: Vec<Arc<Group>> = {
+            let mut map = self.groups.write().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *map).into_values().collect()
+        };
+        for g in groups {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = g.id, error = %e, "raft shutdown failed");
+            }
+        }
+    }
+}

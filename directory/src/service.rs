@@ -1,0 +1,615 @@
+//! The `Directory` gRPC service of one node: routes each call to the named group,
+//! puts a read barrier (read-index) before every read, proposes every write through Raft,
+//! and serves the Raft transport between nodes.
+
+use crate::listing::{self, ListParams};
+use crate::network::kind;
+use crate::node::{Group, Node};
+use crate::status::{self, from_check_leader, from_write, not_hosted, refusal, wrong_kind};
+use crate::types::{Command, GroupKind, Reply, META0_GROUP};
+use crate::{meta0, meta1, meta2};
+use oxio_proto::v1::directory_server::Directory;
+use oxio_proto::v1::*;
+use prost::Message;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+/// Deadline of a GetMeta0 call this node makes to another node.
+const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// gRPC front of a directory node.
+#[derive(Clone)]
+pub struct DirectoryService {
+    node: Arc<Node>,
+}
+
+type Res<T> = Result<Response<T>, Status>;
+
+/// Checks a container id (64 hex) and returns it upper-cased.
+pub fn parse_cid(cid: &str) -> Result<String, Status> {
+    if cid.len() != 64 || !cid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Status::invalid_argument("cid must be 64 hex characters"));
+    }
+    Ok(cid.to_ascii_uppercase())
+}
+
+fn check_name(what: &str, v: &str) -> Result<(), Status> {
+    if v.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{what} must not be empty"
+        )));
+    }
+    if v.len() > meta1::MAX_NAME_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{what} longer than {} bytes",
+            meta1::MAX_NAME_BYTES
+        )));
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), Status> {
+    if key.is_empty() {
+        return Err(Status::invalid_argument("key must not be empty"));
+    }
+    if key.len() > meta2::MAX_KEY_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "key longer than {} bytes",
+            meta2::MAX_KEY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+fn internal(e: crate::Error) -> Status {
+    tracing::error!(error = %e, "directory internal error");
+    Status::internal(e.to_string())
+}
+
+fn decode<M: Message + Default>(b: &[u8]) -> Result<M, Status> {
+    M::decode(b).map_err(|e| internal(e.into()))
+}
+
+fn unexpected(r: Reply) -> Status {
+    match r {
+        Reply::Refused(r) => refusal(r),
+        other => internal(crate::Error::Raft(format!("unexpected reply {other:?}"))),
+    }
+}
+
+impl DirectoryService {
+    /// The service of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        DirectoryService { node }
+    }
+
+    fn group(&self, gid: u64, want: GroupKind) -> Result<Arc<Group>, Status> {
+        let g = self.node.group(gid).ok_or_else(|| not_hosted(gid))?;
+        if g.kind != want {
+            return Err(wrong_kind(gid, g.kind, want));
+        }
+        Ok(g)
+    }
+
+    /// Read-index barrier: after it, local reads see every write acknowledged before.
+    async fn barrier(&self, g: &Group) -> Result<(), Status> {
+        g.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| from_check_leader(g.id, e))
+    }
+
+    async fn write(&self, g: &Group, cmd: Command) -> Result<Reply, Status> {
+        let name = cmd.name();
+        let r = g
+            .raft
+            .client_write(cmd)
+            .await
+            .map_err(|e| from_write(g.id, e))?;
+        tracing::debug!(group = g.id, command = name, log = %r.log_id, "applied");
+        Ok(r.data)
+    }
+
+    /// The meta2 group ids known to meta0: locally when this node leads meta0, else from
+    /// the meta0 leader or from the peers of `asking`.
+    async fn meta2_groups(&self, asking: &Group) -> Result<Vec<u64>, Status> {
+        let mut candidates: Vec<String> = Vec::new();
+        if let Some(m0) = self.node.group(META0_GROUP) {
+            match self.barrier(&m0).await {
+                Ok(()) => {
+                    let groups = meta0::read_groups(&m0.sm.view()).map_err(internal)?;
+                    return Ok(groups
+                        .into_iter()
+                        .filter(|g| g.kind == GroupKind::Meta2)
+                        .map(|g| g.id)
+                        .collect());
+                }
+                Err(_) => {
+                    if let Some(l) = self.node.view(&m0).leader_addr {
+                        candidates.push(l);
+                    }
+                }
+            }
+        }
+        for m in self.node.view(asking).members {
+            if m.node_id != self.node.id && !candidates.contains(&m.addr) {
+                candidates.push(m.addr);
+            }
+        }
+        for addr in candidates.iter().take(16) {
+            let Ok(mut client) = self.node.channels().client(addr) else {
+                continue;
+            };
+            let mut req = Request::new(GetMeta0Request {});
+            req.set_timeout(REMOTE_META0_TIMEOUT);
+            match client.get_meta0(req).await {
+                Ok(t) => {
+                    return Ok(t
+                        .into_inner()
+                        .groups
+                        .into_iter()
+                        .filter(|g| g.kind == oxio_proto::v1::GroupKind::Meta2 as i32)
+                        .map(|g| g.id)
+                        .collect())
+                }
+                Err(e) => tracing::debug!(peer = %addr, error = %e.message(), "GetMeta0 failed"),
+            }
+        }
+        Err(Status::unavailable("no meta0 replica reachable"))
+    }
+
+    async fn raft_call(&self, msg: RaftMessage) -> Result<RaftMessage, Status> {
+        let Some(g) = self.node.group(msg.group) else {
+            return Err(not_hosted(msg.group));
+        };
+        fn err(group: u64, m: String) -> RaftMessage {
+            RaftMessage {
+                group,
+                kind: kind::ERR.into(),
+                payload: m.into_bytes(),
+            }
+        }
+        let payload = match msg.kind.as_str() {
+            kind::APPEND => match serde_json::from_slice(&msg.payload) {
+                Ok(req) => serde_json::to_vec(&g.raft.append_entries(req).await),
+                Err(e) => return Ok(err(msg.group, format!("bad append request: {e}"))),
+            },
+            kind::VOTE => match serde_json::from_slice(&msg.payload) {
+                Ok(req) => serde_json::to_vec(&g.raft.vote(req).await),
+                Err(e) => return Ok(err(msg.group, format!("bad vote request: {e}"))),
+            },
+            kind::SNAPSHOT => match serde_json::from_slice(&msg.payload) {
+                Ok(req) => serde_json::to_vec(&g.raft.install_snapshot(req).await),
+                Err(e) => return Ok(err(msg.group, format!("bad snapshot request: {e}"))),
+            },
+            other => {
+                return Ok(err(
+                    msg.group,
+                    format!("unknown raft message kind {other:?}"),
+                ))
+            }
+        };
+        let payload = payload.map_err(|e| internal(e.into()))?;
+        Ok(RaftMessage {
+            group: msg.group,
+            kind: kind::OK.into(),
+            payload,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Directory for DirectoryService {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn get_meta0(&self, _request: Request<GetMeta0Request>) -> Res<Meta0Table> {
+        let g = self.group(META0_GROUP, GroupKind::Meta0)?;
+        self.barrier(&g).await?;
+        let view = g.sm.view();
+        let table = meta0::read_table(&view)
+            .map_err(internal)?
+            .ok_or_else(|| Status::unavailable("meta0 table not written yet"))?;
+        let groups = meta0::read_groups(&view).map_err(internal)?;
+        let groups = groups
+            .into_iter()
+            .map(|r| {
+                let leader_addr = self
+                    .node
+                    .group(r.id)
+                    .and_then(|local| self.node.view(&local).leader_addr)
+                    .unwrap_or_default();
+                GroupInfo {
+                    id: r.id,
+                    kind: r.kind.to_proto() as i32,
+                    members: r
+                        .members
+                        .into_iter()
+                        .map(|m| GroupMember {
+                            node_id: m.node_id,
+                            addr: m.addr,
+                        })
+                        .collect(),
+                    leader_addr,
+                }
+            })
+            .collect();
+        Ok(Response::new(Meta0Table {
+            prefix_to_meta1: table,
+            groups,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn create_account(&self, request: Request<CreateAccountRequest>) -> Res<AccountRecord> {
+        let req = request.into_inner();
+        check_name("account", &req.account)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        let cmd = Command::CreateAccount {
+            account: req.account,
+            ctime_ms: oxio_common::now_ms(),
+        };
+        match self.write(&g, cmd).await? {
+            Reply::Account(b) => Ok(Response::new(decode(&b)?)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_accounts(&self, request: Request<ListAccountsRequest>) -> Res<ListAccountsReply> {
+        let req = request.into_inner();
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        self.barrier(&g).await?;
+        let accounts = meta1::list_accounts(&g.sm.view()).map_err(internal)?;
+        Ok(Response::new(ListAccountsReply { accounts }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn put_access_key(&self, request: Request<PutAccessKeyRequest>) -> Res<AccessKeyRecord> {
+        let req = request.into_inner();
+        let mut key = req
+            .key
+            .ok_or_else(|| Status::invalid_argument("key is required"))?;
+        check_name("access_key", &key.access_key)?;
+        check_name("account", &key.account)?;
+        if key.secret_key.len() > meta1::MAX_NAME_BYTES {
+            return Err(Status::invalid_argument("secret_key too long"));
+        }
+        if key.ctime_ms == 0 {
+            key.ctime_ms = oxio_common::now_ms();
+        }
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        let cmd = Command::PutAccessKey {
+            record: key.encode_to_vec(),
+        };
+        match self.write(&g, cmd).await? {
+            Reply::AccessKey(b) => Ok(Response::new(decode(&b)?)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn get_access_key(&self, request: Request<GetAccessKeyRequest>) -> Res<AccessKeyRecord> {
+        let req = request.into_inner();
+        check_name("access_key", &req.access_key)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        self.barrier(&g).await?;
+        meta1::get_access_key(&g.sm.view(), &req.access_key)
+            .map_err(internal)?
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found("no such access key"))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_access_keys(
+        &self,
+        request: Request<ListAccessKeysRequest>,
+    ) -> Res<ListAccessKeysReply> {
+        let req = request.into_inner();
+        check_name("account", &req.account)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        self.barrier(&g).await?;
+        let keys = meta1::list_access_keys(&g.sm.view(), &req.account).map_err(internal)?;
+        Ok(Response::new(ListAccessKeysReply { keys }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn create_container(
+        &self,
+        request: Request<CreateContainerRequest>,
+    ) -> Res<ContainerRecord> {
+        let req = request.into_inner();
+        check_name("account", &req.account)?;
+        check_name("name", &req.name)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        let cid = oxio_common::container_id(&req.account, &req.name);
+        // Leader-side decisions happen before proposing; the barrier also fails fast
+        // with the leader's address on a follower.
+        self.barrier(&g).await?;
+        if meta1::get_container(&g.sm.view(), &cid)
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(Status::already_exists("container exists"));
+        }
+        let meta2 = self.meta2_groups(&g).await?;
+        if meta2.is_empty() {
+            return Err(Status::failed_precondition("meta0 lists no meta2 group"));
+        }
+        let meta2_group = meta2[rand::rng().random_range(0..meta2.len())];
+        let cmd = Command::CreateContainer {
+            account: req.account,
+            name: req.name,
+            cid,
+            meta2_group,
+            ctime_ms: oxio_common::now_ms(),
+        };
+        match self.write(&g, cmd).await? {
+            Reply::Container(b) => Ok(Response::new(decode(&b)?)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn get_container(&self, request: Request<GetContainerRequest>) -> Res<ContainerRecord> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        self.barrier(&g).await?;
+        meta1::get_container(&g.sm.view(), &cid)
+            .map_err(internal)?
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found("no such container"))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn delete_container(
+        &self,
+        request: Request<DeleteContainerRequest>,
+    ) -> Res<DeleteContainerReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        match self.write(&g, Command::DeleteContainer { cid }).await? {
+            Reply::Done => Ok(Response::new(DeleteContainerReply {})),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_containers(
+        &self,
+        request: Request<ListContainersRequest>,
+    ) -> Res<ListContainersReply> {
+        let req = request.into_inner();
+        check_name("account", &req.account)?;
+        let g = self.group(req.group, GroupKind::Meta1)?;
+        self.barrier(&g).await?;
+        let containers = meta1::list_containers(&g.sm.view(), &req.account).map_err(internal)?;
+        Ok(Response::new(ListContainersReply { containers }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn init_container(
+        &self,
+        request: Request<InitContainerRequest>,
+    ) -> Res<InitContainerReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        if req.account.len() > meta1::MAX_NAME_BYTES || req.name.len() > meta1::MAX_NAME_BYTES {
+            return Err(Status::invalid_argument("account or name too long"));
+        }
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        let cmd = Command::InitContainer {
+            cid,
+            account: req.account,
+            name: req.name,
+        };
+        match self.write(&g, cmd).await? {
+            Reply::Done => Ok(Response::new(InitContainerReply {})),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn drop_container(
+        &self,
+        request: Request<DropContainerRequest>,
+    ) -> Res<DropContainerReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        match self.write(&g, Command::DropContainer { cid }).await? {
+            Reply::Done => Ok(Response::new(DropContainerReply {})),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn container_stats(
+        &self,
+        request: Request<ContainerStatsRequest>,
+    ) -> Res<ContainerStatsReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        self.barrier(&g).await?;
+        let meta = meta2::container_meta(&g.sm.view(), &cid)
+            .map_err(internal)?
+            .ok_or_else(|| Status::not_found("no such container"))?;
+        Ok(Response::new(ContainerStatsReply {
+            objects: meta.objects,
+            bytes: meta.bytes,
+        }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn put_content(&self, request: Request<PutContentRequest>) -> Res<PutContentReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        check_key(&req.key)?;
+        let mut header = req
+            .header
+            .ok_or_else(|| Status::invalid_argument("header is required"))?;
+        if header.chunks.len() > meta2::MAX_CHUNKS {
+            return Err(Status::invalid_argument(format!(
+                "more than {} chunks",
+                meta2::MAX_CHUNKS
+            )));
+        }
+        if header.mtime_ms == 0 {
+            header.mtime_ms = oxio_common::now_ms();
+        }
+        let header = header.encode_to_vec();
+        if header.len() > meta2::MAX_HEADER_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "content header of {} bytes exceeds {} bytes",
+                header.len(),
+                meta2::MAX_HEADER_BYTES
+            )));
+        }
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        let cmd = Command::PutContent {
+            cid,
+            key: req.key,
+            header,
+            proposed_version: oxio_common::now_us(),
+        };
+        match self.write(&g, cmd).await? {
+            Reply::Put { version, replaced } => Ok(Response::new(PutContentReply {
+                version,
+                replaced: replaced.map(|b| decode(&b)).transpose()?,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn get_content(&self, request: Request<GetContentRequest>) -> Res<ContentRecord> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        check_key(&req.key)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        self.barrier(&g).await?;
+        match meta2::get_content(&g.sm.view(), &cid, &req.key).map_err(internal)? {
+            Ok(header) => Ok(Response::new(ContentRecord {
+                key: req.key,
+                header: Some(header),
+            })),
+            Err(r) => Err(refusal(r)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn delete_content(&self, request: Request<DeleteContentRequest>) -> Res<ContentRecord> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        check_key(&req.key)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        let cmd = Command::DeleteContent {
+            cid,
+            key: req.key.clone(),
+        };
+        match self.write(&g, cmd).await? {
+            Reply::Deleted(b) => Ok(Response::new(ContentRecord {
+                key: req.key,
+                header: Some(decode(&b)?),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_contents(&self, request: Request<ListContentsRequest>) -> Res<ListContentsReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        for (what, v) in [
+            ("prefix", &req.prefix),
+            ("delimiter", &req.delimiter),
+            ("start_after", &req.start_after),
+        ] {
+            if v.len() > meta2::MAX_KEY_BYTES {
+                return Err(Status::invalid_argument(format!("{what} too long")));
+            }
+        }
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        self.barrier(&g).await?;
+        let view = g.sm.view();
+        if meta2::container_meta(&view, &cid)
+            .map_err(internal)?
+            .is_none()
+        {
+            return Err(Status::not_found("no such container"));
+        }
+        let mut cursor = view.cursor(&crate::keys::sm::contents_of(&cid));
+        let params = ListParams {
+            prefix: &req.prefix,
+            delimiter: &req.delimiter,
+            start_after: &req.start_after,
+            max_keys: req.max_keys,
+        };
+        let reply = listing::list(&mut cursor, &params, |k, v| {
+            let h = ContentHeader::decode(v)?;
+            Ok(ListEntry {
+                key: String::from_utf8_lossy(k).into_owned(),
+                size: h.size,
+                etag: h.etag,
+                mtime_ms: h.mtime_ms,
+                policy: h.policy,
+            })
+        })
+        .map_err(internal)?;
+        cursor.status().map_err(internal)?;
+        Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn status(&self, _request: Request<StatusRequest>) -> Res<StatusReply> {
+        let groups = self
+            .node
+            .groups_snapshot()
+            .iter()
+            .map(|g| {
+                let v = self.node.view(g);
+                GroupStatus {
+                    group: Some(GroupInfo {
+                        id: g.id,
+                        kind: g.kind.to_proto() as i32,
+                        members: v
+                            .members
+                            .iter()
+                            .map(|m| GroupMember {
+                                node_id: m.node_id,
+                                addr: m.addr.clone(),
+                            })
+                            .collect(),
+                        leader_addr: v.leader_addr.clone().unwrap_or_default(),
+                    }),
+                    term: v.term,
+                    applied_index: v.applied_index,
+                    last_log_index: v.last_log_index,
+                    is_leader: v.is_leader,
+                }
+            })
+            .collect();
+        Ok(Response::new(StatusReply {
+            node_id: self.node.id,
+            addr: self.node.addr.clone(),
+            groups,
+        }))
+    }
+
+    async fn raft(&self, request: Request<RaftMessage>) -> Res<RaftMessage> {
+        let msg = request.into_inner();
+        let span = tracing::trace_span!("raft_rpc", group = msg.group, kind = %msg.kind);
+        self.raft_call(msg)
+            .instrument(span)
+            .await
+            .map(Response::new)
+    }
+}
+
+/// Re-exported for tests and callers that map statuses themselves.
+pub use status::LEADER_METADATA;

@@ -1,0 +1,142 @@
+//! Access to one group's state-machine data range (`s + group + sub-key`): a read-only
+//! view for queries, and a write overlay that collects the changes of one `apply` call so
+//! that later entries of the same call see earlier ones before the single batch is written.
+
+use crate::error::Result;
+use crate::keys;
+use rocksdb::{DBRawIterator, ReadOptions, WriteBatch, DB};
+use std::collections::BTreeMap;
+
+/// `(key suffix, value)` pairs read from a range.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Read-only view of a group's state-machine data.
+#[derive(Clone, Copy)]
+pub struct SmView<'a> {
+    db: &'a DB,
+    group: u64,
+}
+
+impl<'a> SmView<'a> {
+    /// The data of `group` in `db`.
+    pub fn new(db: &'a DB, group: u64) -> Self {
+        SmView { db, group }
+    }
+
+    /// Value of a sub-key.
+    pub fn get(&self, sub: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(keys::named(keys::SM_DATA, self.group, sub))?)
+    }
+
+    /// Up to `limit` `(sub-key suffix after prefix, value)` pairs whose sub-key starts with
+    /// `prefix`, in key order. The bool says whether more remained.
+    pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<(Rows, bool)> {
+        let mut cursor = self.cursor(prefix);
+        cursor.seek(b"");
+        let mut out = Vec::new();
+        while let Some((k, v)) = cursor.current() {
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            cursor.next();
+        }
+        cursor.status()?;
+        Ok((out, false))
+    }
+
+    /// A cursor over the sub-keys starting with `prefix`; keys it yields have the prefix
+    /// removed.
+    pub fn cursor(&self, prefix: &[u8]) -> Cursor<'a> {
+        let full = keys::named(keys::SM_DATA, self.group, prefix);
+        let mut ro = ReadOptions::default();
+        if let Some(end) = keys::prefix_end(&full) {
+            ro.set_iterate_upper_bound(end);
+        }
+        let it = self.db.raw_iterator_opt(ro);
+        Cursor { it, prefix: full }
+    }
+}
+
+/// A positioned iterator over one key prefix, yielding keys without the prefix.
+pub struct Cursor<'a> {
+    it: DBRawIterator<'a>,
+    prefix: Vec<u8>,
+}
+
+impl Cursor<'_> {
+    /// Moves to the first key `>= prefix + suffix`.
+    pub fn seek(&mut self, suffix: &[u8]) {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(suffix);
+        self.it.seek(k);
+    }
+
+    /// The current `(suffix, value)`, or `None` at the end of the prefix.
+    pub fn current(&self) -> Option<(&[u8], &[u8])> {
+        if !self.it.valid() {
+            return None;
+        }
+        let (k, v) = (self.it.key()?, self.it.value()?);
+        let suffix = k.strip_prefix(self.prefix.as_slice())?;
+        Some((suffix, v))
+    }
+
+    /// Advances by one key.
+    pub fn next(&mut self) {
+        self.it.next();
+    }
+
+    /// The iterator's error, if it stopped on one.
+    pub fn status(&self) -> Result<()> {
+        Ok(self.it.status()?)
+    }
+}
+
+/// Pending changes of one `apply` call on top of the stored data.
+pub struct Overlay<'a> {
+    view: SmView<'a>,
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `group`'s data.
+    pub fn new(db: &'a DB, group: u64) -> Self {
+        Overlay {
+            view: SmView::new(db, group),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Value of a sub-key, pending changes first.
+    pub fn get(&self, sub: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.pending.get(sub) {
+            Some(v) => Ok(v.clone()),
+            None => self.view.get(sub),
+        }
+    }
+
+    /// Sets a sub-key.
+    pub fn put(&mut self, sub: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(sub, Some(value));
+    }
+
+    /// Removes a sub-key.
+    pub fn delete(&mut self, sub: Vec<u8>) {
+        self.pending.insert(sub, None);
+    }
+
+    /// The changes as one RocksDB batch (full keys).
+    pub fn into_batch(self) -> WriteBatch {
+        let group = self.view.group;
+        let mut b = WriteBatch::default();
+        for (sub, v) in self.pending {
+            let k = keys::named(keys::SM_DATA, group, &sub);
+            match v {
+                Some(v) => b.put(k, v),
+                None => b.delete(k),
+            }
+        }
+        b
+    }
+}

@@ -1,0 +1,264 @@
+//! The Raft type configuration shared by every group, and the commands (app data) and
+//! replies that flow through the replicated log.
+
+use serde::{Deserialize, Serialize};
+
+openraft::declare_raft_types!(
+    /// Raft types of every directory group: `u64` node ids, `BasicNode { addr }` members,
+    /// [`Command`] entries, [`Reply`] responses and snapshots streamed through files.
+    pub TypeConfig:
+        D = Command,
+        R = Reply,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A Raft instance of one directory group.
+pub type DirRaft = openraft::Raft<TypeConfig>;
+/// A log entry of a directory group.
+pub type DirEntry = openraft::Entry<TypeConfig>;
+/// Log id of a directory group.
+pub type DirLogId = openraft::LogId<u64>;
+/// Membership as stored by the state machine.
+pub type DirMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
+/// Snapshot metadata of a directory group.
+pub type DirSnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
+
+/// Group id of meta0.
+pub const META0_GROUP: u64 = 0;
+/// First group id of meta2 groups; meta1 groups are `1..META2_BASE`.
+pub const META2_BASE: u64 = 1000;
+
+/// The three levels of the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum GroupKind {
+    /// Prefix table and group membership.
+    Meta0,
+    /// Accounts, access keys, containers.
+    Meta1,
+    /// Container contents.
+    Meta2,
+}
+
+impl GroupKind {
+    /// The kind a group id belongs to by construction of the id space.
+    pub fn of(group: u64) -> GroupKind {
+        match group {
+            META0_GROUP => GroupKind::Meta0,
+            g if g < META2_BASE => GroupKind::Meta1,
+            _ => GroupKind::Meta2,
+        }
+    }
+
+    /// The protobuf enumeration value.
+    pub fn to_proto(self) -> oxio_proto::v1::GroupKind {
+        match self {
+            GroupKind::Meta0 => oxio_proto::v1::GroupKind::Meta0,
+            GroupKind::Meta1 => oxio_proto::v1::GroupKind::Meta1,
+            GroupKind::Meta2 => oxio_proto::v1::GroupKind::Meta2,
+        }
+    }
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GroupKind::Meta0 => "meta0",
+            GroupKind::Meta1 => "meta1",
+            GroupKind::Meta2 => "meta2",
+        })
+    }
+}
+
+/// A member of a group as recorded in the meta0 table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Directory node id.
+    pub node_id: u64,
+    /// `host:port` of the node.
+    pub addr: String,
+}
+
+/// A group as recorded in the meta0 table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Group id.
+    pub id: u64,
+    /// Level of the group.
+    pub kind: GroupKind,
+    /// Voters of the group.
+    pub members: Vec<MemberRecord>,
+}
+
+/// Serde helper: byte strings as hex inside JSON (instead of arrays of numbers).
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        hex::decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helper: optional byte strings as hex.
+pub(crate) mod opt_hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+        s.map(|s| hex::decode(s.as_bytes()).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A state change proposed to a group. Everything non-deterministic (clocks, random
+/// choices) is decided by the leader and carried here, so every replica applies the
+/// same bytes to the same state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// meta0: set the prefix table and the group records (bootstrap, rebalancing).
+    Meta0Init {
+        /// 65,536 entries: prefix -> meta1 group id.
+        prefix_to_meta1: Vec<u64>,
+        /// Every group of the directory.
+        groups: Vec<GroupRecord>,
+    },
+    /// meta1: create an account unless it exists.
+    CreateAccount {
+        /// Account name.
+        account: String,
+        /// Creation time chosen by the leader.
+        ctime_ms: u64,
+    },
+    /// meta1: create or replace an access key (prost `AccessKeyRecord`).
+    PutAccessKey {
+        /// Encoded `AccessKeyRecord`.
+        #[serde(with = "hex_bytes")]
+        record: Vec<u8>,
+    },
+    /// meta1: create a container unless it exists.
+    CreateContainer {
+        /// Owner.
+        account: String,
+        /// Container name.
+        name: String,
+        /// `container_id(account, name)`.
+        cid: String,
+        /// meta2 group chosen by the leader.
+        meta2_group: u64,
+        /// Creation time chosen by the leader.
+        ctime_ms: u64,
+    },
+    /// meta1: forget a container (idempotent).
+    DeleteContainer {
+        /// Container id.
+        cid: String,
+    },
+    /// meta2: create a container's record (idempotent).
+    InitContainer {
+        /// Container id.
+        cid: String,
+        /// Owner.
+        account: String,
+        /// Container name.
+        name: String,
+    },
+    /// meta2: remove an empty container.
+    DropContainer {
+        /// Container id.
+        cid: String,
+    },
+    /// meta2: store a content header under a key.
+    PutContent {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Encoded `ContentHeader`.
+        #[serde(with = "hex_bytes")]
+        header: Vec<u8>,
+        /// The leader's clock in microseconds; the applied version is at least this.
+        proposed_version: u64,
+    },
+    /// meta2: remove a content.
+    DeleteContent {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+    },
+}
+
+impl Command {
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Meta0Init { .. } => "meta0_init",
+            Command::CreateAccount { .. } => "create_account",
+            Command::PutAccessKey { .. } => "put_access_key",
+            Command::CreateContainer { .. } => "create_container",
+            Command::DeleteContainer { .. } => "delete_container",
+            Command::InitContainer { .. } => "init_container",
+            Command::DropContainer { .. } => "drop_container",
+            Command::PutContent { .. } => "put_content",
+            Command::DeleteContent { .. } => "delete_content",
+        }
+    }
+}
+
+/// A deterministic refusal decided while applying a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The container is not known to this group.
+    NoSuchContainer,
+    /// The key is not in the container.
+    NoSuchKey,
+    /// The container still holds objects.
+    NotEmpty,
+    /// The container already exists.
+    ContainerExists,
+    /// The command is malformed (e.g. wrong table size).
+    Invalid,
+    /// The command does not belong to this kind of group.
+    WrongGroup,
+}
+
+/// The outcome of applying one log entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Blank and membership entries, and commands without a payload to return.
+    #[default]
+    Done,
+    /// An encoded `AccountRecord`.
+    Account(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// An encoded `AccessKeyRecord`.
+    AccessKey(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// An encoded `ContainerRecord`.
+    Container(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// Result of a put: the assigned version and the replaced header.
+    Put {
+        /// Assigned version.
+        version: u64,
+        /// Encoded `ContentHeader` that was replaced.
+        #[serde(with = "opt_hex_bytes")]
+        replaced: Option<Vec<u8>>,
+    },
+    /// An encoded `ContentHeader` that was removed.
+    Deleted(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// The command was refused; the state did not change.
+    Refused(Refusal),
+}

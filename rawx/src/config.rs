@@ -1,0 +1,139 @@
+//! Configuration of one rawx service (one volume) and the choice of I/O driver.
+
+use crate::error::{Error, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default checksum segment size: 64 KiB.
+pub const DEFAULT_SEGMENT_BYTES: u32 = 64 * 1024;
+/// Smallest allowed checksum segment (keeps the checksum table bounded).
+pub const MIN_SEGMENT_BYTES: u32 = 4 * 1024;
+/// Largest allowed checksum segment (a segment is read whole to verify it).
+pub const MAX_SEGMENT_BYTES: u32 = 16 * 1024 * 1024;
+/// Default largest chunk: 4 GiB.
+pub const DEFAULT_MAX_CHUNK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Default time between two heartbeats.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Most worker threads one service runs.
+pub const MAX_WORKERS: usize = 256;
+
+/// Which compio driver the worker runtimes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// io_uring when the kernel allows it, polling otherwise.
+    #[default]
+    Auto,
+    /// io_uring only: starting fails when the kernel refuses it.
+    IoUring,
+    /// epoll-based polling driver.
+    Polling,
+}
+
+/// Settings of one rawx service.
+#[derive(Debug, Clone)]
+pub struct RawxConfig {
+    /// Stable service id, e.g. "rawx-0".
+    pub id: String,
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `host:port` announced to the conscience; defaults to the bound address.
+    pub advertise: Option<String>,
+    /// Folder holding the chunk files (created if missing).
+    pub volume: PathBuf,
+    /// Dotted location, e.g. "local.rack1.host1.vol0".
+    pub location: String,
+    /// Number of worker threads (each with its own compio runtime); 0 = one per core.
+    pub workers: usize,
+    /// I/O driver of the worker runtimes.
+    pub driver: Driver,
+    /// Size of a checksum segment in bytes.
+    pub segment_bytes: u32,
+    /// Largest chunk accepted by a PUT; larger bodies get 413.
+    pub max_chunk_bytes: u64,
+    /// Conscience addresses the heartbeat goes to (empty: no heartbeat).
+    pub conscience: Vec<String>,
+    /// Time between two heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl RawxConfig {
+    /// A config with defaults for everything but the id, the listen address and the volume.
+    pub fn new(id: impl Into<String>, listen: SocketAddr, volume: impl Into<PathBuf>) -> Self {
+        RawxConfig {
+            id: id.into(),
+            listen,
+            advertise: None,
+            volume: volume.into(),
+            location: "local.local.local.vol0".to_string(),
+            workers: 0,
+            driver: Driver::Auto,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            conscience: Vec::new(),
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+        }
+    }
+
+    /// Checks the fields against each other and says what to fix.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.is_empty() || self.id.len() > 128 {
+            return Err(Error::Config("id must be 1..=128 characters".into()));
+        }
+        if self.volume.as_os_str().is_empty() {
+            return Err(Error::Config("volume must name a folder".into()));
+        }
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(Error::Config(format!(
+                "segment_bytes {} out of range {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES}",
+                self.segment_bytes
+            )));
+        }
+        if self.max_chunk_bytes == 0 {
+            return Err(Error::Config("max_chunk_bytes must be > 0".into()));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(Error::Config(format!(
+                "workers {} above the maximum {MAX_WORKERS}",
+                self.workers
+            )));
+        }
+        if !self.conscience.is_empty() && self.heartbeat_interval.is_zero() {
+            return Err(Error::Config(
+                "heartbeat_interval must be > 0 when conscience is set".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Worker count after resolving 0 to the number of cores.
+    pub fn effective_workers(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(MAX_WORKERS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let c = RawxConfig::new("rawx-0", "127.0.0.1:0".parse().unwrap(), "/tmp/x");
+        c.validate().unwrap();
+        assert!(c.effective_workers() >= 1);
+        assert_eq!(c.segment_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn bad_segment_rejected() {
+        let mut c = RawxConfig::new("rawx-0", "127.0.0.1:0".parse().unwrap(), "/tmp/x");
+        c.segment_bytes = 100;
+        assert!(matches!(c.validate(), Err(Error::Config(_))));
+    }
+}

@@ -1,0 +1,349 @@
+//! Request routing and the chunk handlers (PUT, GET, HEAD, DELETE, `/info`).
+
+use crate::conn::{BodyReader, Conn, Timeouts};
+use crate::error::{Error, Result};
+use crate::format::{parse_chunk_id, ChunkAttrs, ChunkMeta};
+use crate::http::{parse_range, BodyKind, Method, Request, ResponseHead};
+use crate::store::Volume;
+use compio::buf::{IntoInner, IoBuf};
+use compio::net::TcpStream;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Bytes read from disk (and sent) per step of a GET, and received per step of a PUT.
+pub const PIECE_BYTES: usize = 256 * 1024;
+/// Most requests served on one connection before it is closed.
+const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
+
+/// What every connection of a service shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The volume.
+    pub volume: Volume,
+    /// Service id.
+    pub id: String,
+    /// Driver name in use ("io_uring" or "polling").
+    pub driver: &'static str,
+    /// Largest accepted chunk.
+    pub max_chunk_bytes: u64,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Fires when the service stops.
+    pub shutdown: CancellationToken,
+}
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    KeepAlive,
+    Close,
+}
+
+/// Serves requests on one connection until the client leaves, an error forces a
+/// close, or the service shuts down.
+pub async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let mut conn = Conn::new(stream, shared.timeouts);
+    let mut buf: Vec<u8> = Vec::with_capacity(PIECE_BYTES);
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let req = match conn.read_head(&shared.shutdown).await {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
+            Err(Error::ClientGone(reason)) => {
+                tracing::debug!(%reason, "connection ended inside a request head");
+                return;
+            }
+            Err(e) => {
+                let _ = send_error(&mut conn, &shared, &e, true, false).await;
+                return;
+            }
+        };
+        shared.volume.stats().request();
+        let target = req.target.clone();
+        let span =
+            tracing::info_span!("rawx_request", method = req.method.as_str(), target = %target);
+        let flow = handle(&mut conn, &req, &shared, &mut buf)
+            .instrument(span)
+            .await;
+        if flow == Flow::Close || !req.keep_alive() || shared.shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+async fn handle(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8>) -> Flow {
+    let has_body = !matches!(req.body_kind(), Ok(BodyKind::None | BodyKind::Length(0)));
+    match route(conn, req, shared, buf).await {
+        Ok(flow) => flow,
+        Err(Error::ClientGone(reason)) => {
+            tracing::debug!(%reason, "client gone");
+            Flow::Close
+        }
+        Err(e) => {
+            // A body we did not read fully makes the connection unusable.
+            let close = has_body || !req.keep_alive();
+            match send_error(conn, shared, &e, close, req.method == Method::Head).await {
+                Ok(()) if !close => Flow::KeepAlive,
+                _ => Flow::Close,
+            }
+        }
+    }
+}
+
+async fn route(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8>) -> Result<Flow> {
+    let path = &req.target[1..];
+    if path == "info" {
+        return match req.method {
+            Method::Get => info(conn, shared).await,
+            _ => Err(Error::MethodNotAllowed),
+        };
+    }
+    let id = parse_chunk_id(path)?;
+    tracing::Span::current().record("target", id.as_str());
+    match req.method {
+        Method::Put => put(conn, req, shared, &id, buf).await,
+        Method::Get | Method::Head => {
+            if req.body_kind()? != BodyKind::None {
+                return Err(Error::BadRequest("GET and HEAD take no body".into()));
+            }
+            get(conn, req, shared, &id, buf).await
+        }
+        Method::Delete => {
+            shared.volume.delete(&id).await?;
+            tracing::debug!(chunk = %id, "chunk deleted");
+            send_small(conn, ResponseHead::new(204), b"").await
+        }
+        Method::Other(_) => Err(Error::MethodNotAllowed),
+    }
+}
+
+/// Sends a head and a small body in one write.
+async fn send_small(conn: &mut Conn, mut head: ResponseHead, body: &[u8]) -> Result<Flow> {
+    head.content_length = body.len() as u64;
+    let mut out = Vec::with_capacity(256 + body.len());
+    head.encode(&mut out);
+    out.extend_from_slice(body);
+    let (res, _) = conn.write_all(out).await;
+    res?;
+    Ok(if head.close {
+        Flow::Close
+    } else {
+        Flow::KeepAlive
+    })
+}
+
+/// Answers `err`; `head_request`: the body is announced but not sent (HEAD).
+async fn send_error(
+    conn: &mut Conn,
+    shared: &Shared,
+    err: &Error,
+    close: bool,
+    head_request: bool,
+) -> Result<()> {
+    let status = err.status();
+    if err.is_corruption() {
+        shared.volume.stats().checksum_error();
+        tracing::error!(error = %err, "chunk corruption detected");
+    } else if status >= 500 {
+        tracing::error!(error = %err, status, "request failed");
+    } else {
+        tracing::debug!(error = %err, status, "request rejected");
+    }
+    let mut head = ResponseHead::new(status).header("content-type", "text/plain");
+    if let Some(code) = err.error_code() {
+        head = head.header("x-oxio-error", code);
+    }
+    if let Error::RangeNotSatisfiable { size } = err {
+        head = head.header("content-range", format!("bytes */{size}"));
+    }
+    if matches!(err, Error::MethodNotAllowed) {
+        head = head.header("allow", "GET, HEAD, PUT, DELETE");
+    }
+    head.close = close;
+    let body = format!("{err}\n");
+    if head_request {
+        head.content_length = body.len() as u64;
+        let mut out = Vec::with_capacity(256);
+        head.encode(&mut out);
+        let (res, _) = conn.write_all(out).await;
+        return res;
+    }
+    send_small(conn, head, body.as_bytes()).await.map(|_| ())
+}
+
+async fn info(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
+    let stats = shared.volume.stats();
+    let body = serde_json::json!({
+        "id": shared.id,
+        "chunks": stats.chunks(),
+        "bytes": stats.bytes(),
+        "driver": shared.driver,
+        "requests": stats.requests(),
+        "checksum_errors": stats.checksum_errors(),
+    })
+    .to_string();
+    let head = ResponseHead::new(200).header("content-type", "application/json");
+    send_small(conn, head, body.as_bytes()).await
+}
+
+fn attrs_from(req: &Request) -> Result<ChunkAttrs> {
+    let get = |n: &str| req.header(n).unwrap_or_default().to_string();
+    let attrs = ChunkAttrs {
+        container: get("x-oxio-chunk-container"),
+        content: get("x-oxio-chunk-content"),
+        position: get("x-oxio-chunk-position"),
+        policy: get("x-oxio-chunk-policy"),
+    };
+    attrs.validate()?;
+    Ok(attrs)
+}
+
+async fn put(
+    conn: &mut Conn,
+    req: &Request,
+    shared: &Shared,
+    id: &str,
+    buf: &mut Vec<u8>,
+) -> Result<Flow> {
+    let attrs = attrs_from(req)?;
+    let kind = req.body_kind()?;
+    let limit_bytes = shared.max_chunk_bytes;
+    match kind {
+        BodyKind::None => return Err(Error::LengthRequired),
+        BodyKind::Length(n) if n > limit_bytes => return Err(Error::TooLarge { limit_bytes }),
+        _ => {}
+    }
+    let mut writer = shared.volume.create(id, attrs).await?;
+    if req.expects_continue() {
+        let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
+        res?;
+    }
+    let mut body = BodyReader::new(kind);
+    let mut data = std::mem::take(buf);
+    data.clear();
+    data.reserve(PIECE_BYTES);
+    // Bounded: each round consumes at least one body byte or ends.
+    loop {
+        data.clear();
+        let mut ended = false;
+        while data.len() < data.capacity() {
+            let (res, back) = body.read(conn, data).await;
+            data = back;
+            if res? == 0 {
+                ended = true;
+                break;
+            }
+        }
+        if writer.written() + data.len() as u64 > limit_bytes {
+            return Err(Error::TooLarge { limit_bytes });
+        }
+        if !data.is_empty() {
+            let (res, back) = writer.append(data).await;
+            data = back;
+            res?;
+        }
+        if ended || body.is_done() {
+            break;
+        }
+    }
+    *buf = data;
+    let meta = writer.commit().await?;
+    tracing::debug!(chunk = %id, size = meta.size, "chunk stored");
+    let head = ResponseHead::new(201)
+        .header("x-oxio-chunk-size", meta.size.to_string())
+        .header("x-oxio-chunk-hash", meta.hash_string());
+    send_small(conn, head, b"").await
+}
+
+fn chunk_headers(mut head: ResponseHead, meta: &ChunkMeta) -> ResponseHead {
+    for (name, value) in [
+        ("x-oxio-chunk-container", &meta.container),
+        ("x-oxio-chunk-content", &meta.content),
+        ("x-oxio-chunk-position", &meta.position),
+        ("x-oxio-chunk-policy", &meta.policy),
+    ] {
+        if !value.is_empty() {
+            head = head.header(name, value.clone());
+        }
+    }
+    head.header("x-oxio-chunk-size", meta.size.to_string())
+        .header("x-oxio-chunk-hash", meta.hash_string())
+        .header("accept-ranges", "bytes")
+}
+
+async fn get(
+    conn: &mut Conn,
+    req: &Request,
+    shared: &Shared,
+    id: &str,
+    buf: &mut Vec<u8>,
+) -> Result<Flow> {
+    let reader = shared.volume.open(id).await?;
+    let meta = reader.meta().clone();
+    let (status, first, last) = match req.header("range") {
+        Some(r) => {
+            let (a, b) = parse_range(r, meta.size)?;
+            (206, a, b)
+        }
+        None if meta.size == 0 => (200, 0, 0),
+        None => (200, 0, meta.size - 1),
+    };
+    let len = if meta.size == 0 { 0 } else { last - first + 1 };
+    let mut head = chunk_headers(ResponseHead::new(status), &meta);
+    if status == 206 {
+        head = head.header(
+            "content-range",
+            format!("bytes {first}-{last}/{}", meta.size),
+        );
+    }
+    head.content_length = len;
+    if req.method == Method::Head || len == 0 {
+        let mut out = Vec::with_capacity(512);
+        head.encode(&mut out);
+        let (res, _) = conn.write_all(out).await;
+        res?;
+        return Ok(Flow::KeepAlive);
+    }
+    let seg = u64::from(meta.segment_bytes);
+    let piece_segments = (PIECE_BYTES as u64 / seg).max(1);
+    let last_segment = meta.segment_of(last);
+    let mut segment = meta.segment_of(first);
+    let mut data = std::mem::take(buf);
+    // The first piece is read and verified before the head goes out, so a checksum
+    // mismatch there is answered with a 500.
+    let mut head_bytes = Some(head);
+    // Bounded by the number of segments in the range.
+    while segment <= last_segment {
+        let count = piece_segments.min(last_segment - segment + 1);
+        let (res, back) = reader.read_segments(segment, count, data).await;
+        data = back;
+        if let Err(e) = res {
+            if head_bytes.is_some() {
+                *buf = data;
+                return Err(e);
+            }
+            if e.is_corruption() {
+                shared.volume.stats().checksum_error();
+            }
+            tracing::error!(chunk = %id, error = %e, "read failed mid-stream, closing connection");
+            return Ok(Flow::Close);
+        }
+        let piece_start = segment * seg;
+        let from = (first.max(piece_start) - piece_start) as usize;
+        let to = ((last + 1).min(piece_start + data.len() as u64) - piece_start) as usize;
+        if let Some(head) = head_bytes.take() {
+            let mut out = Vec::with_capacity(512 + (to - from));
+            head.encode(&mut out);
+            out.extend_from_slice(&data[from..to]);
+            let (res, _) = conn.write_all(out).await;
+            res?;
+        } else {
+            let (res, back) = conn.write_all(data.slice(from..to)).await;
+            res?;
+            data = back.map(IntoInner::into_inner).unwrap_or_default();
+        }
+        segment += count;
+    }
+    *buf = data;
+    Ok(Flow::KeepAlive)
+}

@@ -1,0 +1,463 @@
+//! Chunk files on one volume, with compio file I/O and owned buffers.
+//!
+//! Layout: `<volume>/<first 3 hex of id>/<ID>`; a chunk being written is
+//! `<ID>.pending` until it is complete and durable (see [`crate::format`]).
+//! Publication is `link(pending, final)` (fails if the id exists, so a chunk is never
+//! overwritten) then `unlink(pending)` and an fsync of the folder.
+
+use crate::error::{Error, Result};
+use crate::format::{self, ChunkAttrs, ChunkMeta, SegmentHasher, HEADER_BYTES};
+use crate::stats::Stats;
+use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::fs::{File, OpenOptions};
+use compio::io::{AsyncReadAtExt, AsyncWriteAtExt};
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One volume folder holding chunk files.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    root: PathBuf,
+    segment_bytes: u32,
+    stats: Arc<Stats>,
+}
+
+impl Volume {
+    /// A volume rooted at `root`, writing segments of `segment_bytes`.
+    pub fn new(root: PathBuf, segment_bytes: u32, stats: Arc<Stats>) -> Self {
+        Volume {
+            root,
+            segment_bytes,
+            stats,
+        }
+    }
+
+    /// Counters of this volume.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    fn dir_of(&self, id: &str) -> PathBuf {
+        self.root.join(&id[..3])
+    }
+
+    /// Path of the complete chunk file `id` (an upper-case 64-hex id).
+    pub fn chunk_path(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join(id)
+    }
+
+    /// Path of the in-progress file of chunk `id`.
+    pub fn pending_path(&self, id: &str) -> PathBuf {
+        self.dir_of(id).join(format!("{id}.pending"))
+    }
+
+    /// Starts writing chunk `id`; fails with [`Error::ChunkExists`] if the id is taken.
+    pub async fn create(&self, id: &str, attrs: ChunkAttrs) -> Result<ChunkWriter> {
+        let final_path = self.chunk_path(id);
+        match compio::fs::metadata(&final_path).await {
+            Ok(_) => return Err(Error::ChunkExists(id.to_string())),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("stat chunk", e)),
+        }
+        let dir = self.dir_of(id);
+        compio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| Error::io("create chunk folder", e))?;
+        let pending = self.pending_path(id);
+        let file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&pending)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::ChunkExists(id.to_string()))
+            }
+            Err(e) => return Err(Error::io("create pending chunk", e)),
+        };
+        Ok(ChunkWriter {
+            id: id.to_string(),
+            attrs,
+            file: Some(file),
+            pending,
+            final_path,
+            dir,
+            hasher: Some(SegmentHasher::new(self.segment_bytes)),
+            segment_bytes: self.segment_bytes,
+            committed: false,
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Opens chunk `id` and validates its header.
+    pub async fn open(&self, id: &str) -> Result<ChunkReader> {
+        let file = match File::open(self.chunk_path(id)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::ChunkNotFound(id.to_string()))
+            }
+            Err(e) => return Err(Error::io("open chunk", e)),
+        };
+        let file_len = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat chunk", e))?
+            .len();
+        if file_len < HEADER_BYTES {
+            return Err(Error::CorruptHeader {
+                chunk: id.to_string(),
+                reason: format!("file too short ({file_len} bytes)"),
+            });
+        }
+        let BufResult(res, header) = file
+            .read_exact_at(Vec::with_capacity(HEADER_BYTES as usize), 0)
+            .await;
+        res.map_err(|e| Error::io("read chunk header", e))?;
+        let meta = ChunkMeta::decode_header(&header, file_len, id)?;
+        Ok(ChunkReader { file, meta })
+    }
+
+    /// Removes chunk `id`.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        let path = self.chunk_path(id);
+        let len = match compio::fs::metadata(&path).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::ChunkNotFound(id.to_string()))
+            }
+            Err(e) => return Err(Error::io("stat chunk", e)),
+        };
+        match compio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.stats.chunk_removed(len);
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::ChunkNotFound(id.to_string())),
+            Err(e) => Err(Error::io("remove chunk", e)),
+        }
+    }
+}
+
+/// A chunk being written. Dropping it before [`ChunkWriter::commit`] removes the
+/// `.pending` file.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    id: String,
+    attrs: ChunkAttrs,
+    file: Option<File>,
+    pending: PathBuf,
+    final_path: PathBuf,
+    dir: PathBuf,
+    hasher: Option<SegmentHasher>,
+    segment_bytes: u32,
+    committed: bool,
+    stats: Arc<Stats>,
+}
+
+impl ChunkWriter {
+    /// Data bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.hasher.as_ref().map_or(0, SegmentHasher::size)
+    }
+
+    /// Appends `buf` to the chunk data; gives the buffer back.
+    pub async fn append(&mut self, buf: Vec<u8>) -> (Result<()>, Vec<u8>) {
+        let pos = HEADER_BYTES + self.written();
+        let (Some(file), Some(hasher)) = (self.file.as_mut(), self.hasher.as_mut()) else {
+            return (
+                Err(Error::Runtime("chunk writer already finished".into())),
+                buf,
+            );
+        };
+        let BufResult(res, buf) = file.write_all_at(buf, pos).await;
+        match res {
+            Ok(()) => {
+                hasher.update(buf.as_init());
+                (Ok(()), buf)
+            }
+            Err(e) => (Err(Error::io("write chunk data", e)), buf),
+        }
+    }
+
+    /// Writes the checksum table and the header, fsyncs, publishes the chunk under its
+    /// final name and fsyncs the folder. Returns the stored metadata.
+    pub async fn commit(mut self) -> Result<ChunkMeta> {
+        let hasher = self
+            .hasher
+            .take()
+            .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+        let size = hasher.size();
+        let (table, crc) = hasher.finish();
+        let meta = ChunkMeta {
+            chunk_id: self.id.clone(),
+            container: std::mem::take(&mut self.attrs.container),
+            content: std::mem::take(&mut self.attrs.content),
+            position: std::mem::take(&mut self.attrs.position),
+            policy: std::mem::take(&mut self.attrs.policy),
+            size,
+            segment_bytes: self.segment_bytes,
+            checksum: format::CHECKSUM_ALGO.to_string(),
+            crc,
+            table_offset: HEADER_BYTES + size,
+            table_count: format::segment_count(size, self.segment_bytes),
+            created_ms: oxio_common::now_ms(),
+        };
+        debug_assert_eq!(table.len() as u64, meta.table_count * 4);
+        if !table.is_empty() {
+            let BufResult(res, _) = file.write_all_at(table, meta.table_offset).await;
+            res.map_err(|e| Error::io("write checksum table", e))?;
+        }
+        let header = meta.encode_header()?;
+        let BufResult(res, _) = file.write_all_at(header, 0).await;
+        res.map_err(|e| Error::io("write chunk header", e))?;
+        file.sync_data()
+            .await
+            .map_err(|e| Error::io("fsync chunk", e))?;
+        file.close()
+            .await
+            .map_err(|e| Error::io("close chunk", e))?;
+        match compio::fs::hard_link(&self.pending, &self.final_path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::ChunkExists(self.id.clone()))
+            }
+            Err(e) => return Err(Error::io("publish chunk", e)),
+        }
+        self.committed = true;
+        if let Err(e) = compio::fs::remove_file(&self.pending).await {
+            tracing::warn!(chunk = %self.id, error = %e, "could not remove pending file after publish");
+        }
+        if let Err(e) = sync_dir(&self.dir).await {
+            // The chunk might not survive a crash: unpublish it and fail the PUT.
+            let _ = compio::fs::remove_file(&self.final_path).await;
+            return Err(e);
+        }
+        self.stats.chunk_added(meta.file_len());
+        Ok(meta)
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Close first, then remove: an aborted write leaves nothing behind.
+            drop(self.file.take());
+            match std::fs::remove_file(&self.pending) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(chunk = %self.id, error = %e, "could not remove aborted pending file")
+                }
+            }
+        }
+    }
+}
+
+async fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    let d = File::open(dir)
+        .await
+        .map_err(|e| Error::io("open chunk folder", e))?;
+    d.sync_all()
+        .await
+        .map_err(|e| Error::io("fsync chunk folder", e))?;
+    d.close()
+        .await
+        .map_err(|e| Error::io("close chunk folder", e))
+}
+
+/// An open, header-validated chunk.
+#[derive(Debug)]
+pub struct ChunkReader {
+    file: File,
+    meta: ChunkMeta,
+}
+
+impl ChunkReader {
+    /// The chunk's metadata.
+    pub fn meta(&self) -> &ChunkMeta {
+        &self.meta
+    }
+
+    /// Reads segments `first .. first + count` into `buf` (cleared first) and verifies
+    /// each against the checksum table. On success `buf` holds exactly their data.
+    pub async fn read_segments(
+        &self,
+        first: u64,
+        count: u64,
+        mut buf: Vec<u8>,
+    ) -> (Result<()>, Vec<u8>) {
+        let meta = &self.meta;
+        if count == 0 || first + count > meta.table_count {
+            return (
+                Err(Error::Runtime("segment range out of chunk".into())),
+                buf,
+            );
+        }
+        let (start, _) = meta.segment_range(first);
+        let (_, end) = meta.segment_range(first + count - 1);
+        let len = (end - start) as usize;
+        buf.clear();
+        buf.reserve(len);
+        let BufResult(res, slice) = self
+            .file
+            .read_exact_at(buf.slice(0..len), HEADER_BYTES + start)
+            .await;
+        let buf = slice.into_inner();
+        if let Err(e) = res {
+            return (Err(Error::io("read chunk data", e)), buf);
+        }
+        let table_pos = meta.table_offset + 4 * first;
+        let BufResult(res, table) = self
+            .file
+            .read_exact_at(Vec::with_capacity(4 * count as usize), table_pos)
+            .await;
+        if let Err(e) = res {
+            return (Err(Error::io("read checksum table", e)), buf);
+        }
+        let seg = meta.segment_bytes as usize;
+        for (i, (data, want)) in buf.chunks(seg).zip(table.chunks_exact(4)).enumerate() {
+            let want = u32::from_le_bytes([want[0], want[1], want[2], want[3]]);
+            if crc32c::crc32c(data) != want {
+                let err = Error::ChecksumMismatch {
+                    chunk: meta.chunk_id.clone(),
+                    segment: first + i as u64,
+                };
+                return (Err(err), buf);
+            }
+        }
+        (Ok(()), buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(dir: &std::path::Path) -> Volume {
+        Volume::new(dir.to_path_buf(), 4096, Arc::new(Stats::default()))
+    }
+
+    fn id(n: u8) -> String {
+        format!("{n:02X}").repeat(32)
+    }
+
+    async fn write_chunk(v: &Volume, id: &str, data: &[u8]) -> ChunkMeta {
+        let attrs = ChunkAttrs {
+            container: "CID".into(),
+            content: "0a0b".into(),
+            position: "0.3".into(),
+            policy: "EC42".into(),
+        };
+        let mut w = v.create(id, attrs).await.unwrap();
+        for piece in data.chunks(10_000) {
+            let (res, _) = w.append(piece.to_vec()).await;
+            res.unwrap();
+        }
+        w.commit().await.unwrap()
+    }
+
+    #[test]
+    fn chunk_round_trip_and_corruption() {
+        let tmp = tempfile::tempdir().unwrap();
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let v = volume(tmp.path());
+            let data: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+            let cid = id(0xAB);
+            let meta = write_chunk(&v, &cid, &data).await;
+            assert_eq!(meta.size, 50_000);
+            assert_eq!(meta.crc, crc32c::crc32c(&data));
+            assert_eq!(meta.table_count, 13);
+            assert_eq!(v.stats().chunks(), 1);
+            assert!(!v.pending_path(&cid).exists());
+            let file_len = std::fs::metadata(v.chunk_path(&cid)).unwrap().len();
+            assert_eq!(file_len, format::file_len(50_000, 4096));
+
+            let r = v.open(&cid).await.unwrap();
+            assert_eq!(r.meta(), &meta);
+            assert_eq!(r.meta().position, "0.3");
+            let (res, buf) = r.read_segments(0, 13, Vec::new()).await;
+            res.unwrap();
+            assert_eq!(buf, data);
+            let (res, buf) = r.read_segments(12, 1, buf).await;
+            res.unwrap();
+            assert_eq!(buf, &data[49_152..]);
+            drop(r);
+
+            // a duplicate id is refused, even while the first is pending
+            assert!(matches!(
+                v.create(&cid, ChunkAttrs::default()).await,
+                Err(Error::ChunkExists(_))
+            ));
+            let other = id(0xCD);
+            let pending = v.create(&other, ChunkAttrs::default()).await.unwrap();
+            assert!(matches!(
+                v.create(&other, ChunkAttrs::default()).await,
+                Err(Error::ChunkExists(_))
+            ));
+            // dropping an uncommitted writer removes its pending file
+            drop(pending);
+            assert!(!v.pending_path(&other).exists());
+            assert!(matches!(v.open(&other).await, Err(Error::ChunkNotFound(_))));
+
+            // flip one byte in segment 5
+            let path = v.chunk_path(&cid);
+            let mut raw = std::fs::read(&path).unwrap();
+            raw[HEADER_BYTES as usize + 5 * 4096 + 17] ^= 0x80;
+            std::fs::write(&path, &raw).unwrap();
+            let r = v.open(&cid).await.unwrap();
+            let (res, buf) = r.read_segments(0, 13, Vec::new()).await;
+            assert!(
+                matches!(res, Err(Error::ChecksumMismatch { segment: 5, .. })),
+                "{res:?}"
+            );
+            let (res, buf) = r.read_segments(0, 5, buf).await;
+            res.unwrap();
+            assert_eq!(buf, &data[..5 * 4096]);
+            let (res, _) = r.read_segments(6, 7, buf).await;
+            res.unwrap();
+            drop(r);
+
+            // truncated file and garbage header
+            std::fs::write(&path, &raw[..raw.len() - 1]).unwrap();
+            assert!(matches!(
+                v.open(&cid).await,
+                Err(Error::CorruptHeader { .. })
+            ));
+            std::fs::write(&path, &raw[..100]).unwrap();
+            assert!(matches!(
+                v.open(&cid).await,
+                Err(Error::CorruptHeader { .. })
+            ));
+            let mut garbage = raw.clone();
+            garbage[20..40].fill(b'z');
+            std::fs::write(&path, &garbage).unwrap();
+            assert!(matches!(
+                v.open(&cid).await,
+                Err(Error::CorruptHeader { .. })
+            ));
+
+            v.delete(&cid).await.unwrap();
+            assert!(matches!(v.delete(&cid).await, Err(Error::ChunkNotFound(_))));
+            assert_eq!(v.stats().chunks(), 0);
+        });
+    }
+
+    #[test]
+    fn empty_chunk() {
+        let tmp = tempfile::tempdir().unwrap();
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let v = volume(tmp.path());
+            let w = v.create(&id(1), ChunkAttrs::default()).await.unwrap();
+            let meta = w.commit().await.unwrap();
+            assert_eq!((meta.size, meta.table_count), (0, 0));
+            let r = v.open(&id(1)).await.unwrap();
+            assert_eq!(r.meta().size, 0);
+        });
+    }
+}

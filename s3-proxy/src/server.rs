@@ -1,0 +1,80 @@
+//! The HTTP server: hyper connections served by the s3s service.
+
+use crate::auth::{DirectoryAuth, KeyStore};
+use crate::service::OxioS3;
+use crate::{Error, Result};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use oxio_sdk::Client;
+use s3s::service::S3ServiceBuilder;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Where and how the gateway serves.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// Listen address (port 0 allowed).
+    pub listen: SocketAddr,
+    /// Region reported to clients.
+    pub region: String,
+}
+
+/// A running gateway.
+pub struct Started {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The accept loop; ends after shutdown.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds and serves until `shutdown` is cancelled.
+pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -> Result<Started> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr()?;
+    let keys = KeyStore::new(sdk.clone());
+    let mut builder = S3ServiceBuilder::new(OxioS3::new(sdk, keys.clone(), config.region.clone()));
+    builder.set_auth(DirectoryAuth(keys));
+    let service = builder.build();
+    tracing::info!(%addr, region = %config.region, "S3 gateway listening");
+    let task = tokio::spawn(async move {
+        let conns = CancellationToken::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let stop = conns.clone();
+            tokio::spawn(async move {
+                let builder = ConnBuilder::new(TokioExecutor::new());
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    }
+                    _ = stop.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), conn).await;
+                    }
+                }
+            });
+        }
+        conns.cancel();
+        tracing::info!("S3 gateway stopped");
+    });
+    Ok(Started { addr, task })
+}

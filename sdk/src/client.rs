@@ -1,0 +1,596 @@
+//! The high-level client: accounts, access keys, containers and objects.
+
+use crate::conscience::ConscienceHandle;
+use crate::directory::{unexpected, DirectoryResolver};
+use crate::rawx::RawxClient;
+use crate::{get, put, Error, Result};
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures::Stream;
+use oxio_common::{cid_prefix, container_id, name_prefix, StoragePolicy};
+use oxio_proto::v1::*;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+
+/// Where the grid is and how objects are stored.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Conscience addresses.
+    pub conscience: Vec<String>,
+    /// Directory node addresses to start resolution from.
+    pub directory: Vec<String>,
+    /// Objects strictly smaller are stored inline in meta2.
+    pub inline_max_bytes: u64,
+    /// Data bytes per erasure-coded stripe.
+    pub stripe_bytes: usize,
+    /// Data bytes per metachunk.
+    pub metachunk_bytes: u64,
+    /// Policy for chunked objects.
+    pub policy: StoragePolicy,
+    /// Deadline of one RPC.
+    pub rpc_timeout: Duration,
+    /// How long transient directory failures (elections, restarts) are retried.
+    pub retry_deadline: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for a grid whose conscience and directory are at these addresses.
+    pub fn new(conscience: Vec<String>, directory: Vec<String>) -> Self {
+        ClientConfig {
+            conscience,
+            directory,
+            inline_max_bytes: oxio_common::DEFAULT_INLINE_MAX_BYTES,
+            stripe_bytes: oxio_common::DEFAULT_STRIPE_BYTES,
+            metachunk_bytes: oxio_common::DEFAULT_METACHUNK_BYTES,
+            policy: StoragePolicy::DEFAULT,
+            rpc_timeout: Duration::from_secs(10),
+            retry_deadline: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Shared state of a [`Client`].
+pub struct Inner {
+    pub(crate) config: ClientConfig,
+    pub(crate) directory: DirectoryResolver,
+    pub(crate) conscience: ConscienceHandle,
+    pub(crate) rawx: RawxClient,
+    containers: DashMap<String, u64>,
+}
+
+impl Inner {
+    /// Deletes chunks in the background (their content was replaced, deleted, or
+    /// never committed). Failures leave orphans for garbage collection.
+    pub(crate) fn delete_chunks_later(&self, chunks: Vec<ChunkRecord>) {
+        if chunks.is_empty() {
+            return;
+        }
+        let rawx = self.rawx.clone();
+        tokio::spawn(async move {
+            for c in chunks {
+                if let Err(e) = rawx.delete(&c.addr, &c.chunk_id).await {
+                    tracing::warn!(chunk = %c.chunk_id, rawx = %c.rawx_id, error = %e, "chunk delete failed, left for garbage collection");
+                }
+            }
+        });
+    }
+}
+
+/// An object as listed or stat'ed.
+#[derive(Clone, Debug)]
+pub struct ObjectInfo {
+    /// Key.
+    pub key: String,
+    /// Stored header (no inline bytes for listings).
+    pub header: ContentHeader,
+}
+
+/// Options of a put.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Length the client announced, checked against what arrives.
+    pub expected_len: Option<u64>,
+    /// MD5 the client announced (Content-MD5), checked after upload.
+    pub expected_md5: Option<[u8; 16]>,
+    /// Content-Type.
+    pub content_type: String,
+    /// User metadata.
+    pub user_meta: HashMap<String, String>,
+    /// Other stored headers.
+    pub system_meta: HashMap<String, String>,
+    /// Policy override.
+    pub policy: Option<StoragePolicy>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Objects.
+    pub entries: Vec<ListEntry>,
+    /// Common prefixes (with a delimiter).
+    pub common_prefixes: Vec<String>,
+    /// More follow.
+    pub truncated: bool,
+    /// Where the next page starts (exclusive).
+    pub next_start_after: String,
+}
+
+/// Client of one grid. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Connects lazily to the grid described by `config`.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let directory = DirectoryResolver::new(config.directory.clone(), config.rpc_timeout, config.retry_deadline);
+        let conscience = ConscienceHandle::new(&config.conscience, config.rpc_timeout)?;
+        let rawx = RawxClient::new(Duration::from_secs(2))?;
+        Ok(Client {
+            inner: Arc::new(Inner { config, directory, conscience, rawx, containers: DashMap::new() }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    async fn meta1_of_name(&self, name: &str) -> Result<u64> {
+        self.inner.directory.meta0().await?.meta1_for(name_prefix(name))
+    }
+
+    async fn meta1_groups(&self) -> Result<Vec<u64>> {
+        Ok(self.inner.directory.meta0().await?.groups_of(GroupKind::Meta1))
+    }
+
+    // ------------------------------------------------------------------ accounts
+
+    /// Creates an account (idempotent).
+    pub async fn create_account(&self, account: &str) -> Result<AccountRecord> {
+        validate_name("account", account)?;
+        let group = self.meta1_of_name(account).await?;
+        let account = account.to_string();
+        self.inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(CreateAccountRequest { group, account: account.clone() });
+                r.set_timeout(t);
+                async move { c.create_account(r).await }
+            })
+            .await?
+            .map_err(unexpected)
+    }
+
+    /// Every account.
+    pub async fn list_accounts(&self) -> Result<Vec<AccountRecord>> {
+        let mut out = Vec::new();
+        for group in self.meta1_groups().await? {
+            let reply = self
+                .inner
+                .directory
+                .call(group, |mut c, t| {
+                    let mut r = tonic::Request::new(ListAccountsRequest { group });
+                    r.set_timeout(t);
+                    async move { c.list_accounts(r).await }
+                })
+                .await?
+                .map_err(unexpected)?;
+            out.extend(reply.accounts);
+        }
+        out.sort_by(|a, b| a.account.cmp(&b.account));
+        Ok(out)
+    }
+
+    /// Stores an access key of an account.
+    pub async fn put_access_key(&self, key: AccessKeyRecord) -> Result<AccessKeyRecord> {
+        validate_name("access key", &key.access_key)?;
+        let group = self.meta1_of_name(&key.access_key).await?;
+        self.inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(PutAccessKeyRequest { group, key: Some(key.clone()) });
+                r.set_timeout(t);
+                async move { c.put_access_key(r).await }
+            })
+            .await?
+            .map_err(unexpected)
+    }
+
+    /// Looks up an access key.
+    pub async fn get_access_key(&self, access_key: &str) -> Result<AccessKeyRecord> {
+        let group = self.meta1_of_name(access_key).await?;
+        let access_key = access_key.to_string();
+        match self
+            .inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(GetAccessKeyRequest { group, access_key: access_key.clone() });
+                r.set_timeout(t);
+                async move { c.get_access_key(r).await }
+            })
+            .await?
+        {
+            Ok(k) => Ok(k),
+            Err(s) if s.code() == Code::NotFound => Err(Error::NoSuchAccessKey),
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    /// Access keys of an account.
+    pub async fn list_access_keys(&self, account: &str) -> Result<Vec<AccessKeyRecord>> {
+        let mut out = Vec::new();
+        for group in self.meta1_groups().await? {
+            let account = account.to_string();
+            let reply = self
+                .inner
+                .directory
+                .call(group, |mut c, t| {
+                    let mut r = tonic::Request::new(ListAccessKeysRequest { group, account: account.clone() });
+                    r.set_timeout(t);
+                    async move { c.list_access_keys(r).await }
+                })
+                .await?
+                .map_err(unexpected)?;
+            out.extend(reply.keys);
+        }
+        out.sort_by(|a, b| a.access_key.cmp(&b.access_key));
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------------- containers
+
+    async fn meta1_of_cid(&self, cid: &str) -> Result<u64> {
+        let prefix = cid_prefix(cid).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.inner.directory.meta0().await?.meta1_for(prefix)
+    }
+
+    /// The container record (meta1).
+    pub async fn get_container(&self, account: &str, name: &str) -> Result<ContainerRecord> {
+        let cid = container_id(account, name);
+        let group = self.meta1_of_cid(&cid).await?;
+        let rec = match self
+            .inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(GetContainerRequest { group, cid: cid.clone() });
+                r.set_timeout(t);
+                async move { c.get_container(r).await }
+            })
+            .await?
+        {
+            Ok(rec) => rec,
+            Err(s) if s.code() == Code::NotFound => {
+                self.inner.containers.remove(&cid);
+                return Err(Error::NoSuchContainer);
+            }
+            Err(s) => return Err(unexpected(s)),
+        };
+        self.inner.containers.insert(cid, rec.meta2_group);
+        Ok(rec)
+    }
+
+    /// The meta2 group of a container, cached.
+    async fn meta2_of(&self, account: &str, name: &str) -> Result<(String, u64)> {
+        let cid = container_id(account, name);
+        if let Some(g) = self.inner.containers.get(&cid) {
+            return Ok((cid, *g));
+        }
+        let rec = self.get_container(account, name).await?;
+        Ok((cid, rec.meta2_group))
+    }
+
+    /// Creates a container. `Error::ContainerExists` if it exists.
+    pub async fn create_container(&self, account: &str, name: &str) -> Result<ContainerRecord> {
+        validate_name("container", name)?;
+        let cid = container_id(account, name);
+        let group = self.meta1_of_cid(&cid).await?;
+        let (acc, nm) = (account.to_string(), name.to_string());
+        let created = self
+            .inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(CreateContainerRequest { group, account: acc.clone(), name: nm.clone() });
+                r.set_timeout(t);
+                async move { c.create_container(r).await }
+            })
+            .await?;
+        let (rec, existed) = match created {
+            Ok(rec) => (rec, false),
+            Err(s) if s.code() == Code::AlreadyExists => (self.get_container(account, name).await?, true),
+            Err(s) => return Err(unexpected(s)),
+        };
+        // Make sure meta2 knows it (idempotent; also repairs a creation cut short).
+        let m2 = rec.meta2_group;
+        self.inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(InitContainerRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    account: acc.clone(),
+                    name: nm.clone(),
+                });
+                r.set_timeout(t);
+                async move { c.init_container(r).await }
+            })
+            .await?
+            .map_err(unexpected)?;
+        self.inner.containers.insert(cid, m2);
+        if existed {
+            return Err(Error::ContainerExists);
+        }
+        Ok(rec)
+    }
+
+    /// Deletes an empty container. `Error::ContainerNotEmpty` if it holds objects.
+    pub async fn delete_container(&self, account: &str, name: &str) -> Result<()> {
+        let (cid, m2) = self.meta2_of(account, name).await?;
+        let dropped = self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(DropContainerRequest { group: m2, cid: cid.clone() });
+                r.set_timeout(t);
+                async move { c.drop_container(r).await }
+            })
+            .await?;
+        match dropped {
+            Ok(_) => {}
+            Err(s) if s.code() == Code::FailedPrecondition => return Err(Error::ContainerNotEmpty),
+            // Already gone from meta2 (a previous delete cut short): finish in meta1.
+            Err(s) if s.code() == Code::NotFound => {}
+            Err(s) => return Err(unexpected(s)),
+        }
+        let group = self.meta1_of_cid(&cid).await?;
+        self.inner
+            .directory
+            .call(group, |mut c, t| {
+                let mut r = tonic::Request::new(DeleteContainerRequest { group, cid: cid.clone() });
+                r.set_timeout(t);
+                async move { c.delete_container(r).await }
+            })
+            .await?
+            .map_err(unexpected)?;
+        self.inner.containers.remove(&cid);
+        Ok(())
+    }
+
+    /// Containers of an account, sorted by name.
+    pub async fn list_containers(&self, account: &str) -> Result<Vec<ContainerRecord>> {
+        let mut out = Vec::new();
+        for group in self.meta1_groups().await? {
+            let acc = account.to_string();
+            let reply = self
+                .inner
+                .directory
+                .call(group, |mut c, t| {
+                    let mut r = tonic::Request::new(ListContainersRequest { group, account: acc.clone() });
+                    r.set_timeout(t);
+                    async move { c.list_containers(r).await }
+                })
+                .await?
+                .map_err(unexpected)?;
+            out.extend(reply.containers);
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Object count and bytes of a container.
+    pub async fn container_stats(&self, account: &str, name: &str) -> Result<ContainerStatsReply> {
+        let (cid, m2) = self.meta2_of(account, name).await?;
+        match self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(ContainerStatsRequest { group: m2, cid: cid.clone() });
+                r.set_timeout(t);
+                async move { c.container_stats(r).await }
+            })
+            .await?
+        {
+            Ok(s) => Ok(s),
+            Err(s) if s.code() == Code::NotFound => Err(Error::NoSuchContainer),
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    // ------------------------------------------------------------------- objects
+
+    /// Streams an object into a container and commits it. Returns the stored header.
+    pub async fn put_object<S, E>(&self, account: &str, container: &str, key: &str, body: S, opts: PutOptions) -> Result<ContentHeader>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+        E: Display,
+    {
+        validate_key(key)?;
+        let (cid, m2) = self.meta2_of(account, container).await?;
+        let policy = opts.policy.unwrap_or(self.inner.config.policy);
+        let up = put::upload(&self.inner, &cid, body, opts.expected_len, policy).await?;
+        if let Some(md5) = opts.expected_md5 {
+            if md5 != up.md5 {
+                self.inner.delete_chunks_later(up.chunks);
+                return Err(Error::BadDigest);
+            }
+        }
+        let header = ContentHeader {
+            content_id: up.content_id.0.to_vec(),
+            version: 0,
+            size: up.size,
+            policy: up.policy,
+            etag: hex::encode(up.md5),
+            mtime_ms: oxio_common::now_ms(),
+            content_type: opts.content_type,
+            user_meta: opts.user_meta,
+            system_meta: opts.system_meta,
+            inline_data: up.inline.map(|b| b.to_vec()).unwrap_or_default(),
+            metachunk_sizes: up.metachunk_sizes,
+            chunks: up.chunks,
+        };
+        let k = key.to_string();
+        let h = header.clone();
+        let reply = self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(PutContentRequest { group: m2, cid: cid.clone(), key: k.clone(), header: Some(h.clone()) });
+                r.set_timeout(t);
+                async move { c.put_content(r).await }
+            })
+            .await;
+        let reply = match reply {
+            Ok(Ok(r)) => r,
+            Ok(Err(s)) => {
+                self.inner.delete_chunks_later(header.chunks);
+                if s.code() == Code::NotFound {
+                    self.inner.containers.remove(&cid);
+                    return Err(Error::NoSuchContainer);
+                }
+                return Err(unexpected(s));
+            }
+            Err(e) => {
+                // The commit's outcome is unknown: keep the chunks (garbage collection
+                // removes them if the commit did not happen).
+                return Err(e);
+            }
+        };
+        if let Some(old) = reply.replaced {
+            self.inner.delete_chunks_later(old.chunks);
+        }
+        Ok(ContentHeader { version: reply.version, ..header })
+    }
+
+    /// The header of an object (with inline bytes).
+    pub async fn head_object(&self, account: &str, container: &str, key: &str) -> Result<ContentHeader> {
+        let (cid, m2) = self.meta2_of(account, container).await?;
+        let k = key.to_string();
+        match self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(GetContentRequest { group: m2, cid: cid.clone(), key: k.clone() });
+                r.set_timeout(t);
+                async move { c.get_content(r).await }
+            })
+            .await?
+        {
+            Ok(rec) => rec.header.ok_or_else(|| Error::Internal("content without header".into())),
+            Err(s) if s.code() == Code::NotFound => {
+                if s.message().contains("container") {
+                    self.inner.containers.remove(&cid);
+                    Err(Error::NoSuchContainer)
+                } else {
+                    Err(Error::NoSuchKey)
+                }
+            }
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    /// Streams bytes `start..end` of an object whose header was read with
+    /// [`Client::head_object`].
+    pub fn read_object(&self, header: ContentHeader, start: u64, end: u64) -> tokio::sync::mpsc::Receiver<Result<Bytes>> {
+        get::read_range(self.inner.clone(), header, start, end)
+    }
+
+    /// Deletes an object; its chunks are removed in the background.
+    pub async fn delete_object(&self, account: &str, container: &str, key: &str) -> Result<()> {
+        let (cid, m2) = self.meta2_of(account, container).await?;
+        let k = key.to_string();
+        match self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(DeleteContentRequest { group: m2, cid: cid.clone(), key: k.clone() });
+                r.set_timeout(t);
+                async move { c.delete_content(r).await }
+            })
+            .await?
+        {
+            Ok(rec) => {
+                if let Some(h) = rec.header {
+                    self.inner.delete_chunks_later(h.chunks);
+                }
+                Ok(())
+            }
+            Err(s) if s.code() == Code::NotFound => {
+                if s.message().contains("container") {
+                    Err(Error::NoSuchContainer)
+                } else {
+                    Err(Error::NoSuchKey)
+                }
+            }
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    /// One page of the objects of a container.
+    pub async fn list_objects(&self, account: &str, container: &str, prefix: &str, delimiter: &str, start_after: &str, max_keys: u32) -> Result<ListPage> {
+        let (cid, m2) = self.meta2_of(account, container).await?;
+        let (p, d, s) = (prefix.to_string(), delimiter.to_string(), start_after.to_string());
+        match self
+            .inner
+            .directory
+            .call(m2, |mut c, t| {
+                let mut r = tonic::Request::new(ListContentsRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    prefix: p.clone(),
+                    delimiter: d.clone(),
+                    start_after: s.clone(),
+                    max_keys,
+                });
+                r.set_timeout(t);
+                async move { c.list_contents(r).await }
+            })
+            .await?
+        {
+            Ok(r) => Ok(ListPage {
+                entries: r.entries,
+                common_prefixes: r.common_prefixes,
+                truncated: r.truncated,
+                next_start_after: r.next_start_after,
+            }),
+            Err(s) if s.code() == Code::NotFound => {
+                self.inner.containers.remove(&cid);
+                Err(Error::NoSuchContainer)
+            }
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    /// Every service the conscience knows.
+    pub async fn list_services(&self, service_type: &str) -> Result<Vec<ServiceState>> {
+        let mut last = String::new();
+        for addr in &self.inner.config.conscience {
+            let ch = oxio_proto::channel(addr).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let mut c = oxio_proto::ConscienceClient::new(ch);
+            let mut r = tonic::Request::new(ListServicesRequest { service_type: service_type.to_string() });
+            r.set_timeout(self.inner.config.rpc_timeout);
+            match c.list_services(r).await {
+                Ok(r) => return Ok(r.into_inner().services),
+                Err(s) => last = format!("{addr}: {}", s.message()),
+            }
+        }
+        Err(Error::Unavailable(format!("no conscience answered: {last}")))
+    }
+}
+
+fn validate_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!("{what} name must be 1 to 255 printable characters")));
+    }
+    Ok(())
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err(Error::InvalidArgument("object key must be 1 to 1024 bytes".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! Asking the conscience where new chunks go.
+
+use crate::{Error, Result};
+use oxio_proto::v1::{PlaceRequest, ServiceState};
+use oxio_proto::ConscienceClient;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Client of the conscience replicas; uses any live one.
+pub struct ConscienceHandle {
+    clients: Vec<(String, ConscienceClient<Channel>)>,
+    next: AtomicUsize,
+    rpc_timeout: Duration,
+}
+
+impl ConscienceHandle {
+    /// A client of the given conscience addresses.
+    pub fn new(addrs: &[String], rpc_timeout: Duration) -> Result<Self> {
+        let clients = addrs
+            .iter()
+            .map(|a| {
+                oxio_proto::channel(a)
+                    .map(|ch| (a.clone(), ConscienceClient::new(ch)))
+                    .map_err(|e| Error::InvalidArgument(format!("bad conscience address {a:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ConscienceHandle { clients, next: AtomicUsize::new(0), rpc_timeout })
+    }
+
+    /// `count` distinct services of `service_type` for one metachunk.
+    pub async fn place(&self, service_type: &str, count: usize, avoid: &[String]) -> Result<Vec<ServiceState>> {
+        if self.clients.is_empty() {
+            return Err(Error::Placement("no conscience address configured".into()));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = String::new();
+        for i in 0..self.clients.len() {
+            let (addr, c) = &self.clients[(start + i) % self.clients.len()];
+            let mut req = tonic::Request::new(PlaceRequest {
+                service_type: service_type.to_string(),
+                count: count as u32,
+                avoid_ids: avoid.to_vec(),
+            });
+            req.set_timeout(self.rpc_timeout);
+            match c.clone().place(req).await {
+                Ok(r) => {
+                    let services = r.into_inner().services;
+                    if services.len() != count {
+                        return Err(Error::Placement(format!(
+                            "conscience {addr} gave {} services, {count} needed",
+                            services.len()
+                        )));
+                    }
+                    return Ok(services);
+                }
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    return Err(Error::Placement(s.message().to_string()))
+                }
+                Err(s) => last = format!("{addr}: {}", s.message()),
+            }
+        }
+        Err(Error::Unavailable(format!("no conscience answered: {last}")))
+    }
+}

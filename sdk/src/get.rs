@@ -1,0 +1,232 @@
+//! Streaming download of a byte range: inline data sliced, replicated metachunks read
+//! from one copy (switching copy on failure), erasure-coded metachunks read stripe by
+//! stripe from the data fragments, with parity fragments opened and decoded as soon
+//! as a data fragment is missing, fails, or is cut short by a checksum failure.
+
+use crate::client::Inner;
+use crate::ec::{self, Geometry};
+use crate::rawx::ChunkReader;
+use crate::{Error, Result};
+use bytes::Bytes;
+use oxio_common::StoragePolicy;
+use oxio_proto::v1::{ChunkRecord, ContentHeader};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Pieces queued toward the client before the reader waits.
+const QUEUE_DEPTH: usize = 4;
+/// Largest piece sent for replicated data.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// Streams bytes `start..end` of a content. Errors after the first byte end the
+/// stream with that error.
+pub fn read_range(inner: Arc<Inner>, header: ContentHeader, start: u64, end: u64) -> mpsc::Receiver<Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    tokio::spawn(async move {
+        if let Err(e) = read_into(&inner, &header, start, end, &tx).await {
+            tracing::warn!(error = %e, "object read failed");
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    rx
+}
+
+async fn read_into(inner: &Inner, header: &ContentHeader, start: u64, end: u64, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+    if end <= start {
+        return Ok(());
+    }
+    if header.policy == "INLINE" {
+        let data = Bytes::copy_from_slice(header.inline_data.get(start as usize..end as usize).ok_or(Error::InvalidRange)?);
+        let _ = tx.send(Ok(data)).await;
+        return Ok(());
+    }
+    let policy: StoragePolicy = header
+        .policy
+        .parse()
+        .map_err(|e| Error::Internal(format!("stored content has {e}")))?;
+    let mut mc_start = 0u64;
+    for (n, &mc_size) in header.metachunk_sizes.iter().enumerate() {
+        let mc_end = mc_start + mc_size;
+        if mc_end > start && mc_start < end {
+            let from = start.max(mc_start) - mc_start;
+            let to = end.min(mc_end) - mc_start;
+            let chunks: Vec<&ChunkRecord> = header.chunks.iter().filter(|c| c.metachunk as usize == n).collect();
+            match policy {
+                StoragePolicy::ErasureCoded { k, m } => {
+                    let geo = Geometry { k: k as usize, m: m as usize, stripe_bytes: inner.config.stripe_bytes };
+                    read_ec(inner, geo, &chunks, mc_size, from, to, tx).await?;
+                }
+                StoragePolicy::Replicated { .. } => read_replicated(inner, &chunks, from, to, tx).await?,
+            }
+        }
+        mc_start = mc_end;
+        if mc_start >= end {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn read_replicated(inner: &Inner, chunks: &[&ChunkRecord], from: u64, to: u64, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+    let mut pos = from;
+    let mut copies = chunks.iter();
+    let mut errors = Vec::new();
+    'copies: while pos < to {
+        let Some(c) = copies.next() else {
+            return Err(Error::Quorum { ok: 0, needed: 1, detail: errors.join("; ") });
+        };
+        let mut reader = match inner.rawx.get(&c.addr, &c.chunk_id, pos, to).await {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        while pos < to {
+            let n = ((to - pos) as usize).min(PIECE_BYTES);
+            match reader.read_exact(n).await {
+                Ok(b) => {
+                    pos += n as u64;
+                    if tx.send(Ok(b)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue 'copies;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// State of the fragments of one erasure-coded metachunk during a read.
+struct Fragments<'a> {
+    inner: &'a Inner,
+    records: Vec<Option<&'a ChunkRecord>>,
+    readers: Vec<Option<ChunkReader>>,
+    dead: Vec<bool>,
+    errors: Vec<String>,
+}
+
+impl Fragments<'_> {
+    fn mark_dead(&mut self, j: usize, e: Error) {
+        if let Some(r) = self.records[j] {
+            tracing::warn!(rawx = %r.rawx_id, chunk = %r.chunk_id, error = %e, "fragment unreadable, decoding around it");
+        }
+        self.errors.push(e.to_string());
+        self.readers[j] = None;
+        self.dead[j] = true;
+    }
+
+    async fn open(&mut self, j: usize, start: u64, end: u64) -> bool {
+        let Some(rec) = self.records[j] else {
+            self.dead[j] = true;
+            return false;
+        };
+        match self.inner.rawx.get(&rec.addr, &rec.chunk_id, start, end).await {
+            Ok(r) => {
+                self.readers[j] = Some(r);
+                true
+            }
+            Err(e) => {
+                self.mark_dead(j, e);
+                false
+            }
+        }
+    }
+}
+
+async fn read_ec(
+    inner: &Inner,
+    geo: Geometry,
+    chunks: &[&ChunkRecord],
+    mc_size: u64,
+    from: u64,
+    to: u64,
+    tx: &mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
+    let width = geo.k + geo.m;
+    let sb = geo.stripe_bytes as u64;
+    let first = from / sb;
+    let last = (to - 1) / sb;
+    let read_end = geo.chunk_offset(last) + geo.shard_len(geo.stripe_len(mc_size, last)) as u64;
+    let mut records: Vec<Option<&ChunkRecord>> = vec![None; width];
+    for c in chunks {
+        if let Some(slot) = records.get_mut(c.fragment as usize) {
+            *slot = Some(*c);
+        }
+    }
+    let mut frags = Fragments {
+        inner,
+        records,
+        readers: (0..width).map(|_| None).collect(),
+        dead: vec![false; width],
+        errors: Vec::new(),
+    };
+    let begin = geo.chunk_offset(first);
+    for j in 0..geo.k {
+        frags.open(j, begin, read_end).await;
+    }
+    for i in first..=last {
+        let len = geo.stripe_len(mc_size, i);
+        let sl = geo.shard_len(len);
+        let mut shards: Vec<Option<Vec<u8>>> = vec![None; width];
+        let mut present = 0;
+        for (j, shard) in shards.iter_mut().enumerate() {
+            if let Some(r) = frags.readers[j].as_mut() {
+                match r.read_exact(sl).await {
+                    Ok(b) => {
+                        *shard = Some(b.to_vec());
+                        present += 1;
+                    }
+                    Err(e) => frags.mark_dead(j, e),
+                }
+            }
+        }
+        // Open more fragments (parity first) until k shards of this stripe are here.
+        let mut j = geo.k;
+        let mut tried_data = false;
+        while present < geo.k {
+            if j >= width {
+                if tried_data {
+                    return Err(Error::Quorum { ok: present, needed: geo.k, detail: frags.errors.join("; ") });
+                }
+                tried_data = true;
+                j = 0;
+                continue;
+            }
+            if frags.readers[j].is_none() && !frags.dead[j] && frags.open(j, geo.chunk_offset(i), read_end).await {
+                if let Some(r) = frags.readers[j].as_mut() {
+                    match r.read_exact(sl).await {
+                        Ok(b) => {
+                            shards[j] = Some(b.to_vec());
+                            present += 1;
+                        }
+                        Err(e) => frags.mark_dead(j, e),
+                    }
+                }
+            }
+            j += 1;
+        }
+        let data = ec::reconstruct(geo, sl, &shards)?;
+        let stripe_start = i * sb;
+        let lo = from.max(stripe_start) - stripe_start;
+        let hi = to.min(stripe_start + len as u64) - stripe_start;
+        let mut out = Vec::with_capacity((hi - lo) as usize);
+        for (j, shard) in data.iter().enumerate() {
+            let s0 = (j * sl) as u64;
+            let s1 = s0 + sl as u64;
+            let a = lo.max(s0);
+            let b = hi.min(s1);
+            if a < b {
+                out.extend_from_slice(&shard[(a - s0) as usize..(b - s0) as usize]);
+            }
+        }
+        if tx.send(Ok(Bytes::from(out))).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The client library every oxio front end uses. It resolves a container through the
+//! directory (meta0 table cached whole, meta1 answers cached, leader redirects
+//! followed), asks the conscience where new chunks go, and streams objects to and from
+//! rawx services: small objects inline in meta2, larger ones cut into metachunks that
+//! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
+//! missing or corrupt fragments on the fly.
+
+pub mod client;
+pub mod conscience;
+pub mod directory;
+pub mod ec;
+pub mod error;
+pub mod get;
+pub mod put;
+pub mod rawx;
+
+pub use client::{Client, ClientConfig, ListPage, ObjectInfo, PutOptions};
+pub use error::{Error, Result};
+pub use oxio_proto::v1::{ContentHeader, ContainerRecord, ListEntry};

@@ -1,0 +1,237 @@
+//! Streaming upload: inline when small, otherwise metachunk by metachunk, stripe by
+//! stripe, to the rawx the conscience picks. The proxy holds at most one stripe plus
+//! the shards queued toward each rawx, whatever the object size.
+
+use crate::client::Inner;
+use crate::ec::{Geometry, StripeEncoder};
+use crate::rawx::ChunkMeta;
+use crate::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use oxio_common::{ChunkId, ContentId, StoragePolicy};
+use oxio_proto::v1::ChunkRecord;
+use std::fmt::Display;
+use tokio::sync::mpsc;
+
+/// Shards queued toward one rawx before the producer waits.
+const QUEUE_DEPTH: usize = 4;
+
+/// The outcome of streaming an object's bytes.
+#[derive(Debug)]
+pub struct Uploaded {
+    /// The content id used for the chunks.
+    pub content_id: ContentId,
+    /// Bytes received.
+    pub size: u64,
+    /// MD5 of the bytes.
+    pub md5: [u8; 16],
+    /// The bytes, when small enough to be stored inline.
+    pub inline: Option<Bytes>,
+    /// Policy used for chunks ("INLINE" when inline).
+    pub policy: String,
+    /// Data bytes of each metachunk.
+    pub metachunk_sizes: Vec<u64>,
+    /// Every chunk written.
+    pub chunks: Vec<ChunkRecord>,
+}
+
+/// Pulls the body into `buf` until it holds `want` bytes or the body ends.
+/// Returns false when the body has ended.
+async fn fill<S, E>(body: &mut S, buf: &mut BytesMut, want: usize, received: &mut u64) -> Result<bool>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: Display,
+{
+    while buf.len() < want {
+        match body.next().await {
+            Some(Ok(b)) => {
+                *received += b.len() as u64;
+                buf.extend_from_slice(&b);
+            }
+            Some(Err(e)) => return Err(Error::Body(e.to_string())),
+            None => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// Streams `body` into the grid for container `cid`.
+pub async fn upload<S, E>(inner: &Inner, cid: &str, mut body: S, expected_len: Option<u64>, policy: StoragePolicy) -> Result<Uploaded>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+    E: Display,
+{
+    let content_id = ContentId::random();
+    let cfg = &inner.config;
+    let mut received = 0u64;
+    let mut pending = BytesMut::new();
+    let mut md5 = Md5::new();
+    let inline_max = cfg.inline_max_bytes as usize;
+    let more = fill(&mut body, &mut pending, inline_max.max(1), &mut received).await?;
+    if !more && pending.len() < inline_max {
+        check_len(expected_len, received)?;
+        md5.update(&pending);
+        return Ok(Uploaded {
+            content_id,
+            size: received,
+            md5: md5.finalize().into(),
+            inline: Some(pending.freeze()),
+            policy: "INLINE".into(),
+            metachunk_sizes: Vec::new(),
+            chunks: Vec::new(),
+        });
+    }
+    let mut written: Vec<ChunkRecord> = Vec::new();
+    let result = upload_chunked(inner, cid, &content_id, &mut body, policy, &mut pending, &mut received, &mut md5, &mut written).await;
+    let result = result.and_then(|sizes| check_len(expected_len, received).map(|_| sizes));
+    match result {
+        Ok(metachunk_sizes) => Ok(Uploaded {
+            content_id,
+            size: received,
+            md5: md5.finalize().into(),
+            inline: None,
+            policy: policy.to_string(),
+            metachunk_sizes,
+            chunks: written,
+        }),
+        Err(e) => {
+            inner.delete_chunks_later(written);
+            Err(e)
+        }
+    }
+}
+
+fn check_len(expected: Option<u64>, got: u64) -> Result<()> {
+    match expected {
+        Some(e) if e != got => Err(Error::IncompleteBody { expected: e, got }),
+        _ => Ok(()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn upload_chunked<S, E>(
+    inner: &Inner,
+    cid: &str,
+    content_id: &ContentId,
+    body: &mut S,
+    policy: StoragePolicy,
+    pending: &mut BytesMut,
+    received: &mut u64,
+    md5: &mut Md5,
+    written: &mut Vec<ChunkRecord>,
+) -> Result<Vec<u64>>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+    E: Display,
+{
+    let cfg = &inner.config;
+    let stripe_bytes = cfg.stripe_bytes;
+    let width = policy.width();
+    let quorum = policy.write_quorum();
+    let mut encoder = match policy {
+        StoragePolicy::ErasureCoded { k, m } => Some(StripeEncoder::new(Geometry {
+            k: k as usize,
+            m: m as usize,
+            stripe_bytes,
+        })),
+        StoragePolicy::Replicated { .. } => None,
+    };
+    let mut sizes = Vec::new();
+    let mut eof = false;
+    let mut metachunk = 0u32;
+    while !eof {
+        // Only start a metachunk when there is at least one byte for it.
+        if pending.is_empty() && !fill(body, pending, 1, received).await? {
+            break;
+        }
+        let targets = inner.conscience.place("rawx", width, &[]).await?;
+        let mut senders = Vec::with_capacity(width);
+        let mut tasks = Vec::with_capacity(width);
+        for (j, svc) in targets.iter().enumerate() {
+            let info = svc.info.clone().unwrap_or_default();
+            let chunk_id = ChunkId::random().to_string();
+            let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_DEPTH);
+            let meta = ChunkMeta {
+                cid: cid.to_string(),
+                content_id: content_id.to_string(),
+                position: match policy {
+                    StoragePolicy::ErasureCoded { .. } => format!("{metachunk}.{j}"),
+                    StoragePolicy::Replicated { .. } => format!("{metachunk}"),
+                },
+                policy: policy.to_string(),
+            };
+            let rawx = inner.rawx.clone();
+            let addr = info.addr.clone();
+            let id = chunk_id.clone();
+            tasks.push(tokio::spawn(async move {
+                let stored = rawx.put(&addr, &id, &meta, rx).await;
+                (info, id, stored)
+            }));
+            senders.push(Some(tx));
+        }
+        let mut size = 0u64;
+        let mut failed = 0usize;
+        while size < cfg.metachunk_bytes {
+            let want = (stripe_bytes as u64).min(cfg.metachunk_bytes - size) as usize;
+            if !fill(body, pending, want, received).await? {
+                eof = true;
+            }
+            let n = want.min(pending.len());
+            if n == 0 {
+                break;
+            }
+            let stripe = pending.split_to(n).freeze();
+            md5.update(&stripe);
+            size += n as u64;
+            let shards: Vec<Bytes> = match encoder.as_mut() {
+                Some(enc) => enc.encode(&stripe)?.into_iter().map(Bytes::from).collect(),
+                None => vec![stripe; width],
+            };
+            for (j, shard) in shards.into_iter().enumerate() {
+                if let Some(tx) = &senders[j] {
+                    if tx.send(shard).await.is_err() {
+                        senders[j] = None;
+                        failed += 1;
+                    }
+                }
+            }
+            if width - failed < quorum {
+                break;
+            }
+            if eof {
+                break;
+            }
+        }
+        drop(senders);
+        let mut ok = 0usize;
+        let mut errors = Vec::new();
+        for (j, t) in tasks.into_iter().enumerate() {
+            match t.await {
+                Ok((info, chunk_id, Ok(stored))) => {
+                    ok += 1;
+                    written.push(ChunkRecord {
+                        metachunk,
+                        fragment: j as u32,
+                        rawx_id: info.id,
+                        addr: info.addr,
+                        chunk_id,
+                        size: stored.size,
+                        hash: stored.hash,
+                    });
+                }
+                Ok((info, _, Err(e))) => {
+                    tracing::warn!(rawx = %info.id, error = %e, "chunk write failed");
+                    errors.push(format!("{}: {e}", info.id));
+                }
+                Err(e) => errors.push(format!("upload task: {e}")),
+            }
+        }
+        if ok < quorum {
+            return Err(Error::Quorum { ok, needed: quorum, detail: errors.join("; ") });
+        }
+        sizes.push(size);
+        metachunk += 1;
+    }
+    Ok(sizes)
+}

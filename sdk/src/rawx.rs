@@ -1,0 +1,160 @@
+//! HTTP client of the rawx chunk servers: streaming chunk uploads, range reads,
+//! deletes. One pooled connection set shared by every call.
+
+use crate::{Error, Result};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Metadata a rawx stores in the chunk file header.
+#[derive(Clone, Debug)]
+pub struct ChunkMeta {
+    /// Container id.
+    pub cid: String,
+    /// Content id, hex.
+    pub content_id: String,
+    /// "N.M" or "N".
+    pub position: String,
+    /// Storage policy name.
+    pub policy: String,
+}
+
+/// What a rawx says after storing a chunk.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// Data bytes.
+    pub size: u64,
+    /// "crc32c:xxxxxxxx".
+    pub hash: String,
+}
+
+/// Shared HTTP client for rawx.
+#[derive(Clone)]
+pub struct RawxClient {
+    http: reqwest::Client,
+}
+
+impl RawxClient {
+    /// A client with pooled keep-alive connections.
+    pub fn new(connect_timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| Error::Internal(format!("http client: {e}")))?;
+        Ok(RawxClient { http })
+    }
+
+    /// Uploads one chunk whose bytes arrive on `body` (a bounded channel: the
+    /// producer waits when the rawx is slower). Returns once the rawx has made the
+    /// chunk durable.
+    pub async fn put(&self, addr: &str, chunk_id: &str, meta: &ChunkMeta, body: mpsc::Receiver<Bytes>) -> Result<Stored> {
+        let stream = tokio_stream_from(body);
+        let resp = self
+            .http
+            .put(format!("http://{addr}/{chunk_id}"))
+            .header("x-oxio-chunk-container", &meta.cid)
+            .header("x-oxio-chunk-content", &meta.content_id)
+            .header("x-oxio-chunk-position", &meta.position)
+            .header("x-oxio-chunk-policy", &meta.policy)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::CREATED {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(Error::Unavailable(format!("rawx {addr} answered {status}: {}", text.trim())));
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let size = header("x-oxio-chunk-size")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Internal(format!("rawx {addr} gave no chunk size")))?;
+        let hash = header("x-oxio-chunk-hash").unwrap_or_default();
+        Ok(Stored { size, hash })
+    }
+
+    /// Opens a read of bytes `start..end` (end exclusive) of a chunk.
+    pub async fn get(&self, addr: &str, chunk_id: &str, start: u64, end: u64) -> Result<ChunkReader> {
+        if end <= start {
+            return Err(Error::Internal("empty chunk range".into()));
+        }
+        let resp = self
+            .http
+            .get(format!("http://{addr}/{chunk_id}"))
+            .header("range", format!("bytes={}-{}", start, end - 1))
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::PARTIAL_CONTENT && status != reqwest::StatusCode::OK {
+            return Err(Error::Unavailable(format!("rawx {addr} chunk {chunk_id}: {status}")));
+        }
+        if status == reqwest::StatusCode::OK && start != 0 {
+            return Err(Error::Internal(format!("rawx {addr} ignored the range")));
+        }
+        Ok(ChunkReader {
+            stream: Box::pin(resp.bytes_stream()),
+            buf: BytesMut::new(),
+            remaining: end - start,
+            addr: addr.to_string(),
+        })
+    }
+
+    /// Deletes a chunk; a chunk already gone counts as deleted.
+    pub async fn delete(&self, addr: &str, chunk_id: &str) -> Result<()> {
+        let resp = self
+            .http
+            .delete(format!("http://{addr}/{chunk_id}"))
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+        match resp.status() {
+            s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
+            s => Err(Error::Unavailable(format!("rawx {addr} delete {chunk_id}: {s}"))),
+        }
+    }
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+}
+
+type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A streaming read of a chunk range, consumed in exact-size pieces.
+pub struct ChunkReader {
+    stream: ByteStream,
+    buf: BytesMut,
+    remaining: u64,
+    addr: String,
+}
+
+impl ChunkReader {
+    /// The next `n` bytes; an error if the rawx stops early (a checksum failure on
+    /// the rawx cuts the body short).
+    pub async fn read_exact(&mut self, n: usize) -> Result<Bytes> {
+        if n as u64 > self.remaining + self.buf.len() as u64 {
+            return Err(Error::Internal(format!("read past the requested range of {}", self.addr)));
+        }
+        while self.buf.len() < n {
+            match self.stream.next().await {
+                Some(Ok(b)) => {
+                    self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                    self.buf.extend_from_slice(&b);
+                }
+                Some(Err(e)) => return Err(Error::Unavailable(format!("rawx {}: {e}", self.addr))),
+                None => return Err(Error::Unavailable(format!("rawx {} ended the chunk early", self.addr))),
+            }
+        }
+        Ok(self.buf.split_to(n).freeze())
+    }
+}

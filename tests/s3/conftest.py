@@ -1,0 +1,166 @@
+"""Fixtures that start a real `oxiod dev` grid on free ports and give tests real clients.
+
+The grid runs as a child process in a temporary data folder; it is stopped (SIGTERM,
+then SIGKILL after a deadline) when the tests that use it are done.
+"""
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import boto3
+import pytest
+from botocore.config import Config
+
+OXIOD = os.environ.get("OXIOD", "oxiod")
+START_DEADLINE_S = 180
+
+
+def _ports_free(base, rawx):
+    ports = [base, base + 1, base + 7] + [base + 200 + i for i in range(rawx)]
+    for p in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def free_port_base(rawx=6):
+    for _ in range(200):
+        base = random.randrange(20000, 40000, 10)
+        if _ports_free(base, rawx):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+def read_env(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("export "):
+                k, v = line[len("export "):].split("=", 1)
+                env[k] = v
+    return env
+
+
+@dataclass
+class Grid:
+    data: str
+    port_base: int
+    rawx: int = 6
+    proc: subprocess.Popen = None
+    env: dict = field(default_factory=dict)
+    log_path: str = ""
+
+    def start(self):
+        self.log_path = os.path.join(self.data, "oxiod.log")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [OXIOD, "dev", "--data", self.data, "--port-base", str(self.port_base), "--rawx", str(self.rawx)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"oxiod exited with {self.proc.returncode}; log: {self.tail_log()}")
+                continue
+            if line.startswith("oxio dev grid ready"):
+                self.env = read_env(os.path.join(self.data, "dev.env"))
+                return self
+        self.kill()
+        raise RuntimeError(f"oxiod not ready after {START_DEADLINE_S}s; log: {self.tail_log()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("oxiod did not stop within the deadline")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail_log(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    @property
+    def endpoint(self):
+        return self.env["AWS_ENDPOINT_URL"]
+
+    def client(self, access_key=None, secret_key=None, **cfg):
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=access_key or self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=secret_key or self.env["AWS_SECRET_ACCESS_KEY"],
+            region_name=self.env["AWS_REGION"],
+            config=Config(signature_version="s3v4", retries={"max_attempts": 1}, **cfg),
+        )
+
+    def cli_env(self, tmp):
+        """Environment for the aws cli: the grid's credentials and a config file."""
+        cfg = os.path.join(tmp, "aws-config")
+        with open(cfg, "w") as f:
+            # Multipart uploads are not served yet: keep single PUTs up to 5 GiB.
+            f.write("[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n")
+        env = dict(os.environ)
+        env.update(self.env)
+        env["AWS_CONFIG_FILE"] = cfg
+        env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(tmp, "no-credentials")
+        env.pop("AWS_PROFILE", None)
+        return env
+
+
+@pytest.fixture(scope="session")
+def grid():
+    data = tempfile.mkdtemp(prefix="oxio-test-")
+    g = Grid(data=data, port_base=free_port_base()).start()
+    yield g
+    g.stop()
+
+
+@pytest.fixture
+def s3(grid):
+    return grid.client()
+
+
+@pytest.fixture
+def bucket(s3, request):
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40] + f"-{random.randrange(1 << 30):x}"
+    s3.create_bucket(Bucket=name)
+    yield name
+    # Empty and remove what the test left.
+    token = None
+    while True:
+        kw = {"Bucket": name}
+        if token:
+            kw["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kw)
+        for o in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=o["Key"])
+        if not page.get("IsTruncated"):
+            break
+        token = page["NextContinuationToken"]
+    s3.delete_bucket(Bucket=name)
