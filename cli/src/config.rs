@@ -95,18 +95,26 @@ fn default_region() -> String {
 impl HostConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let cfg: HostConfig = toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let cfg: HostConfig =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Checks fields against each other.
     pub fn validate(&self) -> Result<()> {
-        if self.conscience.is_none() && self.directory.is_none() && self.rawx.is_empty() && self.s3.is_none() {
+        if self.conscience.is_none()
+            && self.directory.is_none()
+            && self.rawx.is_empty()
+            && self.s3.is_none()
+        {
             bail!("the config runs no service: add a [conscience], [directory], [[rawx]] or [s3] section");
         }
-        if self.conscience_addrs.is_empty() && (self.directory.is_some() || !self.rawx.is_empty() || self.s3.is_some()) {
+        if self.conscience_addrs.is_empty()
+            && (self.directory.is_some() || !self.rawx.is_empty() || self.s3.is_some())
+        {
             bail!("conscience-addrs is empty: list the conscience address(es) services report to");
         }
         if self.s3.is_some() && self.directory_addrs.is_empty() {
@@ -146,6 +154,10 @@ location = "s.r.h.v0"
         assert_eq!(cfg.rawx.len(), 1);
         assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
         let empty = HostConfig::default();
-        assert!(empty.validate().unwrap_err().to_string().contains("runs no service"));
+        assert!(empty
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("runs no service"));
     }
 }

@@ -58,16 +58,29 @@ fn loopback(port: u16) -> SocketAddr {
 /// Starts the grid and returns once S3 answers with working credentials.
 pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Host, DevGrid)> {
     if opts.rawx_count < 6 {
-        bail!("--rawx {} is too few: EC 4+2 needs at least 6 rawx", opts.rawx_count);
+        bail!(
+            "--rawx {} is too few: EC 4+2 needs at least 6 rawx",
+            opts.rawx_count
+        );
     }
     if opts.port_base as usize + 200 + opts.rawx_count > u16::MAX as usize {
-        bail!("--port-base {} leaves no room for {} rawx ports above it", opts.port_base, opts.rawx_count);
+        bail!(
+            "--port-base {} leaves no room for {} rawx ports above it",
+            opts.port_base,
+            opts.rawx_count
+        );
     }
-    std::fs::create_dir_all(&opts.data).with_context(|| format!("cannot create {}", opts.data.display()))?;
-    let data = opts.data.canonicalize().with_context(|| format!("cannot resolve {}", opts.data.display()))?;
+    std::fs::create_dir_all(&opts.data)
+        .with_context(|| format!("cannot create {}", opts.data.display()))?;
+    let data = opts
+        .data
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", opts.data.display()))?;
     let mut host = Host::new(shutdown);
 
-    let c_addr = host.start_conscience(loopback(opts.port_base), data.join("conscience")).await?;
+    let c_addr = host
+        .start_conscience(loopback(opts.port_base), data.join("conscience"))
+        .await?;
     let conscience = vec![c_addr.to_string()];
     let d_addr = host
         .start_directory(
@@ -76,7 +89,10 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
             data.join("directory"),
             "local.rack1.host1.meta".to_string(),
             conscience.clone(),
-            Some(BootstrapSpec { meta1_groups: 4, meta2_groups: 4 }),
+            Some(BootstrapSpec {
+                meta1_groups: 4,
+                meta2_groups: 4,
+            }),
         )
         .await?;
     let mut driver = "";
@@ -92,10 +108,15 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     }
     tracing::info!(driver, count = opts.rawx_count, "rawx started");
 
-    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(conscience.clone(), vec![d_addr.to_string()]))?;
+    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+        conscience.clone(),
+        vec![d_addr.to_string()],
+    ))?;
     wait_for_rawx(&sdk, opts.rawx_count).await?;
     let key = dev_credentials(&sdk).await?;
-    let s3_listen = opts.s3_listen.unwrap_or_else(|| loopback(opts.port_base + 7));
+    let s3_listen = opts
+        .s3_listen
+        .unwrap_or_else(|| loopback(opts.port_base + 7));
     let s3_addr = host.start_s3(s3_listen, opts.region.clone(), sdk).await?;
     let grid = DevGrid {
         endpoint: format!("http://{s3_addr}"),
@@ -129,19 +150,29 @@ async fn wait_for_rawx(sdk: &oxio_sdk::Client, count: usize) -> Result<()> {
 
 /// The dev account's access key, created on first start and kept in the directory.
 async fn dev_credentials(sdk: &oxio_sdk::Client) -> Result<AccessKeyRecord> {
-    sdk.create_account(DEV_ACCOUNT).await.context("creating the dev account")?;
-    let keys = sdk.list_access_keys(DEV_ACCOUNT).await.context("listing the dev account's keys")?;
+    sdk.create_account(DEV_ACCOUNT)
+        .await
+        .context("creating the dev account")?;
+    let keys = sdk
+        .list_access_keys(DEV_ACCOUNT)
+        .await
+        .context("listing the dev account's keys")?;
     if let Some(k) = keys.into_iter().next() {
         return Ok(k);
     }
     let mut rng = rand::rng();
     let key = AccessKeyRecord {
-        access_key: format!("OXIO{}", Alphanumeric.sample_string(&mut rng, 16).to_uppercase()),
+        access_key: format!(
+            "OXIO{}",
+            Alphanumeric.sample_string(&mut rng, 16).to_uppercase()
+        ),
         secret_key: Alphanumeric.sample_string(&mut rng, 40),
         account: DEV_ACCOUNT.to_string(),
         ctime_ms: oxio_common::now_ms(),
     };
-    sdk.put_access_key(key).await.context("storing the dev access key")
+    sdk.put_access_key(key)
+        .await
+        .context("storing the dev access key")
 }
 
 /// Writes `<data>/dev.env` for `. var/dev/dev.env` in another shell.
@@ -167,7 +198,8 @@ fn write_env(data: &std::path::Path, g: &DevGrid) -> Result<()> {
         g.directory,
         data.join("aws-config").display()
     );
-    let aws_config = "[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n";
+    let aws_config =
+        "[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n";
     std::fs::write(data.join("aws-config"), aws_config).context("cannot write aws-config")?;
     let path = data.join("dev.env");
     let tmp = data.join("dev.env.tmp");

@@ -23,12 +23,26 @@ pub struct Host {
 impl Host {
     /// An empty host; services stop when `shutdown` is cancelled.
     pub fn new(shutdown: CancellationToken) -> Self {
-        Host { shutdown, conscience: None, directory: None, rawx: Vec::new(), s3: None }
+        Host {
+            shutdown,
+            conscience: None,
+            directory: None,
+            rawx: Vec::new(),
+            s3: None,
+        }
     }
 
     /// Starts a conscience.
-    pub async fn start_conscience(&mut self, listen: SocketAddr, data_dir: std::path::PathBuf) -> Result<SocketAddr> {
-        let cfg = ConscienceConfig { listen, data_dir: Some(data_dir), ..ConscienceConfig::default() };
+    pub async fn start_conscience(
+        &mut self,
+        listen: SocketAddr,
+        data_dir: std::path::PathBuf,
+    ) -> Result<SocketAddr> {
+        let cfg = ConscienceConfig {
+            listen,
+            data_dir: Some(data_dir),
+            ..ConscienceConfig::default()
+        };
         let s = oxio_conscience::start(cfg, self.shutdown.child_token())
             .await
             .context("starting the conscience")?;
@@ -63,21 +77,35 @@ impl Host {
     }
 
     /// Starts one rawx.
-    pub fn start_rawx(&mut self, mut cfg: RawxConfig, conscience: Vec<String>) -> Result<(SocketAddr, &'static str)> {
+    pub fn start_rawx(
+        &mut self,
+        mut cfg: RawxConfig,
+        conscience: Vec<String>,
+    ) -> Result<(SocketAddr, &'static str)> {
         cfg.conscience = conscience;
         cfg.heartbeat_interval = HEARTBEAT;
         let id = cfg.id.clone();
-        let s = oxio_rawx::start(cfg, self.shutdown.child_token()).with_context(|| format!("starting {id}"))?;
+        let s = oxio_rawx::start(cfg, self.shutdown.child_token())
+            .with_context(|| format!("starting {id}"))?;
         let out = (s.addr, s.driver);
         self.rawx.push(s);
         Ok(out)
     }
 
     /// Starts the S3 gateway.
-    pub async fn start_s3(&mut self, listen: SocketAddr, region: String, sdk: oxio_sdk::Client) -> Result<SocketAddr> {
-        let s = oxio_s3_proxy::start(oxio_s3_proxy::S3Config { listen, region }, sdk, self.shutdown.child_token())
-            .await
-            .context("starting the S3 gateway")?;
+    pub async fn start_s3(
+        &mut self,
+        listen: SocketAddr,
+        region: String,
+        sdk: oxio_sdk::Client,
+    ) -> Result<SocketAddr> {
+        let s = oxio_s3_proxy::start(
+            oxio_s3_proxy::S3Config { listen, region },
+            sdk,
+            self.shutdown.child_token(),
+        )
+        .await
+        .context("starting the S3 gateway")?;
         let addr = s.addr;
         self.s3 = Some(s);
         Ok(addr)

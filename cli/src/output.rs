@@ -20,7 +20,10 @@ pub struct Rows {
 impl Rows {
     /// A table with these columns.
     pub fn new(columns: &[&'static str]) -> Self {
-        Rows { columns: columns.to_vec(), rows: Vec::new() }
+        Rows {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row (one value per column).
@@ -36,7 +39,13 @@ impl Rows {
                     .rows
                     .iter()
                     .map(|r| {
-                        Value::Object(self.columns.iter().map(|c| c.to_string()).zip(r.iter().cloned()).collect())
+                        Value::Object(
+                            self.columns
+                                .iter()
+                                .map(|c| c.to_string())
+                                .zip(r.iter().cloned())
+                                .collect(),
+                        )
                     })
                     .collect();
                 serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()
@@ -47,7 +56,11 @@ impl Rows {
                     Value::Null => String::new(),
                     other => other.to_string(),
                 };
-                let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(cell).collect()).collect();
+                let cells: Vec<Vec<String>> = self
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(cell).collect())
+                    .collect();
                 let mut widths: Vec<usize> = self.columns.iter().map(|c| c.len()).collect();
                 for r in &cells {
                     for (i, c) in r.iter().enumerate() {
@@ -63,7 +76,9 @@ impl Rows {
                         .trim_end()
                         .to_string()
                 };
-                let mut out = vec![line(self.columns.iter().map(|c| c.to_uppercase()).collect())];
+                let mut out = vec![line(
+                    self.columns.iter().map(|c| c.to_uppercase()).collect(),
+                )];
                 out.extend(cells.into_iter().map(line));
                 out.join("\n")
             }
@@ -81,7 +96,10 @@ mod tests {
         let mut r = Rows::new(&["id", "score"]);
         r.push(vec![json!("rawx-0"), json!(87)]);
         r.push(vec![json!("rawx-10"), json!(5)]);
-        assert_eq!(r.render(Format::Table), "ID       SCORE\nrawx-0   87\nrawx-10  5");
+        assert_eq!(
+            r.render(Format::Table),
+            "ID       SCORE\nrawx-0   87\nrawx-10  5"
+        );
         let v: Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
         assert_eq!(v[1]["id"], "rawx-10");
         assert_eq!(v[0]["score"], 87);

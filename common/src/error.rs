@@ -14,7 +14,9 @@ pub enum Error {
         expected: &'static str,
     },
     /// A location was empty, had more than 4 levels or an empty level.
-    #[error("invalid location {0:?}: expected 1 to 4 non-empty dotted levels, e.g. site.rack.host.vol0")]
+    #[error(
+        "invalid location {0:?}: expected 1 to 4 non-empty dotted levels, e.g. site.rack.host.vol0"
+    )]
     InvalidLocation(String),
     /// A storage policy name was not understood.
     #[error("unknown storage policy {0:?}: expected SINGLE, TWOCOPIES, THREECOPIES or EC<k><m> (e.g. EC42)")]

@@ -136,7 +136,10 @@ mod tests {
     fn prefix_rejects_bad_cid() {
         assert!(cid_prefix("XYZ").is_err());
         assert!(cid_prefix(&"G".repeat(64)).is_err());
-        assert_eq!(cid_prefix(&format!("FFFF{}", "0".repeat(60))).unwrap(), 0xFFFF);
+        assert_eq!(
+            cid_prefix(&format!("FFFF{}", "0".repeat(60))).unwrap(),
+            0xFFFF
+        );
         assert_eq!(cid_prefix(&format!("0001{}", "0".repeat(60))).unwrap(), 1);
     }
 

@@ -44,8 +44,7 @@ impl FromStr for Location {
 
     fn from_str(s: &str) -> Result<Self> {
         let levels: Vec<String> = s.split('.').map(str::to_string).collect();
-        if s.is_empty() || levels.len() > Self::MAX_LEVELS || levels.iter().any(|l| l.is_empty())
-        {
+        if s.is_empty() || levels.len() > Self::MAX_LEVELS || levels.iter().any(|l| l.is_empty()) {
             return Err(Error::InvalidLocation(s.to_string()));
         }
         Ok(Location { levels })

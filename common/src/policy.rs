@@ -100,14 +100,33 @@ mod tests {
 
     #[test]
     fn parses_names() {
-        assert_eq!("EC42".parse(), Ok(StoragePolicy::ErasureCoded { k: 4, m: 2 }));
-        assert_eq!("EC84".parse(), Ok(StoragePolicy::ErasureCoded { k: 8, m: 4 }));
-        assert_eq!("EC123".parse(), Ok(StoragePolicy::ErasureCoded { k: 12, m: 3 }));
-        assert_eq!("THREECOPIES".parse(), Ok(StoragePolicy::Replicated { copies: 3 }));
+        assert_eq!(
+            "EC42".parse(),
+            Ok(StoragePolicy::ErasureCoded { k: 4, m: 2 })
+        );
+        assert_eq!(
+            "EC84".parse(),
+            Ok(StoragePolicy::ErasureCoded { k: 8, m: 4 })
+        );
+        assert_eq!(
+            "EC123".parse(),
+            Ok(StoragePolicy::ErasureCoded { k: 12, m: 3 })
+        );
+        assert_eq!(
+            "THREECOPIES".parse(),
+            Ok(StoragePolicy::Replicated { copies: 3 })
+        );
         assert!("EC".parse::<StoragePolicy>().is_err());
         assert!("EC0x".parse::<StoragePolicy>().is_err());
         assert!("FOO".parse::<StoragePolicy>().is_err());
-        for name in ["SINGLE", "TWOCOPIES", "THREECOPIES", "EC42", "EC84", "EC123"] {
+        for name in [
+            "SINGLE",
+            "TWOCOPIES",
+            "THREECOPIES",
+            "EC42",
+            "EC84",
+            "EC123",
+        ] {
             assert_eq!(name.parse::<StoragePolicy>().unwrap().to_string(), name);
         }
     }

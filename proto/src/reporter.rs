@@ -36,8 +36,15 @@ pub type ExtraStats = Arc<dyn Fn() -> HashMap<String, f64> + Send + Sync>;
 /// change of state and retried at the next interval.
 pub async fn run(cfg: ReporterConfig, extra: Option<ExtraStats>, shutdown: CancellationToken) {
     let mut stats = SysStats::new(cfg.volume.as_deref());
-    let mut clients: Vec<(String, Option<ConscienceClient<tonic::transport::Channel>>, bool)> =
-        cfg.conscience.iter().map(|a| (a.clone(), None, true)).collect();
+    let mut clients: Vec<(
+        String,
+        Option<ConscienceClient<tonic::transport::Channel>>,
+        bool,
+    )> = cfg
+        .conscience
+        .iter()
+        .map(|a| (a.clone(), None, true))
+        .collect();
     let mut ticker = tokio::time::interval(cfg.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -73,7 +73,11 @@ impl SysStats {
             }
             None => 100.0,
         };
-        let space_free = self.volume.as_deref().and_then(space_free_pct).unwrap_or(100.0);
+        let space_free = self
+            .volume
+            .as_deref()
+            .and_then(space_free_pct)
+            .unwrap_or(100.0);
         Sample {
             cpu_idle: cpu_idle.clamp(0.0, 100.0),
             io_idle: io_idle.clamp(0.0, 100.0),
@@ -86,7 +90,11 @@ impl SysStats {
 fn read_cpu() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().next()?;
-    let nums: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
     if nums.len() < 5 {
         return None;
     }

@@ -22,7 +22,10 @@ pub struct KeyStore {
 impl KeyStore {
     /// A key store reading from the grid's directory.
     pub fn new(sdk: Client) -> Self {
-        KeyStore { sdk, cache: Arc::new(DashMap::new()) }
+        KeyStore {
+            sdk,
+            cache: Arc::new(DashMap::new()),
+        }
     }
 
     /// (secret, account) of an access key.
@@ -37,8 +40,10 @@ impl KeyStore {
                 if self.cache.len() >= CACHE_MAX {
                     self.cache.clear();
                 }
-                self.cache
-                    .insert(access_key.to_string(), (rec.secret_key.clone(), rec.account.clone(), Instant::now()));
+                self.cache.insert(
+                    access_key.to_string(),
+                    (rec.secret_key.clone(), rec.account.clone(), Instant::now()),
+                );
                 Ok((rec.secret_key, rec.account))
             }
             Err(oxio_sdk::Error::NoSuchAccessKey) => Err(s3_error!(InvalidAccessKeyId)),

@@ -32,7 +32,10 @@ pub struct Started {
 pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -> Result<Started> {
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| Error::Bind { addr: config.listen, source })?;
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let addr = listener.local_addr()?;
     let keys = KeyStore::new(sdk.clone());
     let mut builder = S3ServiceBuilder::new(OxioS3::new(sdk, keys.clone(), config.region.clone()));

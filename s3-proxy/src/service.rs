@@ -68,37 +68,76 @@ fn url_encode(s: &str) -> String {
 }
 
 fn decode_token(t: &str) -> S3Result<String> {
-    let bytes = hex::decode(t).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?;
-    String::from_utf8(bytes).map_err(|_| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))
+    let bytes = hex::decode(t).map_err(|_| {
+        s3_error!(
+            InvalidArgument,
+            "The continuation token provided is incorrect"
+        )
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        s3_error!(
+            InvalidArgument,
+            "The continuation token provided is incorrect"
+        )
+    })
 }
 
 fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(v.trim())
-        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid base64"))?;
-    raw.try_into()
-        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not 16 bytes"))
+        .map_err(|_| {
+            s3_error!(
+                InvalidDigest,
+                "The Content-MD5 you specified is not valid base64"
+            )
+        })?;
+    raw.try_into().map_err(|_| {
+        s3_error!(
+            InvalidDigest,
+            "The Content-MD5 you specified is not 16 bytes"
+        )
+    })
 }
 
 #[async_trait::async_trait]
 impl S3 for OxioS3 {
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let account = self.account(&req).await?;
         let bucket = &req.input.bucket;
-        self.sdk.create_container(&account, bucket).await.map_err(s3_error)?;
-        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+        self.sdk
+            .create_container(&account, bucket)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         let account = self.account(&req).await?;
-        self.sdk.get_container(&account, &req.input.bucket).await.map_err(s3_error)?;
-        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
+        self.sdk
+            .get_container(&account, &req.input.bucket)
+            .await
+            .map_err(s3_error)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let account = self.account(&req).await?;
         let containers = self.sdk.list_containers(&account).await.map_err(s3_error)?;
         let buckets = containers
@@ -111,29 +150,50 @@ impl S3 for OxioS3 {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(Owner { display_name: Some(account.clone()), id: Some(account) }),
+            owner: Some(Owner {
+                display_name: Some(account.clone()),
+                id: Some(account),
+            }),
             ..Default::default()
         }))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let account = self.account(&req).await?;
-        self.sdk.delete_container(&account, &req.input.bucket).await.map_err(s3_error)?;
+        self.sdk
+            .delete_container(&account, &req.input.bucket)
+            .await
+            .map_err(s3_error)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn get_bucket_location(&self, req: S3Request<GetBucketLocationInput>) -> S3Result<S3Response<GetBucketLocationOutput>> {
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         let account = self.account(&req).await?;
-        self.sdk.get_container(&account, &req.input.bucket).await.map_err(s3_error)?;
+        self.sdk
+            .get_container(&account, &req.input.bucket)
+            .await
+            .map_err(s3_error)?;
         // us-east-1 is reported as an empty constraint, as AWS does.
-        let constraint = (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint: constraint }))
+        let constraint = (self.region != "us-east-1")
+            .then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: constraint,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
@@ -151,37 +211,63 @@ impl S3 for OxioS3 {
         let user_meta = input.metadata.unwrap_or_default();
         let meta_bytes: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
         if meta_bytes > 2048 {
-            return Err(s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size"));
+            return Err(s3_error!(
+                MetadataTooLarge,
+                "Your metadata headers exceed the maximum allowed metadata size"
+            ));
         }
         let opts = PutOptions {
             expected_len: input.content_length.map(|l| l.max(0) as u64),
             expected_md5,
-            content_type: input.content_type.unwrap_or_else(|| "binary/octet-stream".to_string()),
+            content_type: input
+                .content_type
+                .unwrap_or_else(|| "binary/octet-stream".to_string()),
             user_meta,
             system_meta,
             policy: None,
         };
         let header = match input.body {
-            Some(body) => self.sdk.put_object(&account, &input.bucket, &input.key, body, opts).await,
+            Some(body) => {
+                self.sdk
+                    .put_object(&account, &input.bucket, &input.key, body, opts)
+                    .await
+            }
             None => {
                 let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-                self.sdk.put_object(&account, &input.bucket, &input.key, empty, opts).await
+                self.sdk
+                    .put_object(&account, &input.bucket, &input.key, empty, opts)
+                    .await
             }
         }
         .map_err(s3_error)?;
-        Ok(S3Response::new(PutObjectOutput { e_tag: Some(etag(&header)), ..Default::default() }))
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(etag(&header)),
+            ..Default::default()
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
-        let header = self.sdk.head_object(&account, &input.bucket, &input.key).await.map_err(s3_error)?;
+        let header = self
+            .sdk
+            .head_object(&account, &input.bucket, &input.key)
+            .await
+            .map_err(s3_error)?;
         let size = header.size;
         let (start, end, content_range) = match &input.range {
             Some(r) => {
                 let range = r.check(size)?;
-                let cr = format!("bytes {}-{}/{}", range.start, range.end.saturating_sub(1), size);
+                let cr = format!(
+                    "bytes {}-{}/{}",
+                    range.start,
+                    range.end.saturating_sub(1),
+                    size
+                );
                 (range.start, range.end, Some(cr))
             }
             None => (0, size, None),
@@ -207,10 +293,17 @@ impl S3 for OxioS3 {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
-        let header = self.sdk.head_object(&account, &input.bucket, &input.key).await.map_err(s3_error)?;
+        let header = self
+            .sdk
+            .head_object(&account, &input.bucket, &input.key)
+            .await
+            .map_err(s3_error)?;
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(header.size as i64),
             accept_ranges: Some("bytes".to_string()),
@@ -227,32 +320,57 @@ impl S3 for OxioS3 {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let account = self.account(&req).await?;
-        match self.sdk.delete_object(&account, &req.input.bucket, &req.input.key).await {
+        match self
+            .sdk
+            .delete_object(&account, &req.input.bucket, &req.input.key)
+            .await
+        {
             // Deleting a missing key succeeds, as in S3.
-            Ok(()) | Err(oxio_sdk::Error::NoSuchKey) => Ok(S3Response::new(DeleteObjectOutput::default())),
+            Ok(()) | Err(oxio_sdk::Error::NoSuchKey) => {
+                Ok(S3Response::new(DeleteObjectOutput::default()))
+            }
             Err(e) => Err(s3_error(e)),
         }
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
         if input.delete.objects.len() > MAX_DELETE_OBJECTS {
-            return Err(s3_error!(MalformedXML, "at most 1000 objects per DeleteObjects request"));
+            return Err(s3_error!(
+                MalformedXML,
+                "at most 1000 objects per DeleteObjects request"
+            ));
         }
         // Fail the whole request when the bucket is missing, as S3 does.
-        self.sdk.get_container(&account, &input.bucket).await.map_err(s3_error)?;
+        self.sdk
+            .get_container(&account, &input.bucket)
+            .await
+            .map_err(s3_error)?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self.sdk.delete_object(&account, &input.bucket, &obj.key).await {
+            match self
+                .sdk
+                .delete_object(&account, &input.bucket, &obj.key)
+                .await
+            {
                 Ok(()) | Err(oxio_sdk::Error::NoSuchKey) => {
                     if !quiet {
-                        deleted.push(DeletedObject { key: Some(obj.key), ..Default::default() });
+                        deleted.push(DeletedObject {
+                            key: Some(obj.key),
+                            ..Default::default()
+                        });
                     }
                 }
                 Err(e) => {
@@ -274,27 +392,46 @@ impl S3 for OxioS3 {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let account = self.account(&req).await?;
         let input = req.input;
         let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
         if max_keys < 0 {
-            return Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer"));
+            return Err(s3_error!(
+                InvalidArgument,
+                "max-keys must be a non-negative integer"
+            ));
         }
         let prefix = input.prefix.clone().unwrap_or_default();
         let delimiter = input.delimiter.clone().unwrap_or_default();
-        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == "url");
+        let url = input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == "url");
         let start = match &input.continuation_token {
             Some(t) => decode_token(t)?,
             None => input.start_after.clone().unwrap_or_default(),
         };
         let page = if max_keys == 0 {
             // Still answer NoSuchBucket for a missing bucket.
-            self.sdk.get_container(&account, &input.bucket).await.map_err(s3_error)?;
+            self.sdk
+                .get_container(&account, &input.bucket)
+                .await
+                .map_err(s3_error)?;
             oxio_sdk::ListPage::default()
         } else {
             self.sdk
-                .list_objects(&account, &input.bucket, &prefix, &delimiter, &start, max_keys.min(MAX_KEYS) as u32)
+                .list_objects(
+                    &account,
+                    &input.bucket,
+                    &prefix,
+                    &delimiter,
+                    &start,
+                    max_keys.min(MAX_KEYS) as u32,
+                )
                 .await
                 .map_err(s3_error)?
         };
@@ -308,14 +445,18 @@ impl S3 for OxioS3 {
                 size: Some(e.size as i64),
                 e_tag: Some(ETag::Strong(e.etag)),
                 last_modified: Some(timestamp_ms(e.mtime_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
                 ..Default::default()
             })
             .collect();
         let common: Vec<CommonPrefix> = page
             .common_prefixes
             .into_iter()
-            .map(|p| CommonPrefix { prefix: Some(enc(p)) })
+            .map(|p| CommonPrefix {
+                prefix: Some(enc(p)),
+            })
             .collect();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -325,7 +466,9 @@ impl S3 for OxioS3 {
             key_count: Some(key_count),
             is_truncated: Some(page.truncated),
             continuation_token: input.continuation_token,
-            next_continuation_token: page.truncated.then(|| hex::encode(page.next_start_after.as_bytes())),
+            next_continuation_token: page
+                .truncated
+                .then(|| hex::encode(page.next_start_after.as_bytes())),
             start_after: input.start_after.map(enc),
             encoding_type: input.encoding_type,
             contents: Some(contents),

@@ -127,11 +127,21 @@ pub struct Client {
 impl Client {
     /// Connects lazily to the grid described by `config`.
     pub fn new(config: ClientConfig) -> Result<Self> {
-        let directory = DirectoryResolver::new(config.directory.clone(), config.rpc_timeout, config.retry_deadline);
+        let directory = DirectoryResolver::new(
+            config.directory.clone(),
+            config.rpc_timeout,
+            config.retry_deadline,
+        );
         let conscience = ConscienceHandle::new(&config.conscience, config.rpc_timeout)?;
         let rawx = RawxClient::new(Duration::from_secs(2))?;
         Ok(Client {
-            inner: Arc::new(Inner { config, directory, conscience, rawx, containers: DashMap::new() }),
+            inner: Arc::new(Inner {
+                config,
+                directory,
+                conscience,
+                rawx,
+                containers: DashMap::new(),
+            }),
         })
     }
 
@@ -141,11 +151,20 @@ impl Client {
     }
 
     async fn meta1_of_name(&self, name: &str) -> Result<u64> {
-        self.inner.directory.meta0().await?.meta1_for(name_prefix(name))
+        self.inner
+            .directory
+            .meta0()
+            .await?
+            .meta1_for(name_prefix(name))
     }
 
     async fn meta1_groups(&self) -> Result<Vec<u64>> {
-        Ok(self.inner.directory.meta0().await?.groups_of(GroupKind::Meta1))
+        Ok(self
+            .inner
+            .directory
+            .meta0()
+            .await?
+            .groups_of(GroupKind::Meta1))
     }
 
     // ------------------------------------------------------------------ accounts
@@ -158,7 +177,10 @@ impl Client {
         self.inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(CreateAccountRequest { group, account: account.clone() });
+                let mut r = tonic::Request::new(CreateAccountRequest {
+                    group,
+                    account: account.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.create_account(r).await }
             })
@@ -193,7 +215,10 @@ impl Client {
         self.inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(PutAccessKeyRequest { group, key: Some(key.clone()) });
+                let mut r = tonic::Request::new(PutAccessKeyRequest {
+                    group,
+                    key: Some(key.clone()),
+                });
                 r.set_timeout(t);
                 async move { c.put_access_key(r).await }
             })
@@ -209,7 +234,10 @@ impl Client {
             .inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(GetAccessKeyRequest { group, access_key: access_key.clone() });
+                let mut r = tonic::Request::new(GetAccessKeyRequest {
+                    group,
+                    access_key: access_key.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.get_access_key(r).await }
             })
@@ -230,7 +258,10 @@ impl Client {
                 .inner
                 .directory
                 .call(group, |mut c, t| {
-                    let mut r = tonic::Request::new(ListAccessKeysRequest { group, account: account.clone() });
+                    let mut r = tonic::Request::new(ListAccessKeysRequest {
+                        group,
+                        account: account.clone(),
+                    });
                     r.set_timeout(t);
                     async move { c.list_access_keys(r).await }
                 })
@@ -257,7 +288,10 @@ impl Client {
             .inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(GetContainerRequest { group, cid: cid.clone() });
+                let mut r = tonic::Request::new(GetContainerRequest {
+                    group,
+                    cid: cid.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.get_container(r).await }
             })
@@ -294,14 +328,20 @@ impl Client {
             .inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(CreateContainerRequest { group, account: acc.clone(), name: nm.clone() });
+                let mut r = tonic::Request::new(CreateContainerRequest {
+                    group,
+                    account: acc.clone(),
+                    name: nm.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.create_container(r).await }
             })
             .await?;
         let (rec, existed) = match created {
             Ok(rec) => (rec, false),
-            Err(s) if s.code() == Code::AlreadyExists => (self.get_container(account, name).await?, true),
+            Err(s) if s.code() == Code::AlreadyExists => {
+                (self.get_container(account, name).await?, true)
+            }
             Err(s) => return Err(unexpected(s)),
         };
         // Make sure meta2 knows it (idempotent; also repairs a creation cut short).
@@ -334,7 +374,10 @@ impl Client {
             .inner
             .directory
             .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(DropContainerRequest { group: m2, cid: cid.clone() });
+                let mut r = tonic::Request::new(DropContainerRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.drop_container(r).await }
             })
@@ -350,7 +393,10 @@ impl Client {
         self.inner
             .directory
             .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(DeleteContainerRequest { group, cid: cid.clone() });
+                let mut r = tonic::Request::new(DeleteContainerRequest {
+                    group,
+                    cid: cid.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.delete_container(r).await }
             })
@@ -369,7 +415,10 @@ impl Client {
                 .inner
                 .directory
                 .call(group, |mut c, t| {
-                    let mut r = tonic::Request::new(ListContainersRequest { group, account: acc.clone() });
+                    let mut r = tonic::Request::new(ListContainersRequest {
+                        group,
+                        account: acc.clone(),
+                    });
                     r.set_timeout(t);
                     async move { c.list_containers(r).await }
                 })
@@ -388,7 +437,10 @@ impl Client {
             .inner
             .directory
             .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(ContainerStatsRequest { group: m2, cid: cid.clone() });
+                let mut r = tonic::Request::new(ContainerStatsRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.container_stats(r).await }
             })
@@ -403,7 +455,14 @@ impl Client {
     // ------------------------------------------------------------------- objects
 
     /// Streams an object into a container and commits it. Returns the stored header.
-    pub async fn put_object<S, E>(&self, account: &str, container: &str, key: &str, body: S, opts: PutOptions) -> Result<ContentHeader>
+    pub async fn put_object<S, E>(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+        body: S,
+        opts: PutOptions,
+    ) -> Result<ContentHeader>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
         E: Display,
@@ -438,7 +497,12 @@ impl Client {
             .inner
             .directory
             .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(PutContentRequest { group: m2, cid: cid.clone(), key: k.clone(), header: Some(h.clone()) });
+                let mut r = tonic::Request::new(PutContentRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    key: k.clone(),
+                    header: Some(h.clone()),
+                });
                 r.set_timeout(t);
                 async move { c.put_content(r).await }
             })
@@ -462,24 +526,38 @@ impl Client {
         if let Some(old) = reply.replaced {
             self.inner.delete_chunks_later(old.chunks);
         }
-        Ok(ContentHeader { version: reply.version, ..header })
+        Ok(ContentHeader {
+            version: reply.version,
+            ..header
+        })
     }
 
     /// The header of an object (with inline bytes).
-    pub async fn head_object(&self, account: &str, container: &str, key: &str) -> Result<ContentHeader> {
+    pub async fn head_object(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+    ) -> Result<ContentHeader> {
         let (cid, m2) = self.meta2_of(account, container).await?;
         let k = key.to_string();
         match self
             .inner
             .directory
             .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(GetContentRequest { group: m2, cid: cid.clone(), key: k.clone() });
+                let mut r = tonic::Request::new(GetContentRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    key: k.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.get_content(r).await }
             })
             .await?
         {
-            Ok(rec) => rec.header.ok_or_else(|| Error::Internal("content without header".into())),
+            Ok(rec) => rec
+                .header
+                .ok_or_else(|| Error::Internal("content without header".into())),
             Err(s) if s.code() == Code::NotFound => {
                 if s.message().contains("container") {
                     self.inner.containers.remove(&cid);
@@ -494,7 +572,12 @@ impl Client {
 
     /// Streams bytes `start..end` of an object whose header was read with
     /// [`Client::head_object`].
-    pub fn read_object(&self, header: ContentHeader, start: u64, end: u64) -> tokio::sync::mpsc::Receiver<Result<Bytes>> {
+    pub fn read_object(
+        &self,
+        header: ContentHeader,
+        start: u64,
+        end: u64,
+    ) -> tokio::sync::mpsc::Receiver<Result<Bytes>> {
         get::read_range(self.inner.clone(), header, start, end)
     }
 
@@ -506,7 +589,11 @@ impl Client {
             .inner
             .directory
             .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(DeleteContentRequest { group: m2, cid: cid.clone(), key: k.clone() });
+                let mut r = tonic::Request::new(DeleteContentRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    key: k.clone(),
+                });
                 r.set_timeout(t);
                 async move { c.delete_content(r).await }
             })
@@ -530,9 +617,21 @@ impl Client {
     }
 
     /// One page of the objects of a container.
-    pub async fn list_objects(&self, account: &str, container: &str, prefix: &str, delimiter: &str, start_after: &str, max_keys: u32) -> Result<ListPage> {
+    pub async fn list_objects(
+        &self,
+        account: &str,
+        container: &str,
+        prefix: &str,
+        delimiter: &str,
+        start_after: &str,
+        max_keys: u32,
+    ) -> Result<ListPage> {
         let (cid, m2) = self.meta2_of(account, container).await?;
-        let (p, d, s) = (prefix.to_string(), delimiter.to_string(), start_after.to_string());
+        let (p, d, s) = (
+            prefix.to_string(),
+            delimiter.to_string(),
+            start_after.to_string(),
+        );
         match self
             .inner
             .directory
@@ -568,29 +667,38 @@ impl Client {
     pub async fn list_services(&self, service_type: &str) -> Result<Vec<ServiceState>> {
         let mut last = String::new();
         for addr in &self.inner.config.conscience {
-            let ch = oxio_proto::channel(addr).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            let ch =
+                oxio_proto::channel(addr).map_err(|e| Error::InvalidArgument(e.to_string()))?;
             let mut c = oxio_proto::ConscienceClient::new(ch);
-            let mut r = tonic::Request::new(ListServicesRequest { service_type: service_type.to_string() });
+            let mut r = tonic::Request::new(ListServicesRequest {
+                service_type: service_type.to_string(),
+            });
             r.set_timeout(self.inner.config.rpc_timeout);
             match c.list_services(r).await {
                 Ok(r) => return Ok(r.into_inner().services),
                 Err(s) => last = format!("{addr}: {}", s.message()),
             }
         }
-        Err(Error::Unavailable(format!("no conscience answered: {last}")))
+        Err(Error::Unavailable(format!(
+            "no conscience answered: {last}"
+        )))
     }
 }
 
 fn validate_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(format!("{what} name must be 1 to 255 printable characters")));
+        return Err(Error::InvalidArgument(format!(
+            "{what} name must be 1 to 255 printable characters"
+        )));
     }
     Ok(())
 }
 
 fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > 1024 {
-        return Err(Error::InvalidArgument("object key must be 1 to 1024 bytes".into()));
+        return Err(Error::InvalidArgument(
+            "object key must be 1 to 1024 bytes".into(),
+        ));
     }
     Ok(())
 }

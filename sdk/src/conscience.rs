@@ -22,14 +22,25 @@ impl ConscienceHandle {
             .map(|a| {
                 oxio_proto::channel(a)
                     .map(|ch| (a.clone(), ConscienceClient::new(ch)))
-                    .map_err(|e| Error::InvalidArgument(format!("bad conscience address {a:?}: {e}")))
+                    .map_err(|e| {
+                        Error::InvalidArgument(format!("bad conscience address {a:?}: {e}"))
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ConscienceHandle { clients, next: AtomicUsize::new(0), rpc_timeout })
+        Ok(ConscienceHandle {
+            clients,
+            next: AtomicUsize::new(0),
+            rpc_timeout,
+        })
     }
 
     /// `count` distinct services of `service_type` for one metachunk.
-    pub async fn place(&self, service_type: &str, count: usize, avoid: &[String]) -> Result<Vec<ServiceState>> {
+    pub async fn place(
+        &self,
+        service_type: &str,
+        count: usize,
+        avoid: &[String],
+    ) -> Result<Vec<ServiceState>> {
         if self.clients.is_empty() {
             return Err(Error::Placement("no conscience address configured".into()));
         }
@@ -60,6 +71,8 @@ impl ConscienceHandle {
                 Err(s) => last = format!("{addr}: {}", s.message()),
             }
         }
-        Err(Error::Unavailable(format!("no conscience answered: {last}")))
+        Err(Error::Unavailable(format!(
+            "no conscience answered: {last}"
+        )))
     }
 }

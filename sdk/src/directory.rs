@@ -31,7 +31,9 @@ impl Meta0 {
         self.prefix_to_meta1
             .get(prefix as usize)
             .copied()
-            .ok_or_else(|| Error::Internal(format!("meta0 table has no entry for prefix {prefix:04X}")))
+            .ok_or_else(|| {
+                Error::Internal(format!("meta0 table has no entry for prefix {prefix:04X}"))
+            })
     }
 
     /// Ids of the groups of one kind, sorted.
@@ -105,7 +107,10 @@ impl DirectoryResolver {
                     Ok(resp) => {
                         let table: Meta0Table = resp.into_inner();
                         if table.prefix_to_meta1.len() != oxio_common::PREFIX_COUNT {
-                            last = format!("meta0 table from {addr} has {} prefixes", table.prefix_to_meta1.len());
+                            last = format!(
+                                "meta0 table from {addr} has {} prefixes",
+                                table.prefix_to_meta1.len()
+                            );
                             continue;
                         }
                         for g in &table.groups {
@@ -149,7 +154,11 @@ impl DirectoryResolver {
                 }
             }
             None if group == 0 => out.extend(self.seeds.iter().cloned()),
-            None => return Err(Error::Internal(format!("group {group} is not in the meta0 table"))),
+            None => {
+                return Err(Error::Internal(format!(
+                    "group {group} is not in the meta0 table"
+                )))
+            }
         }
         Ok(out)
     }
@@ -174,7 +183,11 @@ impl DirectoryResolver {
                         self.leaders.insert(group, addr);
                         return Ok(Ok(resp.into_inner()));
                     }
-                    Err(s) if s.code() == Code::Unavailable || s.code() == Code::DeadlineExceeded || s.code() == Code::Unknown && s.message().contains("transport") => {
+                    Err(s)
+                        if s.code() == Code::Unavailable
+                            || s.code() == Code::DeadlineExceeded
+                            || s.code() == Code::Unknown && s.message().contains("transport") =>
+                    {
                         last = format!("{addr}: {}", s.message());
                         let hint = s
                             .metadata()
@@ -208,7 +221,9 @@ impl DirectoryResolver {
                 }
             }
             if started.elapsed() > self.retry_deadline {
-                return Err(Error::Unavailable(format!("directory group {group}: {last}")));
+                return Err(Error::Unavailable(format!(
+                    "directory group {group}: {last}"
+                )));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));

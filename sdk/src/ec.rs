@@ -86,7 +86,8 @@ impl StripeEncoder {
         if m == 0 {
             return Ok(shards);
         }
-        let codec_err = |e: reed_solomon_simd::Error| Error::Internal(format!("erasure coding: {e}"));
+        let codec_err =
+            |e: reed_solomon_simd::Error| Error::Internal(format!("erasure coding: {e}"));
         let enc = match &mut self.enc {
             Some((enc, len)) if *len == sl => enc,
             slot => {
@@ -95,9 +96,14 @@ impl StripeEncoder {
                         enc.reset(k, m, sl).map_err(codec_err)?;
                         *len = sl;
                     }
-                    None => *slot = Some((ReedSolomonEncoder::new(k, m, sl).map_err(codec_err)?, sl)),
+                    None => {
+                        *slot = Some((ReedSolomonEncoder::new(k, m, sl).map_err(codec_err)?, sl))
+                    }
                 }
-                &mut slot.as_mut().ok_or_else(|| Error::Internal("encoder missing".into()))?.0
+                &mut slot
+                    .as_mut()
+                    .ok_or_else(|| Error::Internal("encoder missing".into()))?
+                    .0
             }
         };
         for s in &shards {
@@ -114,7 +120,11 @@ impl StripeEncoder {
 /// Rebuilds the data shards of a stripe from any `k` of its `k + m` shards.
 /// `shards[j]` is shard `j` when it was read, None when lost. Returns the `k` data
 /// shards in order.
-pub fn reconstruct(geo: Geometry, shard_len: usize, shards: &[Option<Vec<u8>>]) -> Result<Vec<Vec<u8>>> {
+pub fn reconstruct(
+    geo: Geometry,
+    shard_len: usize,
+    shards: &[Option<Vec<u8>>],
+) -> Result<Vec<Vec<u8>>> {
     let Geometry { k, m, .. } = geo;
     let present = shards.iter().filter(|s| s.is_some()).count();
     if present < k {
@@ -149,7 +159,9 @@ pub fn reconstruct(geo: Geometry, shard_len: usize, shards: &[Option<Vec<u8>>]) 
     (0..k)
         .map(|j| match &shards[j] {
             Some(s) => Ok(s.clone()),
-            None => restored[j].take().ok_or_else(|| Error::Internal(format!("shard {j} not restored"))),
+            None => restored[j]
+                .take()
+                .ok_or_else(|| Error::Internal(format!("shard {j} not restored"))),
         })
         .collect()
 }
@@ -159,7 +171,11 @@ mod tests {
     use super::*;
 
     fn geo() -> Geometry {
-        Geometry { k: 4, m: 2, stripe_bytes: 1 << 20 }
+        Geometry {
+            k: 4,
+            m: 2,
+            stripe_bytes: 1 << 20,
+        }
     }
 
     #[test]
@@ -177,7 +193,7 @@ mod tests {
     #[test]
     fn round_trip_with_any_two_shards_lost() {
         let g = geo();
-        let data: Vec<u8> = (0..(700_001u32)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..700_001u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut enc = StripeEncoder::new(g);
         let shards = enc.encode(&data).unwrap();
         assert_eq!(shards.len(), 6);
@@ -196,7 +212,10 @@ mod tests {
         three_lost[0] = None;
         three_lost[1] = None;
         three_lost[5] = None;
-        assert!(matches!(reconstruct(g, sl, &three_lost), Err(Error::Quorum { .. })));
+        assert!(matches!(
+            reconstruct(g, sl, &three_lost),
+            Err(Error::Quorum { .. })
+        ));
     }
 
     #[test]

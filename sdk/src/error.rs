@@ -65,6 +65,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Quorum { .. } | Error::Placement(_))
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::Quorum { .. } | Error::Placement(_)
+        )
     }
 }

@@ -20,7 +20,12 @@ const PIECE_BYTES: usize = 256 * 1024;
 
 /// Streams bytes `start..end` of a content. Errors after the first byte end the
 /// stream with that error.
-pub fn read_range(inner: Arc<Inner>, header: ContentHeader, start: u64, end: u64) -> mpsc::Receiver<Result<Bytes>> {
+pub fn read_range(
+    inner: Arc<Inner>,
+    header: ContentHeader,
+    start: u64,
+    end: u64,
+) -> mpsc::Receiver<Result<Bytes>> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     tokio::spawn(async move {
         if let Err(e) = read_into(&inner, &header, start, end, &tx).await {
@@ -31,12 +36,23 @@ pub fn read_range(inner: Arc<Inner>, header: ContentHeader, start: u64, end: u64
     rx
 }
 
-async fn read_into(inner: &Inner, header: &ContentHeader, start: u64, end: u64, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+async fn read_into(
+    inner: &Inner,
+    header: &ContentHeader,
+    start: u64,
+    end: u64,
+    tx: &mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
     if end <= start {
         return Ok(());
     }
     if header.policy == "INLINE" {
-        let data = Bytes::copy_from_slice(header.inline_data.get(start as usize..end as usize).ok_or(Error::InvalidRange)?);
+        let data = Bytes::copy_from_slice(
+            header
+                .inline_data
+                .get(start as usize..end as usize)
+                .ok_or(Error::InvalidRange)?,
+        );
         let _ = tx.send(Ok(data)).await;
         return Ok(());
     }
@@ -50,13 +66,23 @@ async fn read_into(inner: &Inner, header: &ContentHeader, start: u64, end: u64, 
         if mc_end > start && mc_start < end {
             let from = start.max(mc_start) - mc_start;
             let to = end.min(mc_end) - mc_start;
-            let chunks: Vec<&ChunkRecord> = header.chunks.iter().filter(|c| c.metachunk as usize == n).collect();
+            let chunks: Vec<&ChunkRecord> = header
+                .chunks
+                .iter()
+                .filter(|c| c.metachunk as usize == n)
+                .collect();
             match policy {
                 StoragePolicy::ErasureCoded { k, m } => {
-                    let geo = Geometry { k: k as usize, m: m as usize, stripe_bytes: inner.config.stripe_bytes };
+                    let geo = Geometry {
+                        k: k as usize,
+                        m: m as usize,
+                        stripe_bytes: inner.config.stripe_bytes,
+                    };
                     read_ec(inner, geo, &chunks, mc_size, from, to, tx).await?;
                 }
-                StoragePolicy::Replicated { .. } => read_replicated(inner, &chunks, from, to, tx).await?,
+                StoragePolicy::Replicated { .. } => {
+                    read_replicated(inner, &chunks, from, to, tx).await?
+                }
             }
         }
         mc_start = mc_end;
@@ -67,13 +93,23 @@ async fn read_into(inner: &Inner, header: &ContentHeader, start: u64, end: u64, 
     Ok(())
 }
 
-async fn read_replicated(inner: &Inner, chunks: &[&ChunkRecord], from: u64, to: u64, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+async fn read_replicated(
+    inner: &Inner,
+    chunks: &[&ChunkRecord],
+    from: u64,
+    to: u64,
+    tx: &mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
     let mut pos = from;
     let mut copies = chunks.iter();
     let mut errors = Vec::new();
     'copies: while pos < to {
         let Some(c) = copies.next() else {
-            return Err(Error::Quorum { ok: 0, needed: 1, detail: errors.join("; ") });
+            return Err(Error::Quorum {
+                ok: 0,
+                needed: 1,
+                detail: errors.join("; "),
+            });
         };
         let mut reader = match inner.rawx.get(&c.addr, &c.chunk_id, pos, to).await {
             Ok(r) => r,
@@ -125,7 +161,12 @@ impl Fragments<'_> {
             self.dead[j] = true;
             return false;
         };
-        match self.inner.rawx.get(&rec.addr, &rec.chunk_id, start, end).await {
+        match self
+            .inner
+            .rawx
+            .get(&rec.addr, &rec.chunk_id, start, end)
+            .await
+        {
             Ok(r) => {
                 self.readers[j] = Some(r);
                 true
@@ -191,13 +232,20 @@ async fn read_ec(
         while present < geo.k {
             if j >= width {
                 if tried_data {
-                    return Err(Error::Quorum { ok: present, needed: geo.k, detail: frags.errors.join("; ") });
+                    return Err(Error::Quorum {
+                        ok: present,
+                        needed: geo.k,
+                        detail: frags.errors.join("; "),
+                    });
                 }
                 tried_data = true;
                 j = 0;
                 continue;
             }
-            if frags.readers[j].is_none() && !frags.dead[j] && frags.open(j, geo.chunk_offset(i), read_end).await {
+            if frags.readers[j].is_none()
+                && !frags.dead[j]
+                && frags.open(j, geo.chunk_offset(i), read_end).await
+            {
                 if let Some(r) = frags.readers[j].as_mut() {
                     match r.read_exact(sl).await {
                         Ok(b) => {

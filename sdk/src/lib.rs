@@ -16,4 +16,4 @@ pub mod rawx;
 
 pub use client::{Client, ClientConfig, ListPage, ObjectInfo, PutOptions};
 pub use error::{Error, Result};
-pub use oxio_proto::v1::{ContentHeader, ContainerRecord, ListEntry};
+pub use oxio_proto::v1::{ContainerRecord, ContentHeader, ListEntry};

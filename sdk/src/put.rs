@@ -38,7 +38,12 @@ pub struct Uploaded {
 
 /// Pulls the body into `buf` until it holds `want` bytes or the body ends.
 /// Returns false when the body has ended.
-async fn fill<S, E>(body: &mut S, buf: &mut BytesMut, want: usize, received: &mut u64) -> Result<bool>
+async fn fill<S, E>(
+    body: &mut S,
+    buf: &mut BytesMut,
+    want: usize,
+    received: &mut u64,
+) -> Result<bool>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: Display,
@@ -57,7 +62,13 @@ where
 }
 
 /// Streams `body` into the grid for container `cid`.
-pub async fn upload<S, E>(inner: &Inner, cid: &str, mut body: S, expected_len: Option<u64>, policy: StoragePolicy) -> Result<Uploaded>
+pub async fn upload<S, E>(
+    inner: &Inner,
+    cid: &str,
+    mut body: S,
+    expected_len: Option<u64>,
+    policy: StoragePolicy,
+) -> Result<Uploaded>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
     E: Display,
@@ -83,7 +94,18 @@ where
         });
     }
     let mut written: Vec<ChunkRecord> = Vec::new();
-    let result = upload_chunked(inner, cid, &content_id, &mut body, policy, &mut pending, &mut received, &mut md5, &mut written).await;
+    let result = upload_chunked(
+        inner,
+        cid,
+        &content_id,
+        &mut body,
+        policy,
+        &mut pending,
+        &mut received,
+        &mut md5,
+        &mut written,
+    )
+    .await;
     let result = result.and_then(|sizes| check_len(expected_len, received).map(|_| sizes));
     match result {
         Ok(metachunk_sizes) => Ok(Uploaded {
@@ -228,7 +250,11 @@ where
             }
         }
         if ok < quorum {
-            return Err(Error::Quorum { ok, needed: quorum, detail: errors.join("; ") });
+            return Err(Error::Quorum {
+                ok,
+                needed: quorum,
+                detail: errors.join("; "),
+            });
         }
         sizes.push(size);
         metachunk += 1;

@@ -51,7 +51,13 @@ impl RawxClient {
     /// Uploads one chunk whose bytes arrive on `body` (a bounded channel: the
     /// producer waits when the rawx is slower). Returns once the rawx has made the
     /// chunk durable.
-    pub async fn put(&self, addr: &str, chunk_id: &str, meta: &ChunkMeta, body: mpsc::Receiver<Bytes>) -> Result<Stored> {
+    pub async fn put(
+        &self,
+        addr: &str,
+        chunk_id: &str,
+        meta: &ChunkMeta,
+        body: mpsc::Receiver<Bytes>,
+    ) -> Result<Stored> {
         let stream = tokio_stream_from(body);
         let resp = self
             .http
@@ -67,7 +73,10 @@ impl RawxClient {
         let status = resp.status();
         if status != reqwest::StatusCode::CREATED {
             let text = resp.text().await.unwrap_or_default();
-            return Err(Error::Unavailable(format!("rawx {addr} answered {status}: {}", text.trim())));
+            return Err(Error::Unavailable(format!(
+                "rawx {addr} answered {status}: {}",
+                text.trim()
+            )));
         }
         let header = |name: &str| {
             resp.headers()
@@ -83,7 +92,13 @@ impl RawxClient {
     }
 
     /// Opens a read of bytes `start..end` (end exclusive) of a chunk.
-    pub async fn get(&self, addr: &str, chunk_id: &str, start: u64, end: u64) -> Result<ChunkReader> {
+    pub async fn get(
+        &self,
+        addr: &str,
+        chunk_id: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<ChunkReader> {
         if end <= start {
             return Err(Error::Internal("empty chunk range".into()));
         }
@@ -96,7 +111,9 @@ impl RawxClient {
             .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
         let status = resp.status();
         if status != reqwest::StatusCode::PARTIAL_CONTENT && status != reqwest::StatusCode::OK {
-            return Err(Error::Unavailable(format!("rawx {addr} chunk {chunk_id}: {status}")));
+            return Err(Error::Unavailable(format!(
+                "rawx {addr} chunk {chunk_id}: {status}"
+            )));
         }
         if status == reqwest::StatusCode::OK && start != 0 {
             return Err(Error::Internal(format!("rawx {addr} ignored the range")));
@@ -119,12 +136,16 @@ impl RawxClient {
             .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
         match resp.status() {
             s if s.is_success() || s == reqwest::StatusCode::NOT_FOUND => Ok(()),
-            s => Err(Error::Unavailable(format!("rawx {addr} delete {chunk_id}: {s}"))),
+            s => Err(Error::Unavailable(format!(
+                "rawx {addr} delete {chunk_id}: {s}"
+            ))),
         }
     }
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }
 
@@ -143,7 +164,10 @@ impl ChunkReader {
     /// the rawx cuts the body short).
     pub async fn read_exact(&mut self, n: usize) -> Result<Bytes> {
         if n as u64 > self.remaining + self.buf.len() as u64 {
-            return Err(Error::Internal(format!("read past the requested range of {}", self.addr)));
+            return Err(Error::Internal(format!(
+                "read past the requested range of {}",
+                self.addr
+            )));
         }
         while self.buf.len() < n {
             match self.stream.next().await {
@@ -152,7 +176,12 @@ impl ChunkReader {
                     self.buf.extend_from_slice(&b);
                 }
                 Some(Err(e)) => return Err(Error::Unavailable(format!("rawx {}: {e}", self.addr))),
-                None => return Err(Error::Unavailable(format!("rawx {} ended the chunk early", self.addr))),
+                None => {
+                    return Err(Error::Unavailable(format!(
+                        "rawx {} ended the chunk early",
+                        self.addr
+                    )))
+                }
             }
         }
         Ok(self.buf.split_to(n).freeze())

@@ -148,7 +148,10 @@ def s3(grid):
 
 @pytest.fixture
 def bucket(s3, request):
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40] + f"-{random.randrange(1 << 30):x}"
+    import re
+
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{slug}-{random.randrange(1 << 30):x}"
     s3.create_bucket(Bucket=name)
     yield name
     # Empty and remove what the test left.

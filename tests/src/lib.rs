@@ -35,28 +35,50 @@ impl TestGrid {
         let shutdown = CancellationToken::new();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
         let c = oxio_conscience::start(
-            oxio_conscience::ConscienceConfig { listen: any, ..Default::default() },
+            oxio_conscience::ConscienceConfig {
+                listen: any,
+                ..Default::default()
+            },
             shutdown.child_token(),
         )
         .await?;
         let conscience = vec![c.addr.to_string()];
         let mut dcfg = oxio_directory::DirectoryConfig::new(1, dir.path().join("directory"));
         dcfg.listen = any;
-        dcfg.bootstrap = Some(oxio_directory::BootstrapSpec { meta1_groups: 2, meta2_groups: 2 });
+        dcfg.bootstrap = Some(oxio_directory::BootstrapSpec {
+            meta1_groups: 2,
+            meta2_groups: 2,
+        });
         let d = oxio_directory::start(dcfg, shutdown.child_token()).await?;
         let mut services = Vec::new();
         for i in 0..rawx {
-            let mut cfg = oxio_rawx::RawxConfig::new(format!("rawx-{i}"), any, dir.path().join(format!("vol{i}")));
+            let mut cfg = oxio_rawx::RawxConfig::new(
+                format!("rawx-{i}"),
+                any,
+                dir.path().join(format!("vol{i}")),
+            );
             cfg.location = format!("local.rack1.host1.vol{i}");
             cfg.workers = 1;
             cfg.conscience = conscience.clone();
             cfg.heartbeat_interval = Duration::from_millis(200);
             let token = CancellationToken::new();
             let started = oxio_rawx::start(cfg, token.clone())?;
-            services.push(TestRawx { id: format!("rawx-{i}"), shutdown: token, started: Some(started) });
+            services.push(TestRawx {
+                id: format!("rawx-{i}"),
+                shutdown: token,
+                started: Some(started),
+            });
         }
-        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(conscience, vec![d.addr.to_string()]))?;
-        let grid = TestGrid { dir, shutdown, rawx: services, sdk };
+        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+            conscience,
+            vec![d.addr.to_string()],
+        ))?;
+        let grid = TestGrid {
+            dir,
+            shutdown,
+            rawx: services,
+            sdk,
+        };
         grid.wait_rawx_up(rawx).await?;
         Ok(grid)
     }
@@ -92,18 +114,37 @@ impl TestGrid {
     }
 
     /// Puts `data` under `key`.
-    pub async fn put(&self, account: &str, container: &str, key: &str, data: &[u8]) -> Result<oxio_sdk::ContentHeader> {
+    pub async fn put(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+        data: &[u8],
+    ) -> Result<oxio_sdk::ContentHeader> {
         let body = futures::stream::iter(
             data.chunks(64 * 1024)
                 .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
                 .collect::<Vec<_>>(),
         );
-        let opts = oxio_sdk::PutOptions { expected_len: Some(data.len() as u64), ..Default::default() };
-        Ok(self.sdk.put_object(account, container, key, body, opts).await?)
+        let opts = oxio_sdk::PutOptions {
+            expected_len: Some(data.len() as u64),
+            ..Default::default()
+        };
+        Ok(self
+            .sdk
+            .put_object(account, container, key, body, opts)
+            .await?)
     }
 
     /// Reads bytes `start..end` of `key`.
-    pub async fn get(&self, account: &str, container: &str, key: &str, start: u64, end: Option<u64>) -> Result<Vec<u8>> {
+    pub async fn get(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<u8>> {
         let header = self.sdk.head_object(account, container, key).await?;
         let end = end.unwrap_or(header.size);
         let mut rx = self.sdk.read_object(header, start, end);

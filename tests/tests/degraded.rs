@@ -19,7 +19,10 @@ async fn reads_survive_two_stopped_rawx() {
     let mut objects = Vec::new();
     for (i, &n) in sizes.iter().enumerate() {
         let data = random(n);
-        let h = grid.put("acct", "bkt", &format!("o{i}"), &data).await.unwrap();
+        let h = grid
+            .put("acct", "bkt", &format!("o{i}"), &data)
+            .await
+            .unwrap();
         assert_eq!(h.size, n as u64);
         if n >= 32 * 1024 {
             assert_eq!(h.policy, "EC42");
@@ -39,7 +42,10 @@ async fn reads_survive_two_stopped_rawx() {
         if data.len() > 300_000 {
             let (a, b) = (262_000u64, 300_000u64);
             let got = grid.get("acct", "bkt", key, a, Some(b)).await.unwrap();
-            assert!(got[..] == data[a as usize..b as usize], "{key} range differs");
+            assert!(
+                got[..] == data[a as usize..b as usize],
+                "{key} range differs"
+            );
         }
     }
     // A third loss leaves fewer than k fragments: the read must fail, not lie.

@@ -6,13 +6,29 @@ use oxio_cli::output::{Format, Rows};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "oxio", version, about = "Administer an oxio grid: services, accounts, containers, objects")]
+#[command(
+    name = "oxio",
+    version,
+    about = "Administer an oxio grid: services, accounts, containers, objects"
+)]
 struct Cli {
     /// Conscience address(es), comma separated.
-    #[arg(long, env = "OXIO_CONSCIENCE", default_value = "127.0.0.1:6000", global = true, value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "OXIO_CONSCIENCE",
+        default_value = "127.0.0.1:6000",
+        global = true,
+        value_delimiter = ','
+    )]
     conscience: Vec<String>,
     /// Directory node address(es), comma separated.
-    #[arg(long, env = "OXIO_DIRECTORY", default_value = "127.0.0.1:6001", global = true, value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "OXIO_DIRECTORY",
+        default_value = "127.0.0.1:6001",
+        global = true,
+        value_delimiter = ','
+    )]
     directory: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table", global = true)]
@@ -151,11 +167,21 @@ async fn run(cli: Cli) -> Result<String> {
             let containers = sdk.list_containers(&account).await.with_context(dir_hint)?;
             let mut rows = Rows::new(&["name", "cid", "meta2_group", "created_ms"]);
             for c in containers {
-                rows.push(vec![json!(c.name), json!(c.cid), json!(c.meta2_group), json!(c.ctime_ms)]);
+                rows.push(vec![
+                    json!(c.name),
+                    json!(c.cid),
+                    json!(c.meta2_group),
+                    json!(c.ctime_ms),
+                ]);
             }
             Ok(rows.render(f))
         }
-        Command::Object(ObjectCmd::List { container, account, prefix, limit }) => {
+        Command::Object(ObjectCmd::List {
+            container,
+            account,
+            prefix,
+            limit,
+        }) => {
             let mut rows = Rows::new(&["key", "size", "etag", "policy", "mtime_ms"]);
             let mut start = String::new();
             let mut count = 0usize;
@@ -165,7 +191,9 @@ async fn run(cli: Cli) -> Result<String> {
                     .await
                     .map_err(|e| match e {
                         oxio_sdk::Error::NoSuchContainer => {
-                            anyhow::anyhow!("container {container:?} does not exist in account {account:?}")
+                            anyhow::anyhow!(
+                                "container {container:?} does not exist in account {account:?}"
+                            )
                         }
                         other => anyhow::Error::new(other).context(dir_hint()),
                     })?;
@@ -173,7 +201,13 @@ async fn run(cli: Cli) -> Result<String> {
                     if limit > 0 && count >= limit {
                         break;
                     }
-                    rows.push(vec![json!(e.key), json!(e.size), json!(e.etag), json!(e.policy), json!(e.mtime_ms)]);
+                    rows.push(vec![
+                        json!(e.key),
+                        json!(e.size),
+                        json!(e.etag),
+                        json!(e.policy),
+                        json!(e.mtime_ms),
+                    ]);
                     count += 1;
                 }
                 if !page.truncated || (limit > 0 && count >= limit) {

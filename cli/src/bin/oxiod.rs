@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "oxiod", version, about = "Runs oxio services: a whole local grid (`oxiod dev`) or the roles of a host file (`oxiod run`)")]
+#[command(
+    name = "oxiod",
+    version,
+    about = "Runs oxio services: a whole local grid (`oxiod dev`) or the roles of a host file (`oxiod run`)"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -67,8 +71,22 @@ async fn main() {
 async fn run(command: Command) -> Result<()> {
     let shutdown = CancellationToken::new();
     let host = match command {
-        Command::Dev { data, s3_listen, port_base, rawx_count, rawx_workers, region } => {
-            let opts = DevOptions { data: data.clone(), s3_listen, port_base, rawx_count, rawx_workers, region };
+        Command::Dev {
+            data,
+            s3_listen,
+            port_base,
+            rawx_count,
+            rawx_workers,
+            region,
+        } => {
+            let opts = DevOptions {
+                data: data.clone(),
+                s3_listen,
+                port_base,
+                rawx_count,
+                rawx_workers,
+                region,
+            };
             let (host, g) = dev::start(&opts, shutdown.clone()).await?;
             println!("oxio dev grid ready");
             println!("  S3 endpoint   {}", g.endpoint);
@@ -76,8 +94,14 @@ async fn run(command: Command) -> Result<()> {
             println!("  access key    {}", g.access_key);
             println!("  secret key    {}", g.secret_key);
             println!("  data          {}", data.display());
-            println!("  conscience    {}   directory {}", g.conscience, g.directory);
-            println!("In another shell:  . {}/dev.env && aws s3 ls", data.display());
+            println!(
+                "  conscience    {}   directory {}",
+                g.conscience, g.directory
+            );
+            println!(
+                "In another shell:  . {}/dev.env && aws s3 ls",
+                data.display()
+            );
             host
         }
         Command::Run { config } => {
@@ -102,8 +126,15 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             meta1_groups: d.meta1_groups,
             meta2_groups: d.meta2_groups,
         });
-        host.start_directory(d.node_id, d.listen, d.data_dir.clone(), d.location.clone(), cfg.conscience_addrs.clone(), bootstrap)
-            .await?;
+        host.start_directory(
+            d.node_id,
+            d.listen,
+            d.data_dir.clone(),
+            d.location.clone(),
+            cfg.conscience_addrs.clone(),
+            bootstrap,
+        )
+        .await?;
     }
     for r in &cfg.rawx {
         let mut rc = oxio_rawx::RawxConfig::new(r.id.clone(), r.listen, r.volume.clone());
@@ -112,8 +143,11 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
     }
     if let Some(s) = &cfg.s3 {
-        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(cfg.conscience_addrs.clone(), cfg.directory_addrs.clone()))
-            .context("configuring the sdk")?;
+        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+            cfg.conscience_addrs.clone(),
+            cfg.directory_addrs.clone(),
+        ))
+        .context("configuring the sdk")?;
         host.start_s3(s.listen, s.region.clone(), sdk).await?;
     }
     Ok(host)
