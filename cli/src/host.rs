@@ -100,7 +100,11 @@ impl Host {
         sdk: oxio_sdk::Client,
     ) -> Result<SocketAddr> {
         let s = oxio_s3_proxy::start(
-            oxio_s3_proxy::S3Config { listen, region },
+            oxio_s3_proxy::S3Config {
+                listen,
+                region,
+                base_domain: None,
+            },
             sdk,
             self.shutdown.child_token(),
         )

@@ -13,6 +13,9 @@ pub enum Error {
         /// Cause.
         source: std::io::Error,
     },
+    /// A setting is invalid.
+    #[error("invalid S3 gateway setting: {0}")]
+    Config(String),
     /// Other I/O failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

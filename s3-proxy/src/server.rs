@@ -6,8 +6,13 @@ use crate::{Error, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use oxio_sdk::Client;
-use s3s::service::S3ServiceBuilder;
+use s3s::auth::S3Auth;
+use s3s::config::{S3Config as S3ConfigValues, StaticConfigProvider};
+use s3s::host::SingleDomain;
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::S3;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +23,9 @@ pub struct S3Config {
     pub listen: SocketAddr,
     /// Region reported to clients.
     pub region: String,
+    /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); None: path style
+    /// only.
+    pub base_domain: Option<String>,
 }
 
 /// A running gateway.
@@ -26,6 +34,31 @@ pub struct Started {
     pub addr: SocketAddr,
     /// The accept loop; ends after shutdown.
     pub task: tokio::task::JoinHandle<()>,
+}
+
+/// The S3 HTTP service: routing, SigV4 verification with `auth`, virtual-hosted-style
+/// buckets under `base_domain` (path style always works). `max_clock_skew_secs`
+/// overrides the allowed request-time skew (default 15 minutes; tests replaying
+/// dated examples lift it).
+pub fn build_service(
+    s3: impl S3,
+    auth: impl S3Auth,
+    base_domain: Option<&str>,
+    max_clock_skew_secs: Option<u32>,
+) -> Result<S3Service> {
+    let mut builder = S3ServiceBuilder::new(s3);
+    builder.set_auth(auth);
+    if let Some(domain) = base_domain {
+        let host = SingleDomain::new(domain)
+            .map_err(|e| Error::Config(format!("base domain {domain:?}: {e}")))?;
+        builder.set_host(host);
+    }
+    if let Some(skew) = max_clock_skew_secs {
+        let mut config = S3ConfigValues::default();
+        config.presigned_url_max_skew_time_secs = skew;
+        builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
+    }
+    Ok(builder.build())
 }
 
 /// Binds and serves until `shutdown` is cancelled.
@@ -38,9 +71,8 @@ pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -
         })?;
     let addr = listener.local_addr()?;
     let keys = KeyStore::new(sdk.clone());
-    let mut builder = S3ServiceBuilder::new(OxioS3::new(sdk, keys.clone(), config.region.clone()));
-    builder.set_auth(DirectoryAuth(keys));
-    let service = builder.build();
+    let s3 = OxioS3::new(sdk, keys.clone(), config.region.clone());
+    let service = build_service(s3, DirectoryAuth(keys), config.base_domain.as_deref(), None)?;
     tracing::info!(%addr, region = %config.region, "S3 gateway listening");
     let task = tokio::spawn(async move {
         let conns = CancellationToken::new();
