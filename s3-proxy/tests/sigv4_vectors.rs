@@ -93,7 +93,7 @@ fn put_example(signature: &str, body: &'static str) -> http::Request<Body> {
 }
 
 async fn call(svc: &s3s::service::S3Service, req: http::Request<Body>) -> (u16, String) {
-    let resp = svc.call(req.into()).await.expect("service answered");
+    let resp = svc.call(req).await.expect("service answered");
     let status = resp.status().as_u16();
     let body = http_body_util::BodyExt::collect(resp.into_body())
         .await
