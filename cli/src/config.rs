@@ -31,6 +31,14 @@ pub struct ConscienceRole {
     pub listen: SocketAddr,
     /// Where locks persist.
     pub data_dir: PathBuf,
+    /// Lock every service at this score when it registers for the first time
+    /// (an operator unlocks it once checked).
+    #[serde(default)]
+    pub lock_new_services: Option<u32>,
+    /// Extra stats each service type's score expression may use, e.g.
+    /// `rawx = ["chunks"]`.
+    #[serde(default)]
+    pub extra_stats: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// `[directory]`
@@ -142,6 +150,8 @@ directory-addrs = ["127.0.0.1:6001"]
 [conscience]
 listen = "127.0.0.1:6000"
 data-dir = "/tmp/c"
+lock-new-services = 0
+extra-stats = { rawx = ["chunks"] }
 [[rawx]]
 id = "rawx-0"
 listen = "127.0.0.1:6200"
@@ -152,6 +162,9 @@ location = "s.r.h.v0"
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.rawx.len(), 1);
+        let c = cfg.conscience.as_ref().unwrap();
+        assert_eq!(c.lock_new_services, Some(0));
+        assert_eq!(c.extra_stats["rawx"], vec!["chunks".to_string()]);
         assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
         let empty = HostConfig::default();
         assert!(empty

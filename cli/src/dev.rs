@@ -79,7 +79,11 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     let mut host = Host::new(shutdown);
 
     let c_addr = host
-        .start_conscience(loopback(opts.port_base), data.join("conscience"))
+        .start_conscience(oxio_conscience::ConscienceConfig {
+            listen: loopback(opts.port_base),
+            data_dir: Some(data.join("conscience")),
+            ..Default::default()
+        })
         .await?;
     let conscience = vec![c_addr.to_string()];
     let d_addr = host
@@ -185,9 +189,7 @@ fn write_env(data: &std::path::Path, g: &DevGrid) -> Result<()> {
          export AWS_REGION={}\n\
          export AWS_DEFAULT_REGION={}\n\
          export OXIO_CONSCIENCE={}\n\
-         export OXIO_DIRECTORY={}\n\
-         # Multipart uploads are not served yet: this config keeps the aws cli on single PUTs.\n\
-         export AWS_CONFIG_FILE={}\n",
+         export OXIO_DIRECTORY={}\n",
         data.display(),
         g.endpoint,
         g.access_key,
@@ -195,12 +197,8 @@ fn write_env(data: &std::path::Path, g: &DevGrid) -> Result<()> {
         g.region,
         g.region,
         g.conscience,
-        g.directory,
-        data.join("aws-config").display()
+        g.directory
     );
-    let aws_config =
-        "[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n";
-    std::fs::write(data.join("aws-config"), aws_config).context("cannot write aws-config")?;
     let path = data.join("dev.env");
     let tmp = data.join("dev.env.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;

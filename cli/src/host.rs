@@ -33,16 +33,7 @@ impl Host {
     }
 
     /// Starts a conscience.
-    pub async fn start_conscience(
-        &mut self,
-        listen: SocketAddr,
-        data_dir: std::path::PathBuf,
-    ) -> Result<SocketAddr> {
-        let cfg = ConscienceConfig {
-            listen,
-            data_dir: Some(data_dir),
-            ..ConscienceConfig::default()
-        };
+    pub async fn start_conscience(&mut self, cfg: ConscienceConfig) -> Result<SocketAddr> {
         let s = oxio_conscience::start(cfg, self.shutdown.child_token())
             .await
             .context("starting the conscience")?;

@@ -2,6 +2,7 @@
 //! grid with `oxiod dev`, or the roles of one TOML file), `oxio` is the admin CLI.
 //! This crate composes the service crates; it owns no service logic of its own.
 
+pub mod bench;
 pub mod config;
 pub mod dev;
 pub mod host;

@@ -51,11 +51,6 @@ impl Rows {
                 serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()
             }
             Format::Table => {
-                let cell = |v: &Value| match v {
-                    Value::String(s) => s.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                };
                 let cells: Vec<Vec<String>> = self
                     .rows
                     .iter()
@@ -86,6 +81,66 @@ impl Rows {
     }
 }
 
+/// One record as named fields (`cluster show`): a JSON object, or one aligned
+/// `field  value` line per field. A nested object (such as stats) stays nested in
+/// JSON and is flattened to `field.key` lines in a table.
+pub struct Fields {
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl Fields {
+    /// A record with these fields, in this order.
+    pub fn new(fields: Vec<(&'static str, Value)>) -> Self {
+        Fields { fields }
+    }
+
+    /// Renders in `format`.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Json => {
+                let obj: serde_json::Map<String, Value> = self
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
+                serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default()
+            }
+            Format::Table => {
+                let mut lines: Vec<(String, String)> = Vec::new();
+                for (k, v) in &self.fields {
+                    match v {
+                        Value::Object(inner) => {
+                            for (sub, sv) in inner {
+                                lines.push((format!("{k}.{sub}"), cell(sv)));
+                            }
+                        }
+                        other => lines.push((k.to_string(), cell(other))),
+                    }
+                }
+                let width = lines
+                    .iter()
+                    .map(|(k, _)| k.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                lines
+                    .iter()
+                    .map(|(k, v)| format!("{k:<width$}  {v}").trim_end().to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
+}
+
+/// A value as shown in a table cell: strings bare, null empty.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +158,21 @@ mod tests {
         let v: Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
         assert_eq!(v[1]["id"], "rawx-10");
         assert_eq!(v[0]["score"], 87);
+    }
+
+    #[test]
+    fn renders_fields_with_nested_stats() {
+        let f = Fields::new(vec![
+            ("id", json!("rawx-0")),
+            ("score", json!(0)),
+            ("stats", json!({"cpu": 99.5, "space": 40.0})),
+        ]);
+        assert_eq!(
+            f.render(Format::Table),
+            "id           rawx-0\nscore        0\nstats.cpu    99.5\nstats.space  40.0"
+        );
+        let v: Value = serde_json::from_str(&f.render(Format::Json)).unwrap();
+        assert_eq!(v["stats"]["cpu"], 99.5);
+        assert_eq!(v["id"], "rawx-0");
     }
 }

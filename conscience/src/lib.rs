@@ -1,7 +1,8 @@
 //! The oxio conscience owns the live view of the grid: a registry of services fed by
 //! their heartbeats, the score of each service computed from its stats by a
 //! configurable expression (rising slowly, dropping at once, 0 when silent), admin
-//! score locks (the only state kept on disk), and placement, which picks the services
+//! score locks and the optional lock of services at their first registration (the
+//! only state kept on disk), and placement, which picks the services
 //! that receive the chunks of new data, weighted by score and spread across locations.
 //! It serves the `Conscience` gRPC API of `oxio.proto`; [`score`] and [`placement`]
 //! are pure modules that other crates and tests may use directly.
@@ -47,7 +48,7 @@ pub struct Started {
 pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Result<Started> {
     let expressions = config.validate()?;
     let store = LockStore::new(config.data_dir.as_deref())?;
-    let locks = store.load()?;
+    let state = store.load()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| Error::Bind {
@@ -62,12 +63,14 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
         .map_err(|_| Error::Config("score_rise_step must be positive".into()))?;
     tracing::info!(
         %addr,
-        locks = locks.len(),
+        locks = state.locks.len(),
+        lock_new_services = ?config.lock_new_services,
         lock_file = ?store.path(),
         timeout_ms = config.service_timeout.as_millis() as u64,
         "conscience listening"
     );
-    let registry = Registry::new(expressions, config.service_timeout, rise_step, locks);
+    let registry = Registry::new(expressions, config.service_timeout, rise_step, state.locks)
+        .with_lock_new_services(config.lock_new_services, state.known);
     let svc = ConscienceServer::new(service::ConscienceService::new(registry, store))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

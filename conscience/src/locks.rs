@@ -1,9 +1,12 @@
 //! Score locks and their file: `data_dir/locks.json`, rewritten whole on each change
-//! (temporary file, fsync, rename, fsync of the folder) and read back at start.
+//! (temporary file, fsync, rename, fsync of the folder) and read back at start. The
+//! file also lists the services seen registering while `lock_new_services` is on, so
+//! that a restart does not lock them again. Format 2 added that list; format 1 files
+//! (locks only) are still read.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -16,8 +19,14 @@ pub const MAX_LOCKS: usize = 100_000;
 /// Largest lock file read back.
 pub const MAX_LOCK_FILE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Most services remembered as seen (see [`LockState::known`]).
+pub const MAX_KNOWN: usize = 100_000;
+
 /// Current format version of the lock file.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
+
+/// Oldest format version still read (1: locks only, no known services).
+const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// A service, by type and id.
 pub type ServiceKey = (String, String);
@@ -25,10 +34,32 @@ pub type ServiceKey = (String, String);
 /// Locked scores, by service.
 pub type Locks = BTreeMap<ServiceKey, u32>;
 
+/// Services seen registering, by type and id.
+pub type Known = BTreeSet<ServiceKey>;
+
+/// Everything the lock file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockState {
+    /// Locked scores.
+    pub locks: Locks,
+    /// Services already seen registering while `lock_new_services` was on; they are
+    /// not locked again when they come back.
+    pub known: Known,
+}
+
 #[derive(Serialize, Deserialize)]
 struct LockFile {
     version: u32,
     locks: Vec<LockEntry>,
+    /// Absent in format 1.
+    #[serde(default)]
+    known: Vec<KnownEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KnownEntry {
+    service_type: String,
+    id: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,10 +95,10 @@ impl LockStore {
         self.path.as_deref()
     }
 
-    /// Reads the locks back; a missing file means no locks.
-    pub fn load(&self) -> Result<Locks> {
+    /// Reads the locks and known services back; a missing file means none.
+    pub fn load(&self) -> Result<LockState> {
         let Some(path) = &self.path else {
-            return Ok(Locks::new());
+            return Ok(LockState::default());
         };
         let io_err = |source| Error::LockIo {
             path: path.clone(),
@@ -79,7 +110,7 @@ impl LockStore {
         };
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Locks::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::default()),
             Err(e) => return Err(io_err(e)),
         };
         let len = file.metadata().map_err(io_err)?.len();
@@ -90,9 +121,9 @@ impl LockStore {
         }
         let decoded: LockFile = serde_json::from_reader(std::io::BufReader::new(file))
             .map_err(|e| corrupt(e.to_string()))?;
-        if decoded.version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&decoded.version) {
             return Err(corrupt(format!(
-                "format version {}, this build reads {FORMAT_VERSION}",
+                "format version {}, this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}",
                 decoded.version
             )));
         }
@@ -101,6 +132,22 @@ impl LockStore {
                 "{} locks, at most {MAX_LOCKS}",
                 decoded.locks.len()
             )));
+        }
+        if decoded.known.len() > MAX_KNOWN {
+            return Err(corrupt(format!(
+                "{} known services, at most {MAX_KNOWN}",
+                decoded.known.len()
+            )));
+        }
+        let mut known = Known::new();
+        for entry in decoded.known {
+            if entry.service_type.is_empty() || entry.id.is_empty() {
+                return Err(corrupt(format!(
+                    "bad known service {:?}/{:?}",
+                    entry.service_type, entry.id
+                )));
+            }
+            known.insert((entry.service_type, entry.id));
         }
         let mut locks = Locks::new();
         for entry in decoded.locks {
@@ -112,17 +159,26 @@ impl LockStore {
             }
             locks.insert((entry.service_type, entry.id), entry.score);
         }
-        Ok(locks)
+        Ok(LockState { locks, known })
     }
 
-    /// Writes `locks` durably (no-op in memory). Blocking: run it off the runtime.
-    pub fn save(&self, locks: &Locks) -> Result<()> {
+    /// Writes `state` durably (no-op in memory). Blocking: run it off the runtime.
+    pub fn save(&self, state: &LockState) -> Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
         let file = LockFile {
             version: FORMAT_VERSION,
-            locks: locks
+            known: state
+                .known
+                .iter()
+                .map(|(service_type, id)| KnownEntry {
+                    service_type: service_type.clone(),
+                    id: id.clone(),
+                })
+                .collect(),
+            locks: state
+                .locks
                 .iter()
                 .map(|((service_type, id), &score)| LockEntry {
                     service_type: service_type.clone(),
@@ -166,21 +222,40 @@ impl LockStore {
 mod tests {
     use super::*;
 
+    fn key(t: &str, id: &str) -> ServiceKey {
+        (t.to_string(), id.to_string())
+    }
+
     #[test]
     fn round_trip_and_missing_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sub");
         let store = LockStore::new(Some(&dir)).unwrap();
-        assert!(store.load().unwrap().is_empty());
-        let mut locks = Locks::new();
-        locks.insert(("rawx".into(), "rawx-1".into()), 0);
-        locks.insert(("meta2".into(), "m-7".into()), 55);
-        store.save(&locks).unwrap();
-        assert_eq!(store.load().unwrap(), locks);
+        assert_eq!(store.load().unwrap(), LockState::default());
+        let mut state = LockState::default();
+        state.locks.insert(key("rawx", "rawx-1"), 0);
+        state.locks.insert(key("meta2", "m-7"), 55);
+        state.known.insert(key("rawx", "rawx-1"));
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
         assert!(!dir.join("locks.json.tmp").exists());
-        locks.clear();
-        store.save(&locks).unwrap();
-        assert!(store.load().unwrap().is_empty());
+        state = LockState::default();
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), LockState::default());
+    }
+
+    #[test]
+    fn format_1_files_are_still_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(
+            dir.join(LOCK_FILE),
+            br#"{"version":1,"locks":[{"service_type":"rawx","id":"a","score":3}]}"#,
+        )
+        .unwrap();
+        let state = LockStore::new(Some(dir)).unwrap().load().unwrap();
+        assert_eq!(state.locks, Locks::from([(key("rawx", "a"), 3)]));
+        assert!(state.known.is_empty());
     }
 
     #[test]
@@ -196,6 +271,12 @@ mod tests {
         )
         .unwrap();
         assert!(LockStore::new(Some(dir)).unwrap().load().is_err());
+        std::fs::write(
+            dir.join(LOCK_FILE),
+            br#"{"version":2,"locks":[],"known":[{"service_type":"","id":"a"}]}"#,
+        )
+        .unwrap();
+        assert!(LockStore::new(Some(dir)).unwrap().load().is_err());
         std::fs::write(dir.join(LOCK_FILE), br#"{"version":9,"locks":[]}"#).unwrap();
         let err = LockStore::new(Some(dir)).unwrap().load().unwrap_err();
         assert!(err.to_string().contains("version 9"), "{err}");
@@ -204,10 +285,10 @@ mod tests {
     #[test]
     fn memory_store_keeps_nothing() {
         let store = LockStore::new(None).unwrap();
-        let mut locks = Locks::new();
-        locks.insert(("rawx".into(), "a".into()), 3);
-        store.save(&locks).unwrap();
-        assert!(store.load().unwrap().is_empty());
+        let mut state = LockState::default();
+        state.locks.insert(key("rawx", "a"), 3);
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), LockState::default());
         assert!(store.path().is_none());
     }
 }

@@ -4,7 +4,7 @@
 //! the timeout) is decided at read time from the last-seen instant.
 
 use crate::config::Expressions;
-use crate::locks::{Locks, ServiceKey};
+use crate::locks::{Known, LockState, Locks, ServiceKey, MAX_KNOWN, MAX_LOCKS};
 use crate::placement::Candidate;
 use crate::score::ScoreError;
 use oxio_common::Location;
@@ -138,11 +138,27 @@ pub struct ServiceView {
     pub last_seen_ago: Duration,
 }
 
+/// What a heartbeat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// The service's effective score.
+    pub score: u32,
+    /// The service was not registered before.
+    pub is_new: bool,
+    /// The locks or known services changed (the service was seen for the first time
+    /// with `lock_new_services` on): they must be persisted.
+    pub lock_state_changed: bool,
+}
+
 /// Registered services and locks.
 #[derive(Debug)]
 pub struct Registry {
     services: BTreeMap<ServiceKey, Record>,
     locks: Locks,
+    /// Score at which services seen for the first time are locked.
+    lock_new: Option<u32>,
+    /// Services already seen registering while `lock_new` was set.
+    known: Known,
     expressions: Expressions,
     timeout: Duration,
     rise_step: u32,
@@ -166,11 +182,21 @@ impl Registry {
         Registry {
             services: BTreeMap::new(),
             locks,
+            lock_new: None,
+            known: Known::new(),
             expressions,
             timeout,
             rise_step,
             max_services: MAX_SERVICES,
         }
+    }
+
+    /// Locks services seen for the first time at `score` (none when `None`);
+    /// `known` lists those seen before (from the lock file), which are left alone.
+    pub fn with_lock_new_services(mut self, score: Option<u32>, known: Known) -> Self {
+        self.lock_new = score;
+        self.known = known;
+        self
     }
 
     /// Lowers the registry bound (default [`MAX_SERVICES`]).
@@ -193,13 +219,13 @@ impl Registry {
         now.saturating_duration_since(record.last_seen) <= self.timeout
     }
 
-    /// Records a heartbeat at `now` and returns the service's effective score.
-    /// The second value is true when the service was not registered before.
+    /// Records a heartbeat at `now`: the service's effective score, whether it is
+    /// new, and whether the lock state changed (see [`Registered`]).
     pub fn heartbeat(
         &mut self,
         report: Report,
         now: Instant,
-    ) -> Result<(u32, bool), HeartbeatError> {
+    ) -> Result<Registered, HeartbeatError> {
         let expr = self.expressions.for_type(&report.service_type);
         let target = expr
             .score(&report.stats)
@@ -219,6 +245,7 @@ impl Registry {
             self.evict_one_down(now)?;
         }
         let score = next_score(previous, target, self.rise_step);
+        let lock_state_changed = is_new && self.lock_if_first_seen(&key);
         let effective = self.locks.get(&key).copied().unwrap_or(score);
         self.services.insert(
             key,
@@ -230,7 +257,40 @@ impl Registry {
                 last_seen: now,
             },
         );
-        Ok((effective, is_new))
+        Ok(Registered {
+            score: effective,
+            is_new,
+            lock_state_changed,
+        })
+    }
+
+    /// With `lock_new_services` on, locks `key` unless it was seen before (or is
+    /// locked already) and remembers it. True when the lock state changed.
+    fn lock_if_first_seen(&mut self, key: &ServiceKey) -> bool {
+        let Some(lock_score) = self.lock_new else {
+            return false;
+        };
+        if self.known.contains(key) {
+            return false;
+        }
+        if self.known.len() < MAX_KNOWN {
+            self.known.insert(key.clone());
+        } else {
+            tracing::warn!(
+                max = MAX_KNOWN,
+                "too many known services, not remembering more"
+            );
+        }
+        if self.locks.contains_key(key) {
+            return true;
+        }
+        if self.locks.len() >= MAX_LOCKS {
+            tracing::warn!(service_type = %key.0, id = %key.1, max = MAX_LOCKS, "too many locks, new service left unlocked");
+            return true;
+        }
+        self.locks.insert(key.clone(), lock_score);
+        tracing::info!(service_type = %key.0, id = %key.1, score = lock_score, "new service locked at first registration");
+        true
     }
 
     /// Removes the longest-silent down service, or fails when all are up.
@@ -324,6 +384,23 @@ impl Registry {
     pub fn set_locks(&mut self, locks: Locks) {
         self.locks = locks;
     }
+
+    /// Locks `key` at `score`, or unlocks it for `None`; true when that changed
+    /// something.
+    pub fn apply_lock(&mut self, key: ServiceKey, score: Option<u32>) -> bool {
+        match score {
+            Some(s) => self.locks.insert(key, s) != Some(s),
+            None => self.locks.remove(&key).is_some(),
+        }
+    }
+
+    /// Copy of what the lock file holds: locks and known services.
+    pub fn lock_state(&self) -> LockState {
+        LockState {
+            locks: self.locks.clone(),
+            known: self.known.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,7 +437,7 @@ mod tests {
         let s = |reg: &mut Registry, cpu, secs| {
             reg.heartbeat(report("a", cpu), t0 + Duration::from_secs(secs))
                 .unwrap()
-                .0
+                .score
         };
         assert_eq!(
             s(&mut reg, 95.0, 0),
@@ -392,8 +469,11 @@ mod tests {
         assert_eq!(v.score, 0);
         assert_eq!(v.last_seen_ago, Duration::from_secs(6));
         // Back: rises from 0 again.
-        let (score, is_new) = reg.heartbeat(report("a", 80.0), later).unwrap();
-        assert_eq!((score, is_new), (50, false));
+        let r = reg.heartbeat(report("a", 80.0), later).unwrap();
+        assert_eq!(
+            (r.score, r.is_new, r.lock_state_changed),
+            (50, false, false)
+        );
     }
 
     #[test]
@@ -401,7 +481,7 @@ mod tests {
         let mut reg = registry(100);
         let t0 = Instant::now();
         reg.set_locks(Locks::from([(("test".to_string(), "a".to_string()), 7)]));
-        assert_eq!(reg.heartbeat(report("a", 90.0), t0).unwrap().0, 7);
+        assert_eq!(reg.heartbeat(report("a", 90.0), t0).unwrap().score, 7);
         let v = reg.get("test", "a", t0).unwrap();
         assert!(v.locked && v.up);
         assert_eq!(v.score, 7);
@@ -521,5 +601,59 @@ mod tests {
         assert_eq!(next_score(Some(50), 80, 10), 60);
         assert_eq!(next_score(Some(50), 20, 10), 20);
         assert_eq!(next_score(Some(95), 100, 10), 100);
+    }
+
+    #[test]
+    fn new_services_are_locked_at_first_registration_only() {
+        let t0 = Instant::now();
+        let known = Known::from([("test".to_string(), "old".to_string())]);
+        let mut reg = registry(100).with_lock_new_services(Some(0), known);
+        // Seen for the first time: locked at 0, state to persist.
+        let r = reg.heartbeat(report("a", 90.0), t0).unwrap();
+        assert_eq!(
+            r,
+            Registered {
+                score: 0,
+                is_new: true,
+                lock_state_changed: true
+            }
+        );
+        let v = reg.get("test", "a", t0).unwrap();
+        assert!(v.locked && v.up);
+        assert_eq!(v.score, 0);
+        assert_eq!(reg.candidates("test", t0)[0].score, 0);
+        // Later heartbeats change nothing.
+        let r = reg.heartbeat(report("a", 90.0), t0).unwrap();
+        assert!(!r.is_new && !r.lock_state_changed);
+        // Known from the lock file: left alone.
+        let r = reg.heartbeat(report("old", 90.0), t0).unwrap();
+        assert_eq!((r.score, r.lock_state_changed), (90, false));
+        // Unlocked by an admin, then forgotten (evicted) and back: not locked again.
+        assert!(reg.apply_lock(("test".into(), "a".into()), None));
+        let mut reg2 = registry(100).with_lock_new_services(Some(0), reg.lock_state().known);
+        reg2.set_locks(reg.lock_state().locks);
+        let r = reg2.heartbeat(report("a", 90.0), t0).unwrap();
+        assert!(r.is_new && !r.lock_state_changed);
+        assert_eq!(r.score, 90);
+        let state = reg2.lock_state();
+        assert!(state.locks.is_empty());
+        assert_eq!(state.known.len(), 2);
+        // Option off: nothing locked, nothing remembered.
+        let mut off = registry(100);
+        let r = off.heartbeat(report("b", 90.0), t0).unwrap();
+        assert_eq!((r.score, r.lock_state_changed), (90, false));
+        assert_eq!(off.lock_state(), LockState::default());
+    }
+
+    #[test]
+    fn apply_lock_reports_changes() {
+        let mut reg = registry(100);
+        let k = ("test".to_string(), "a".to_string());
+        assert!(reg.apply_lock(k.clone(), Some(5)));
+        assert!(!reg.apply_lock(k.clone(), Some(5)));
+        assert!(reg.apply_lock(k.clone(), Some(6)));
+        assert_eq!(reg.locks().get(&k), Some(&6));
+        assert!(reg.apply_lock(k.clone(), None));
+        assert!(!reg.apply_lock(k, None));
     }
 }

@@ -45,21 +45,40 @@ impl ConscienceService {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn heartbeat_inner(&self, info: ServiceInfo) -> Result<HeartbeatReply, Status> {
+    /// Records the heartbeat; the flag says the lock state must be persisted.
+    fn heartbeat_inner(&self, info: ServiceInfo) -> Result<(HeartbeatReply, bool), Status> {
         let report = Report::try_from(info).map_err(heartbeat_status)?;
         let (service_type, id) = (report.service_type.clone(), report.id.clone());
-        let (score, is_new) = self
+        let r = self
             .registry()
             .heartbeat(report, Instant::now())
             .map_err(heartbeat_status)?;
-        if is_new {
+        let score = r.score;
+        if r.is_new {
             tracing::info!(%service_type, %id, score, "service registered");
         } else {
             tracing::trace!(%service_type, %id, score, "heartbeat");
         }
-        Ok(HeartbeatReply {
-            score: score as i32,
-        })
+        Ok((
+            HeartbeatReply {
+                score: score as i32,
+            },
+            r.lock_state_changed,
+        ))
+    }
+
+    /// Writes the registry's current lock state to the lock file. The caller holds
+    /// `lock_writer`, so that the file is written in the order of the changes.
+    async fn persist_lock_state(&self) -> Result<(), Status> {
+        let store = self.store.clone();
+        let state = self.registry().lock_state();
+        tokio::task::spawn_blocking(move || store.save(&state))
+            .await
+            .map_err(|e| Status::internal(format!("lock file writer failed: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot persist locks");
+                Status::unavailable(format!("cannot persist locks: {e}"))
+            })
     }
 
     fn place_inner(&self, req: PlaceRequest) -> Result<PlaceReply, Status> {
@@ -129,29 +148,30 @@ impl ConscienceService {
         };
         let key = (req.service_type, req.id);
         let _writer = self.lock_writer.lock().await;
-        let mut locks = self.registry().locks().clone();
+        // The new state is written first and applied to memory after, as one change
+        // (heartbeats may add first-registration locks in between).
+        let mut state = self.registry().lock_state();
         let changed = match score {
-            Some(s) => locks.insert(key.clone(), s) != Some(s),
-            None => locks.remove(&key).is_some(),
+            Some(s) => state.locks.insert(key.clone(), s) != Some(s),
+            None => state.locks.remove(&key).is_some(),
         };
         if !changed {
             return Ok(LockReply {});
         }
-        if locks.len() > MAX_LOCKS {
+        if state.locks.len() > MAX_LOCKS {
             return Err(Status::resource_exhausted(format!(
                 "at most {MAX_LOCKS} locks; unlock some first"
             )));
         }
         let store = self.store.clone();
-        let to_save = locks.clone();
-        tokio::task::spawn_blocking(move || store.save(&to_save))
+        tokio::task::spawn_blocking(move || store.save(&state))
             .await
             .map_err(|e| Status::internal(format!("lock file writer failed: {e}")))?
             .map_err(|e| {
                 tracing::error!(error = %e, "cannot persist locks");
                 Status::unavailable(format!("cannot persist locks: {e}"))
             })?;
-        self.registry().set_locks(locks);
+        self.registry().apply_lock(key.clone(), score);
         match score {
             Some(s) => {
                 tracing::info!(service_type = %key.0, id = %key.1, score = s, "score locked")
@@ -213,8 +233,19 @@ impl Conscience for ConscienceService {
         let info = request.into_inner();
         let span =
             tracing::debug_span!("heartbeat", service_type = %info.service_type, id = %info.id);
-        let _entered = span.enter();
-        self.heartbeat_inner(info).map(Response::new)
+        async move {
+            let (reply, lock_state_changed) = self.heartbeat_inner(info)?;
+            if lock_state_changed {
+                // A first registration with `lock_new_services`: make the lock and
+                // the "known" mark durable. A failure is logged; the lock still holds
+                // in memory and is written with the next lock change.
+                let _writer = self.lock_writer.lock().await;
+                let _ = self.persist_lock_state().await;
+            }
+            Ok(Response::new(reply))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_services(

@@ -327,6 +327,58 @@ async fn locks_persist_across_restart() {
     stop(started, shutdown).await;
 }
 
+fn lock_req(id: &str, score: Option<i32>) -> LockRequest {
+    LockRequest {
+        service_type: "rawx".into(),
+        id: id.into(),
+        score,
+    }
+}
+
+#[tokio::test]
+async fn new_services_locked_at_first_registration_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ConscienceConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        lock_new_services: Some(0),
+        score_rise_step: 100,
+        ..Default::default()
+    };
+    let (started, shutdown, mut client) = serve(config.clone()).await;
+    for i in 0..3 {
+        assert_eq!(
+            client.heartbeat(rawx(i)).await.unwrap().into_inner().score,
+            0,
+            "rawx-{i} is locked at its first registration"
+        );
+    }
+    // Locked services are never placed.
+    let err = place(&mut client, 1).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    client.lock(lock_req("rawx-0", None)).await.unwrap();
+    client.lock(lock_req("rawx-1", Some(30))).await.unwrap();
+    assert_eq!(
+        client.heartbeat(rawx(0)).await.unwrap().into_inner().score,
+        100
+    );
+    assert_eq!(place(&mut client, 2).await.unwrap().len(), 2);
+    stop(started, shutdown).await;
+
+    // After a restart, known services keep their state; only a new one is locked.
+    let (started, shutdown, mut client) = serve(config).await;
+    let scores: Vec<i32> = {
+        let mut out = Vec::new();
+        for i in 0..4 {
+            out.push(client.heartbeat(rawx(i)).await.unwrap().into_inner().score);
+        }
+        out
+    };
+    assert_eq!(scores, vec![100, 30, 0, 0]);
+    stop(started, shutdown).await;
+    let file = std::fs::read_to_string(dir.path().join("locks.json")).unwrap();
+    assert!(file.contains("rawx-3"), "{file}");
+}
+
 #[tokio::test]
 async fn bad_config_is_refused_at_start() {
     let config = ConscienceConfig {

@@ -123,6 +123,13 @@ pub mod sm {
     pub const M2_CONTENT: &[u8] = b"2o";
     /// meta2: reverse index, followed by lp(rawx id) + chunk id + 0 + cid + key.
     pub const M2_REVERSE: &[u8] = b"2r";
+    /// meta2: multipart uploads, followed by the cid, the key, 0 and the upload id.
+    pub const M2_UPLOAD: &[u8] = b"2u";
+    /// meta2: uploads by initiation, followed by the cid, the key, 0, the initiation
+    /// time (BE u64 microseconds) and the upload id. Empty values.
+    pub const M2_UPLOAD_ORDER: &[u8] = b"2U";
+    /// meta2: parts, followed by the cid, the upload id, 0 and the BE u32 part number.
+    pub const M2_PART: &[u8] = b"2p";
 
     /// `kind + a`.
     pub fn one(kind: &[u8], a: &[u8]) -> Vec<u8> {
@@ -153,6 +160,58 @@ pub mod sm {
     pub fn content(cid: &str, key: &str) -> Vec<u8> {
         let mut k = contents_of(cid);
         k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    /// Upload record key. Multipart keys never contain a 0 byte, so `key + 0` keeps
+    /// the keys' own order.
+    pub fn upload(cid: &str, key: &str, upload_id: &str) -> Vec<u8> {
+        let mut k = one(M2_UPLOAD, cid.as_bytes());
+        k.extend_from_slice(key.as_bytes());
+        k.push(0);
+        k.extend_from_slice(upload_id.as_bytes());
+        k
+    }
+
+    /// Prefix of the upload order index of a container.
+    pub fn upload_order_of(cid: &str) -> Vec<u8> {
+        one(M2_UPLOAD_ORDER, cid.as_bytes())
+    }
+
+    /// Suffix (after [`upload_order_of`]) of one upload in the order index.
+    pub fn upload_order_suffix(key: &str, initiated_us: u64, upload_id: &str) -> Vec<u8> {
+        let mut k = key.as_bytes().to_vec();
+        k.push(0);
+        k.extend_from_slice(&initiated_us.to_be_bytes());
+        k.extend_from_slice(upload_id.as_bytes());
+        k
+    }
+
+    /// Splits an order-index suffix into `(key, initiated_us, upload_id)`.
+    pub fn parse_upload_order(suffix: &[u8]) -> Option<(&[u8], u64, &[u8])> {
+        let nul = suffix.iter().position(|&b| b == 0)?;
+        let (key, rest) = suffix.split_at(nul);
+        let rest = &rest[1..];
+        if rest.len() < 8 {
+            return None;
+        }
+        let (ts, id) = rest.split_at(8);
+        let ts: [u8; 8] = ts.try_into().ok()?;
+        Some((key, u64::from_be_bytes(ts), id))
+    }
+
+    /// Prefix of the parts of one upload.
+    pub fn parts_of(cid: &str, upload_id: &str) -> Vec<u8> {
+        let mut k = one(M2_PART, cid.as_bytes());
+        k.extend_from_slice(upload_id.as_bytes());
+        k.push(0);
+        k
+    }
+
+    /// Key of one part.
+    pub fn part(cid: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
+        let mut k = parts_of(cid, upload_id);
+        k.extend_from_slice(&part_number.to_be_bytes());
         k
     }
 
@@ -198,5 +257,16 @@ mod tests {
             sm::lp_then(b"x", b"a", b"bc")
         );
         assert_eq!(hosted_group(&hosted(1001)), Some(1001));
+    }
+
+    #[test]
+    fn upload_order_sorts_by_key_then_time_and_parses() {
+        let a = sm::upload_order_suffix("a", 9, "ff");
+        let a2 = sm::upload_order_suffix("a", 10, "00");
+        let ab = sm::upload_order_suffix("a/b", 1, "00");
+        assert!(a < a2 && a2 < ab);
+        let (k, t, id) = sm::parse_upload_order(&a2).unwrap();
+        assert_eq!((k, t, id), (&b"a"[..], 10, &b"00"[..]));
+        assert!(sm::part("C", "u", 2) < sm::part("C", "u", 256));
     }
 }

@@ -1,6 +1,6 @@
 //! The oxio metadata directory: meta0 (prefix -> meta1 group table and group
 //! membership), meta1 (accounts, access keys, container -> meta2 group) and meta2
-//! (container contents, stats and the rawx reverse index), each a set of Raft groups
+//! (container contents, multipart uploads, stats and the rawx reverse index), each a set of Raft groups
 //! (openraft) whose logs and state machines share one RocksDB per node. This crate owns
 //! the storage layout, the Raft log store / state machine / transport, the command logic
 //! of the three levels, the `Directory` gRPC service and the node lifecycle
@@ -17,6 +17,7 @@ pub mod log_store;
 pub mod meta0;
 pub mod meta1;
 pub mod meta2;
+pub mod multipart;
 pub mod network;
 pub mod node;
 pub mod service;
@@ -164,5 +165,7 @@ async fn finish(
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod multipart_tests;
 #[cfg(test)]
 mod sm_tests;

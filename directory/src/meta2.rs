@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::keys::sm;
 use crate::sm_data::{Overlay, SmView};
 use crate::types::{Refusal, Reply};
-use oxio_proto::v1::ContentHeader;
+use oxio_proto::v1::{ChunkRecord, ContentHeader};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,9 @@ pub struct ContainerMeta {
     pub objects: u64,
     /// Sum of the content sizes.
     pub bytes: u64,
+    /// Multipart uploads in progress.
+    #[serde(default)]
+    pub uploads: u64,
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -50,32 +53,40 @@ fn container_key(cid: &str) -> Vec<u8> {
     sm::one(sm::M2_CONTAINER, cid.as_bytes())
 }
 
-fn load_meta(ov: &Overlay<'_>, cid: &str) -> Result<Option<ContainerMeta>> {
+pub(crate) fn load_meta(ov: &Overlay<'_>, cid: &str) -> Result<Option<ContainerMeta>> {
     match ov.get(&container_key(cid))? {
         Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
         None => Ok(None),
     }
 }
 
-fn store_meta(ov: &mut Overlay<'_>, cid: &str, meta: &ContainerMeta) -> Result<()> {
+pub(crate) fn store_meta(ov: &mut Overlay<'_>, cid: &str, meta: &ContainerMeta) -> Result<()> {
     ov.put(container_key(cid), serde_json::to_vec(meta)?);
     Ok(())
 }
 
-fn unindex(ov: &mut Overlay<'_>, cid: &str, key: &str, h: &ContentHeader) {
-    for c in &h.chunks {
+/// Removes the reverse-index entries of `chunks` stored under `cid`/`key`.
+pub(crate) fn unindex(ov: &mut Overlay<'_>, cid: &str, key: &str, chunks: &[ChunkRecord]) {
+    for c in chunks {
         ov.delete(sm::reverse(&c.rawx_id, &c.chunk_id, cid, key));
     }
 }
 
-fn index(ov: &mut Overlay<'_>, cid: &str, key: &str, h: &ContentHeader) -> Result<()> {
-    for c in &h.chunks {
+/// Adds reverse-index entries for `chunks` of `cid`/`key` at `version`.
+pub(crate) fn index(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    key: &str,
+    chunks: &[ChunkRecord],
+    version: u64,
+) -> Result<()> {
+    for c in chunks {
         let e = ReverseEntry {
             rawx_id: c.rawx_id.clone(),
             chunk_id: c.chunk_id.clone(),
             cid: cid.to_string(),
             key: key.to_string(),
-            version: h.version,
+            version,
         };
         ov.put(
             sm::reverse(&c.rawx_id, &c.chunk_id, cid, key),
@@ -98,18 +109,20 @@ pub fn apply_init_container(
             name: name.to_string(),
             objects: 0,
             bytes: 0,
+            uploads: 0,
         };
         store_meta(ov, cid, &meta)?;
     }
     Ok(Reply::Done)
 }
 
-/// Applies `DropContainer`: only an empty container goes.
+/// Applies `DropContainer`: only an empty container goes; multipart uploads in
+/// progress count as content (their parts hold chunks).
 pub fn apply_drop_container(ov: &mut Overlay<'_>, cid: &str) -> Result<Reply> {
     let Some(meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
     };
-    if meta.objects > 0 {
+    if meta.objects > 0 || meta.uploads > 0 {
         return Ok(Reply::Refused(Refusal::NotEmpty));
     }
     ov.delete(container_key(cid));
@@ -128,9 +141,25 @@ pub fn apply_put_content(
     let Some(mut meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
     };
-    let Ok(mut h) = ContentHeader::decode(header) else {
+    let Ok(h) = ContentHeader::decode(header) else {
         return Ok(Reply::Refused(Refusal::Invalid));
     };
+    let (version, replaced) = store_content(ov, &mut meta, cid, key, h, proposed_version)?;
+    store_meta(ov, cid, &meta)?;
+    Ok(Reply::Put { version, replaced })
+}
+
+/// Stores `h` under `key` as the next version (at least `proposed_version`), keeps the
+/// counts in `meta` and the reverse index in step, and returns the assigned version
+/// and the encoded header it replaced. The caller stores `meta`.
+pub(crate) fn store_content(
+    ov: &mut Overlay<'_>,
+    meta: &mut ContainerMeta,
+    cid: &str,
+    key: &str,
+    mut h: ContentHeader,
+    proposed_version: u64,
+) -> Result<(u64, Option<Vec<u8>>)> {
     let ck = sm::content(cid, key);
     let prev = match ov.get(&ck)? {
         Some(v) => Some((ContentHeader::decode(v.as_slice())?, v)),
@@ -139,20 +168,16 @@ pub fn apply_put_content(
     let mut version = proposed_version;
     if let Some((p, _)) = &prev {
         version = version.max(p.version.saturating_add(1));
-        unindex(ov, cid, key, p);
+        unindex(ov, cid, key, &p.chunks);
         meta.bytes = meta.bytes.saturating_sub(p.size);
     } else {
         meta.objects = meta.objects.saturating_add(1);
     }
     h.version = version;
     meta.bytes = meta.bytes.saturating_add(h.size);
-    index(ov, cid, key, &h)?;
+    index(ov, cid, key, &h.chunks, version)?;
     ov.put(ck, h.encode_to_vec());
-    store_meta(ov, cid, &meta)?;
-    Ok(Reply::Put {
-        version,
-        replaced: prev.map(|(_, bytes)| bytes),
-    })
+    Ok((version, prev.map(|(_, bytes)| bytes)))
 }
 
 /// Applies `DeleteContent`: removes the key, returns the removed header.
@@ -165,7 +190,7 @@ pub fn apply_delete_content(ov: &mut Overlay<'_>, cid: &str, key: &str) -> Resul
         return Ok(Reply::Refused(Refusal::NoSuchKey));
     };
     let h = ContentHeader::decode(v.as_slice())?;
-    unindex(ov, cid, key, &h);
+    unindex(ov, cid, key, &h.chunks);
     meta.objects = meta.objects.saturating_sub(1);
     meta.bytes = meta.bytes.saturating_sub(h.size);
     ov.delete(ck);

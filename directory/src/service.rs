@@ -17,6 +17,9 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+#[path = "service_mpu.rs"]
+mod mpu;
+
 /// Deadline of a GetMeta0 call this node makes to another node.
 const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -563,6 +566,39 @@ impl Directory for DirectoryService {
         .map_err(internal)?;
         cursor.status().map_err(internal)?;
         Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn create_upload(&self, request: Request<CreateUploadRequest>) -> Res<CreateUploadReply> {
+        self.mpu_create(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn put_part(&self, request: Request<PutPartRequest>) -> Res<PutPartReply> {
+        self.mpu_put_part(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn list_parts(&self, request: Request<ListPartsRequest>) -> Res<ListPartsReply> {
+        self.mpu_list_parts(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_uploads(&self, request: Request<ListUploadsRequest>) -> Res<ListUploadsReply> {
+        self.mpu_list_uploads(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn complete_upload(
+        &self,
+        request: Request<CompleteUploadRequest>,
+    ) -> Res<CompleteUploadReply> {
+        self.mpu_complete(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn abort_upload(&self, request: Request<AbortUploadRequest>) -> Res<AbortUploadReply> {
+        self.mpu_abort(request.into_inner()).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

@@ -116,6 +116,46 @@ impl<'a> Overlay<'a> {
         }
     }
 
+    /// Up to `limit` `(sub-key suffix after prefix, value)` pairs whose sub-key starts
+    /// with `prefix`, stored data merged with the pending changes, in key order. The
+    /// bool says whether more remained.
+    pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<(Rows, bool)> {
+        let pending_in: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
+            .pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .collect();
+        // Deleted pending keys may hide stored ones: read enough stored rows to fill
+        // the page after them.
+        let deletes = pending_in.iter().filter(|(_, v)| v.is_none()).count();
+        let (stored, more) = self
+            .view
+            .scan(prefix, limit.saturating_add(deletes).saturating_add(1))?;
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
+        let last_stored = more.then(|| merged.keys().next_back().cloned()).flatten();
+        for (k, v) in pending_in {
+            let suffix = k[prefix.len()..].to_vec();
+            // Past the stored rows read, a pending key is only kept when the store
+            // had nothing more; otherwise the page ends at the last stored row.
+            if let Some(last) = &last_stored {
+                if &suffix > last {
+                    continue;
+                }
+            }
+            match v {
+                Some(v) => {
+                    merged.insert(suffix, v.clone());
+                }
+                None => {
+                    merged.remove(&suffix);
+                }
+            }
+        }
+        let truncated = merged.len() > limit || last_stored.is_some();
+        let rows: Rows = merged.into_iter().take(limit).collect();
+        Ok((rows, truncated))
+    }
+
     /// Sets a sub-key.
     pub fn put(&mut self, sub: Vec<u8>, value: Vec<u8>) {
         self.pending.insert(sub, Some(value));

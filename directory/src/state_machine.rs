@@ -11,7 +11,7 @@ use crate::types::{
     Command, DirEntry, DirLogId, DirMembership, DirSnapshotMeta, GroupKind, Refusal, Reply,
     TypeConfig,
 };
-use crate::{meta0, meta1, meta2};
+use crate::{meta0, meta1, meta2, multipart};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError};
 use rocksdb::DB;
@@ -110,6 +110,54 @@ impl StateMachine {
             },
             Command::DeleteContent { cid, key } => match kind {
                 GroupKind::Meta2 => meta2::apply_delete_content(ov, cid, key),
+                _ => wrong,
+            },
+            Command::CreateUpload {
+                cid,
+                key,
+                upload_id,
+                template,
+                initiated_us,
+            } => match kind {
+                GroupKind::Meta2 => {
+                    multipart::apply_create_upload(ov, cid, key, upload_id, template, *initiated_us)
+                }
+                _ => wrong,
+            },
+            Command::PutPart {
+                cid,
+                key,
+                upload_id,
+                part,
+            } => match kind {
+                GroupKind::Meta2 => multipart::apply_put_part(ov, cid, key, upload_id, part),
+                _ => wrong,
+            },
+            Command::CompleteUpload {
+                cid,
+                key,
+                upload_id,
+                parts,
+                proposed_version,
+                mtime_ms,
+            } => match kind {
+                GroupKind::Meta2 => multipart::apply_complete_upload(
+                    ov,
+                    cid,
+                    key,
+                    upload_id,
+                    parts,
+                    *proposed_version,
+                    *mtime_ms,
+                ),
+                _ => wrong,
+            },
+            Command::AbortUpload {
+                cid,
+                key,
+                upload_id,
+            } => match kind {
+                GroupKind::Meta2 => multipart::apply_abort_upload(ov, cid, key, upload_id),
                 _ => wrong,
             },
         }

@@ -70,6 +70,21 @@ pub fn refusal(r: Refusal) -> Status {
         Refusal::ContainerExists => Status::already_exists("container exists"),
         Refusal::Invalid => Status::invalid_argument("invalid command"),
         Refusal::WrongGroup => Status::invalid_argument("command does not belong to this group"),
+        Refusal::NoSuchUpload => Status::not_found("no such upload"),
+        Refusal::UploadExists => Status::already_exists("upload exists"),
+        Refusal::InvalidPart => Status::failed_precondition(
+            "InvalidPart: One or more of the specified parts could not be found or its \
+             entity tag did not match",
+        ),
+        Refusal::InvalidPartOrder => Status::failed_precondition(
+            "InvalidPartOrder: The list of parts was not in ascending order",
+        ),
+        Refusal::EntityTooSmall => Status::failed_precondition(
+            "EntityTooSmall: Your proposed upload is smaller than the minimum allowed object size",
+        ),
+        Refusal::EntityTooLarge => Status::failed_precondition(
+            "EntityTooLarge: The completed object would hold too many chunks",
+        ),
     }
 }
 
@@ -103,5 +118,15 @@ mod tests {
             tonic::Code::AlreadyExists
         );
         assert_eq!(refusal(Refusal::NoSuchKey).code(), tonic::Code::NotFound);
+        assert_eq!(refusal(Refusal::NoSuchUpload).message(), "no such upload");
+        for (r, prefix) in [
+            (Refusal::InvalidPart, "InvalidPart:"),
+            (Refusal::InvalidPartOrder, "InvalidPartOrder:"),
+            (Refusal::EntityTooSmall, "EntityTooSmall:"),
+        ] {
+            let s = refusal(r);
+            assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+            assert!(s.message().starts_with(prefix), "{}", s.message());
+        }
     }
 }

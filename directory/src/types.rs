@@ -201,6 +201,56 @@ pub enum Command {
         /// Object key.
         key: String,
     },
+    /// meta2: start a multipart upload.
+    CreateUpload {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Client-chosen upload id.
+        upload_id: String,
+        /// Encoded `ContentHeader` template of the final object.
+        #[serde(with = "hex_bytes")]
+        template: Vec<u8>,
+        /// Initiation time chosen by the leader (microseconds).
+        initiated_us: u64,
+    },
+    /// meta2: record (or replace) one part of an upload.
+    PutPart {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// Encoded `PartRecord`.
+        #[serde(with = "hex_bytes")]
+        part: Vec<u8>,
+    },
+    /// meta2: build the object from the listed parts and forget the upload.
+    CompleteUpload {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+        /// `(part number, etag)` in the order the client listed them.
+        parts: Vec<(u32, String)>,
+        /// The leader's clock in microseconds; the applied version is at least this.
+        proposed_version: u64,
+        /// Modification time of the object, chosen by the leader.
+        mtime_ms: u64,
+    },
+    /// meta2: forget an upload and its parts.
+    AbortUpload {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Upload id.
+        upload_id: String,
+    },
 }
 
 impl Command {
@@ -216,6 +266,10 @@ impl Command {
             Command::DropContainer { .. } => "drop_container",
             Command::PutContent { .. } => "put_content",
             Command::DeleteContent { .. } => "delete_content",
+            Command::CreateUpload { .. } => "create_upload",
+            Command::PutPart { .. } => "put_part",
+            Command::CompleteUpload { .. } => "complete_upload",
+            Command::AbortUpload { .. } => "abort_upload",
         }
     }
 }
@@ -235,6 +289,18 @@ pub enum Refusal {
     Invalid,
     /// The command does not belong to this kind of group.
     WrongGroup,
+    /// The multipart upload is not known (never created, completed or aborted).
+    NoSuchUpload,
+    /// The multipart upload id is already taken.
+    UploadExists,
+    /// A listed part was never uploaded or its etag does not match.
+    InvalidPart,
+    /// The listed part numbers are not strictly ascending.
+    InvalidPartOrder,
+    /// A part other than the last is smaller than the minimum part size.
+    EntityTooSmall,
+    /// The completed object would list more chunks than a header may hold.
+    EntityTooLarge,
 }
 
 /// The outcome of applying one log entry.
@@ -259,6 +325,8 @@ pub enum Reply {
     },
     /// An encoded `ContentHeader` that was removed.
     Deleted(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// A prost-encoded reply message (the multipart commands answer their gRPC reply).
+    Encoded(#[serde(with = "hex_bytes")] Vec<u8>),
     /// The command was refused; the state did not change.
     Refused(Refusal),
 }

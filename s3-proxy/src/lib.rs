@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod multipart;
 pub mod server;
 pub mod service;
 

@@ -2,6 +2,7 @@
 
 use crate::auth::KeyStore;
 use crate::error::s3_error;
+use crate::multipart;
 use base64::Engine;
 use bytes::Bytes;
 use oxio_sdk::{Client, ContentHeader, PutOptions};
@@ -41,7 +42,7 @@ impl OxioS3 {
     }
 }
 
-fn timestamp_ms(ms: u64) -> Timestamp {
+pub(crate) fn timestamp_ms(ms: u64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
@@ -55,7 +56,7 @@ fn sys(h: &ContentHeader, k: &str) -> Option<String> {
 
 /// Percent-encodes for `encoding-type=url` listings (everything but unreserved
 /// characters and '/').
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -82,7 +83,7 @@ fn decode_token(t: &str) -> S3Result<String> {
     })
 }
 
-fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
+pub(crate) fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(v.trim())
         .map_err(|_| {
@@ -96,6 +97,50 @@ fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
             InvalidDigest,
             "The Content-MD5 you specified is not 16 bytes"
         )
+    })
+}
+
+/// The stored headers of a put or of a multipart upload's final object.
+pub(crate) struct HeaderInputs {
+    pub content_type: Option<ContentType>,
+    pub cache_control: Option<CacheControl>,
+    pub content_disposition: Option<ContentDisposition>,
+    pub content_encoding: Option<ContentEncoding>,
+    pub content_language: Option<ContentLanguage>,
+    pub metadata: Option<Metadata>,
+}
+
+/// Put options from the request headers: content type (S3's default when absent),
+/// the stored system headers and user metadata (at most 2 KiB, as S3).
+pub(crate) fn put_options(h: HeaderInputs) -> S3Result<PutOptions> {
+    let mut system_meta = HashMap::new();
+    for (k, v) in [
+        (SYS_CACHE_CONTROL, h.cache_control),
+        (SYS_CONTENT_DISPOSITION, h.content_disposition),
+        (SYS_CONTENT_ENCODING, h.content_encoding),
+        (SYS_CONTENT_LANGUAGE, h.content_language),
+    ] {
+        if let Some(v) = v {
+            system_meta.insert(k.to_string(), v);
+        }
+    }
+    let user_meta = h.metadata.unwrap_or_default();
+    let meta_bytes: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if meta_bytes > 2048 {
+        return Err(s3_error!(
+            MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size"
+        ));
+    }
+    Ok(PutOptions {
+        expected_len: None,
+        expected_md5: None,
+        content_type: h
+            .content_type
+            .unwrap_or_else(|| "binary/octet-stream".to_string()),
+        user_meta,
+        system_meta,
+        policy: None,
     })
 }
 
@@ -197,35 +242,16 @@ impl S3 for OxioS3 {
         let account = self.account(&req).await?;
         let input = req.input;
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
-        let mut system_meta = HashMap::new();
-        for (k, v) in [
-            (SYS_CACHE_CONTROL, input.cache_control),
-            (SYS_CONTENT_DISPOSITION, input.content_disposition),
-            (SYS_CONTENT_ENCODING, input.content_encoding),
-            (SYS_CONTENT_LANGUAGE, input.content_language),
-        ] {
-            if let Some(v) = v {
-                system_meta.insert(k.to_string(), v);
-            }
-        }
-        let user_meta = input.metadata.unwrap_or_default();
-        let meta_bytes: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
-        if meta_bytes > 2048 {
-            return Err(s3_error!(
-                MetadataTooLarge,
-                "Your metadata headers exceed the maximum allowed metadata size"
-            ));
-        }
-        let opts = PutOptions {
-            expected_len: input.content_length.map(|l| l.max(0) as u64),
-            expected_md5,
-            content_type: input
-                .content_type
-                .unwrap_or_else(|| "binary/octet-stream".to_string()),
-            user_meta,
-            system_meta,
-            policy: None,
-        };
+        let mut opts = put_options(HeaderInputs {
+            content_type: input.content_type,
+            cache_control: input.cache_control,
+            content_disposition: input.content_disposition,
+            content_encoding: input.content_encoding,
+            content_language: input.content_language,
+            metadata: input.metadata,
+        })?;
+        opts.expected_len = input.content_length.map(|l| l.max(0) as u64);
+        opts.expected_md5 = expected_md5;
         let header = match input.body {
             Some(body) => {
                 self.sdk
@@ -475,6 +501,66 @@ impl S3 for OxioS3 {
             common_prefixes: (!common.is_empty()).then_some(common),
             ..Default::default()
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::create(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::upload_part(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::complete(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::abort(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::list_parts(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let account = self.account(&req).await?;
+        let out = multipart::list_uploads(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
     }
 }
 

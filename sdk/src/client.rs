@@ -176,14 +176,14 @@ impl Client {
         let account = account.to_string();
         self.inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(CreateAccountRequest {
+            .request(
+                group,
+                CreateAccountRequest {
                     group,
                     account: account.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.create_account(r).await }
-            })
+                },
+                |mut c, r| async move { c.create_account(r).await },
+            )
             .await?
             .map_err(unexpected)
     }
@@ -195,11 +195,11 @@ impl Client {
             let reply = self
                 .inner
                 .directory
-                .call(group, |mut c, t| {
-                    let mut r = tonic::Request::new(ListAccountsRequest { group });
-                    r.set_timeout(t);
-                    async move { c.list_accounts(r).await }
-                })
+                .request(
+                    group,
+                    ListAccountsRequest { group },
+                    |mut c, r| async move { c.list_accounts(r).await },
+                )
                 .await?
                 .map_err(unexpected)?;
             out.extend(reply.accounts);
@@ -214,14 +214,14 @@ impl Client {
         let group = self.meta1_of_name(&key.access_key).await?;
         self.inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(PutAccessKeyRequest {
+            .request(
+                group,
+                PutAccessKeyRequest {
                     group,
                     key: Some(key.clone()),
-                });
-                r.set_timeout(t);
-                async move { c.put_access_key(r).await }
-            })
+                },
+                |mut c, r| async move { c.put_access_key(r).await },
+            )
             .await?
             .map_err(unexpected)
     }
@@ -233,14 +233,14 @@ impl Client {
         match self
             .inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(GetAccessKeyRequest {
+            .request(
+                group,
+                GetAccessKeyRequest {
                     group,
                     access_key: access_key.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.get_access_key(r).await }
-            })
+                },
+                |mut c, r| async move { c.get_access_key(r).await },
+            )
             .await?
         {
             Ok(k) => Ok(k),
@@ -257,14 +257,14 @@ impl Client {
             let reply = self
                 .inner
                 .directory
-                .call(group, |mut c, t| {
-                    let mut r = tonic::Request::new(ListAccessKeysRequest {
+                .request(
+                    group,
+                    ListAccessKeysRequest {
                         group,
                         account: account.clone(),
-                    });
-                    r.set_timeout(t);
-                    async move { c.list_access_keys(r).await }
-                })
+                    },
+                    |mut c, r| async move { c.list_access_keys(r).await },
+                )
                 .await?
                 .map_err(unexpected)?;
             out.extend(reply.keys);
@@ -287,14 +287,14 @@ impl Client {
         let rec = match self
             .inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(GetContainerRequest {
+            .request(
+                group,
+                GetContainerRequest {
                     group,
                     cid: cid.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.get_container(r).await }
-            })
+                },
+                |mut c, r| async move { c.get_container(r).await },
+            )
             .await?
         {
             Ok(rec) => rec,
@@ -327,15 +327,15 @@ impl Client {
         let created = self
             .inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(CreateContainerRequest {
+            .request(
+                group,
+                CreateContainerRequest {
                     group,
                     account: acc.clone(),
                     name: nm.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.create_container(r).await }
-            })
+                },
+                |mut c, r| async move { c.create_container(r).await },
+            )
             .await?;
         let (rec, existed) = match created {
             Ok(rec) => (rec, false),
@@ -348,16 +348,16 @@ impl Client {
         let m2 = rec.meta2_group;
         self.inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(InitContainerRequest {
+            .request(
+                m2,
+                InitContainerRequest {
                     group: m2,
                     cid: cid.clone(),
                     account: acc.clone(),
                     name: nm.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.init_container(r).await }
-            })
+                },
+                |mut c, r| async move { c.init_container(r).await },
+            )
             .await?
             .map_err(unexpected)?;
         self.inner.containers.insert(cid, m2);
@@ -373,14 +373,14 @@ impl Client {
         let dropped = self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(DropContainerRequest {
+            .request(
+                m2,
+                DropContainerRequest {
                     group: m2,
                     cid: cid.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.drop_container(r).await }
-            })
+                },
+                |mut c, r| async move { c.drop_container(r).await },
+            )
             .await?;
         match dropped {
             Ok(_) => {}
@@ -392,14 +392,14 @@ impl Client {
         let group = self.meta1_of_cid(&cid).await?;
         self.inner
             .directory
-            .call(group, |mut c, t| {
-                let mut r = tonic::Request::new(DeleteContainerRequest {
+            .request(
+                group,
+                DeleteContainerRequest {
                     group,
                     cid: cid.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.delete_container(r).await }
-            })
+                },
+                |mut c, r| async move { c.delete_container(r).await },
+            )
             .await?
             .map_err(unexpected)?;
         self.inner.containers.remove(&cid);
@@ -414,14 +414,14 @@ impl Client {
             let reply = self
                 .inner
                 .directory
-                .call(group, |mut c, t| {
-                    let mut r = tonic::Request::new(ListContainersRequest {
+                .request(
+                    group,
+                    ListContainersRequest {
                         group,
                         account: acc.clone(),
-                    });
-                    r.set_timeout(t);
-                    async move { c.list_containers(r).await }
-                })
+                    },
+                    |mut c, r| async move { c.list_containers(r).await },
+                )
                 .await?
                 .map_err(unexpected)?;
             out.extend(reply.containers);
@@ -436,14 +436,14 @@ impl Client {
         match self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(ContainerStatsRequest {
+            .request(
+                m2,
+                ContainerStatsRequest {
                     group: m2,
                     cid: cid.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.container_stats(r).await }
-            })
+                },
+                |mut c, r| async move { c.container_stats(r).await },
+            )
             .await?
         {
             Ok(s) => Ok(s),
@@ -496,16 +496,16 @@ impl Client {
         let reply = self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(PutContentRequest {
+            .request(
+                m2,
+                PutContentRequest {
                     group: m2,
                     cid: cid.clone(),
                     key: k.clone(),
                     header: Some(h.clone()),
-                });
-                r.set_timeout(t);
-                async move { c.put_content(r).await }
-            })
+                },
+                |mut c, r| async move { c.put_content(r).await },
+            )
             .await;
         let reply = match reply {
             Ok(Ok(r)) => r,
@@ -544,15 +544,15 @@ impl Client {
         match self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(GetContentRequest {
+            .request(
+                m2,
+                GetContentRequest {
                     group: m2,
                     cid: cid.clone(),
                     key: k.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.get_content(r).await }
-            })
+                },
+                |mut c, r| async move { c.get_content(r).await },
+            )
             .await?
         {
             Ok(rec) => rec
@@ -588,15 +588,15 @@ impl Client {
         match self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(DeleteContentRequest {
+            .request(
+                m2,
+                DeleteContentRequest {
                     group: m2,
                     cid: cid.clone(),
                     key: k.clone(),
-                });
-                r.set_timeout(t);
-                async move { c.delete_content(r).await }
-            })
+                },
+                |mut c, r| async move { c.delete_content(r).await },
+            )
             .await?
         {
             Ok(rec) => {
@@ -635,18 +635,18 @@ impl Client {
         match self
             .inner
             .directory
-            .call(m2, |mut c, t| {
-                let mut r = tonic::Request::new(ListContentsRequest {
+            .request(
+                m2,
+                ListContentsRequest {
                     group: m2,
                     cid: cid.clone(),
                     prefix: p.clone(),
                     delimiter: d.clone(),
                     start_after: s.clone(),
                     max_keys,
-                });
-                r.set_timeout(t);
-                async move { c.list_contents(r).await }
-            })
+                },
+                |mut c, r| async move { c.list_contents(r).await },
+            )
             .await?
         {
             Ok(r) => Ok(ListPage {
@@ -701,4 +701,22 @@ fn validate_key(key: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Crate-internal access for the operations kept in other modules (multipart).
+impl Client {
+    /// The shared state.
+    pub(crate) fn shared(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// The container id and meta2 group of a container (cached).
+    pub(crate) async fn resolve_meta2(&self, account: &str, name: &str) -> Result<(String, u64)> {
+        self.meta2_of(account, name).await
+    }
+
+    /// Forgets the cached meta2 group of a container (it was not found there).
+    pub(crate) fn forget_container(&self, cid: &str) {
+        self.inner.containers.remove(cid);
+    }
 }

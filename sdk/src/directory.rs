@@ -231,6 +231,29 @@ impl DirectoryResolver {
     }
 }
 
+impl DirectoryResolver {
+    /// [`DirectoryResolver::call`] for the usual shape: send `req` (cloned for each
+    /// try, with the RPC deadline set) through the client method `f`.
+    pub async fn request<Req, T, F, Fut>(
+        &self,
+        group: u64,
+        req: Req,
+        f: F,
+    ) -> Result<std::result::Result<T, Status>>
+    where
+        Req: Clone,
+        F: Fn(DirectoryClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
+        self.call(group, |c, t| {
+            let mut r = tonic::Request::new(req.clone());
+            r.set_timeout(t);
+            f(c, r)
+        })
+        .await
+    }
+}
+
 /// Maps a directory answer that the caller did not expect to an sdk error.
 pub fn unexpected(s: Status) -> Error {
     match s.code() {

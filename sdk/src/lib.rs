@@ -5,12 +5,14 @@
 //! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
 //! missing or corrupt fragments on the fly.
 
+pub mod admin;
 pub mod client;
 pub mod conscience;
 pub mod directory;
 pub mod ec;
 pub mod error;
 pub mod get;
+pub mod multipart;
 pub mod put;
 pub mod rawx;
 

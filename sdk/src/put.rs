@@ -61,11 +61,12 @@ where
     Ok(true)
 }
 
-/// Streams `body` into the grid for container `cid`.
+/// Streams `body` into the grid for container `cid`: inline when shorter than the
+/// client's `inline_max_bytes`, chunked otherwise, under a fresh content id.
 pub async fn upload<S, E>(
     inner: &Inner,
     cid: &str,
-    mut body: S,
+    body: S,
     expected_len: Option<u64>,
     policy: StoragePolicy,
 ) -> Result<Uploaded>
@@ -73,12 +74,50 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
     E: Display,
 {
-    let content_id = ContentId::random();
-    let cfg = &inner.config;
+    let spec = UploadSpec {
+        content_id: ContentId::random(),
+        policy,
+        inline_max: inner.config.inline_max_bytes,
+        expected_len,
+    };
+    upload_with(inner, cid, body, spec).await
+}
+
+/// How [`upload_with`] stores a body.
+#[derive(Clone, Debug)]
+pub struct UploadSpec {
+    /// Content id written into the chunks.
+    pub content_id: ContentId,
+    /// Policy of the chunks.
+    pub policy: StoragePolicy,
+    /// Bodies strictly shorter are returned inline; 0 forces the chunked path (an
+    /// empty body then yields no metachunk at all).
+    pub inline_max: u64,
+    /// Length the client announced, checked against what arrives.
+    pub expected_len: Option<u64>,
+}
+
+/// Streams `body` into the grid for container `cid` as `spec` says.
+pub async fn upload_with<S, E>(
+    inner: &Inner,
+    cid: &str,
+    mut body: S,
+    spec: UploadSpec,
+) -> Result<Uploaded>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+    E: Display,
+{
+    let UploadSpec {
+        content_id,
+        policy,
+        inline_max,
+        expected_len,
+    } = spec;
     let mut received = 0u64;
     let mut pending = BytesMut::new();
     let mut md5 = Md5::new();
-    let inline_max = cfg.inline_max_bytes as usize;
+    let inline_max = usize::try_from(inline_max).unwrap_or(usize::MAX);
     let more = fill(&mut body, &mut pending, inline_max.max(1), &mut received).await?;
     if !more && pending.len() < inline_max {
         check_len(expected_len, received)?;
@@ -89,6 +128,20 @@ where
             md5: md5.finalize().into(),
             inline: Some(pending.freeze()),
             policy: "INLINE".into(),
+            metachunk_sizes: Vec::new(),
+            chunks: Vec::new(),
+        });
+    }
+    if !more && pending.is_empty() {
+        // Forced chunked path with an empty body: no metachunk at all (and the ended
+        // body is not polled again).
+        check_len(expected_len, received)?;
+        return Ok(Uploaded {
+            content_id,
+            size: 0,
+            md5: md5.finalize().into(),
+            inline: None,
+            policy: policy.to_string(),
             metachunk_sizes: Vec::new(),
             chunks: Vec::new(),
         });

@@ -120,15 +120,16 @@ class Grid:
         )
 
     def cli_env(self, tmp):
-        """Environment for the aws cli: the grid's credentials and a config file."""
+        """Environment for the aws cli: the grid's credentials, default settings, and
+        empty config / credentials files so the user's ~/.aws does not leak in."""
         cfg = os.path.join(tmp, "aws-config")
-        with open(cfg, "w") as f:
-            # Multipart uploads are not served yet: keep single PUTs up to 5 GiB.
-            f.write("[default]\ns3 =\n    multipart_threshold = 5GB\n    multipart_chunksize = 64MB\n")
+        creds = os.path.join(tmp, "aws-credentials")
+        for path in (cfg, creds):
+            open(path, "w").close()
         env = dict(os.environ)
         env.update(self.env)
         env["AWS_CONFIG_FILE"] = cfg
-        env["AWS_SHARED_CREDENTIALS_FILE"] = os.path.join(tmp, "no-credentials")
+        env["AWS_SHARED_CREDENTIALS_FILE"] = creds
         env.pop("AWS_PROFILE", None)
         return env
 

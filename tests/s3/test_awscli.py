@@ -62,3 +62,20 @@ def test_cp_round_trip_and_ls(cli, tmp_path):
     assert aws(cli, "s3", "ls", "--recursive", f"{b}/").stdout.strip() == ""
     aws(cli, "s3", "rb", b)
     assert "awscli-bucket" not in aws(cli, "s3", "ls").stdout
+
+
+def test_cp_multipart_with_default_thresholds(cli, tmp_path):
+    """200 MiB with the aws cli's default settings: uploaded in 8 MiB parts."""
+    b = "s3://awscli-multipart"
+    aws(cli, "s3", "mb", b)
+    src, dst = tmp_path / "big.bin", tmp_path / "back.bin"
+    with open(src, "wb") as f:
+        for _ in range(25):
+            f.write(os.urandom(8 << 20))
+    aws(cli, "s3", "cp", str(src), f"{b}/big.bin")
+    head = aws(cli, "s3api", "head-object", "--bucket", "awscli-multipart", "--key", "big.bin").stdout
+    assert '-25\\"' in head, head
+    aws(cli, "s3", "cp", f"{b}/big.bin", str(dst))
+    assert filecmp.cmp(src, dst, shallow=False)
+    aws(cli, "s3", "rm", f"{b}/big.bin")
+    aws(cli, "s3", "rb", b)

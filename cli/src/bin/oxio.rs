@@ -1,15 +1,36 @@
 //! `oxio`: the administration CLI of an oxio grid, in the style of OpenIO's `openio`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use oxio_cli::output::{Format, Rows};
+use oxio_cli::output::{Fields, Format, Rows};
+use oxio_proto::v1::ServiceState;
 use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Exit status: the command failed (grid unreachable, request refused, not found).
+const EXIT_ERROR: i32 = 1;
+/// Exit status: `cluster wait` reached its timeout.
+const EXIT_WAIT_TIMEOUT: i32 = 3;
+
+/// Longest `--timeout` accepted by `cluster wait`.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+/// Pause between two polls of `cluster wait`.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+/// Most laggards named in a `cluster wait` timeout message.
+const MAX_LAGGARDS_SHOWN: usize = 20;
+
+const EXIT_CODES_HELP: &str = "Exit codes:
+  0  success
+  1  error: grid unreachable, request refused, service not found
+  2  usage error: bad arguments or options
+  3  `cluster wait` timed out; the message names the services not ready";
 
 #[derive(Parser)]
 #[command(
     name = "oxio",
     version,
-    about = "Administer an oxio grid: services, accounts, containers, objects"
+    about = "Administer an oxio grid: services, accounts, containers, objects",
+    after_help = EXIT_CODES_HELP
 )]
 struct Cli {
     /// Conscience address(es), comma separated.
@@ -51,6 +72,8 @@ enum Command {
     /// Objects of a container.
     #[command(subcommand)]
     Object(ObjectCmd),
+    /// Load-test an S3 endpoint (any S3 service), or one in-process rawx with --local.
+    Bench(Box<oxio_cli::bench::BenchArgs>),
 }
 
 #[derive(Subcommand)]
@@ -59,6 +82,49 @@ enum ClusterCmd {
     List {
         /// Only this service type (rawx, directory, ...).
         service_type: Option<String>,
+    },
+    /// Show one service: address, location, score, state, last heartbeat, stats.
+    Show {
+        /// Service id (rawx-0, ...).
+        id: String,
+        /// Service type, when the id is used by several types.
+        #[arg(long = "type")]
+        service_type: Option<String>,
+    },
+    /// Lock a service's score (0 drains it: no new data is placed there).
+    Lock {
+        /// Service type (rawx, ...).
+        service_type: String,
+        /// Service id.
+        id: String,
+        /// Score to lock at, 0 to 100.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+        score: u32,
+    },
+    /// Unlock a service's score: it follows its stats again.
+    Unlock {
+        /// Service type.
+        service_type: String,
+        /// Service id.
+        id: String,
+    },
+    /// Unlock every locked registered service (of one type, or all).
+    Unlockall {
+        /// Only this service type.
+        service_type: Option<String>,
+    },
+    /// Wait until every registered service of the given types is up with a score of
+    /// at least --score (and at least one exists per type); exit 3 at the timeout.
+    Wait {
+        /// Lowest score accepted (scores go up to 100; more never succeeds).
+        #[arg(long, default_value_t = 1)]
+        score: u32,
+        /// Give up after this long (`60s`, `500ms`, `2m`, `1h`; bare numbers are seconds).
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Service types to wait for.
+        #[arg(required = true)]
+        service_types: Vec<String>,
     },
 }
 
@@ -107,10 +173,143 @@ async fn main() {
     match run(cli).await {
         Ok(out) => println!("{out}"),
         Err(e) => {
+            if let Some(t) = e.downcast_ref::<WaitTimeout>() {
+                println!("{}", t.table);
+                eprintln!("oxio: {}", t.message);
+                std::process::exit(EXIT_WAIT_TIMEOUT);
+            }
             eprintln!("oxio: {e:#}");
-            std::process::exit(1);
+            std::process::exit(EXIT_ERROR);
         }
     }
+}
+
+/// `cluster wait` gave up: the services not ready, rendered, and why.
+#[derive(Debug)]
+struct WaitTimeout {
+    table: String,
+    message: String,
+}
+
+impl std::fmt::Display for WaitTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WaitTimeout {}
+
+/// Parses `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 60s, 500ms, 2m or 1h"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !seconds.is_finite() || seconds < 0.0 || seconds > MAX_WAIT.as_secs_f64() {
+        return Err(format!(
+            "{text:?} is out of range (0 to {} h)",
+            MAX_WAIT.as_secs() / 3600
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// The usual service row of `cluster list`.
+fn service_row(s: &ServiceState) -> Vec<serde_json::Value> {
+    let info = s.info.clone().unwrap_or_default();
+    vec![
+        json!(info.service_type),
+        json!(info.id),
+        json!(info.addr),
+        json!(info.location),
+        json!(s.score),
+        json!(s.up),
+        json!(s.locked),
+    ]
+}
+
+/// Columns of [`service_row`].
+const SERVICE_COLUMNS: [&str; 7] = ["type", "id", "addr", "location", "score", "up", "locked"];
+
+fn service_rows<'a>(services: impl IntoIterator<Item = &'a ServiceState>) -> Rows {
+    let mut rows = Rows::new(&SERVICE_COLUMNS);
+    for s in services {
+        rows.push(service_row(s));
+    }
+    rows
+}
+
+/// Every field of one service, stats included, for `cluster show`.
+fn service_fields(s: &ServiceState) -> Fields {
+    let info = s.info.clone().unwrap_or_default();
+    let stats: std::collections::BTreeMap<String, f64> = info.stats.into_iter().collect();
+    Fields::new(vec![
+        ("type", json!(info.service_type)),
+        ("id", json!(info.id)),
+        ("addr", json!(info.addr)),
+        ("location", json!(info.location)),
+        ("score", json!(s.score)),
+        ("up", json!(s.up)),
+        ("locked", json!(s.locked)),
+        ("last_seen_ms_ago", json!(s.last_seen_ms_ago)),
+        ("stats", json!(stats)),
+    ])
+}
+
+/// Why each service of `service_types` is not ready (down, or score below
+/// `min_score`), and the types with no service at all. Empty means ready.
+fn laggards(services: &[ServiceState], service_types: &[String], min_score: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in service_types {
+        let mut seen = false;
+        for s in services {
+            let Some(info) = &s.info else { continue };
+            if &info.service_type != t {
+                continue;
+            }
+            seen = true;
+            if !s.up {
+                out.push(format!("{t}/{} (down)", info.id));
+            } else if i64::from(s.score) < i64::from(min_score) {
+                let lock = if s.locked { ", locked" } else { "" };
+                out.push(format!("{t}/{} (score {}{lock})", info.id, s.score));
+            }
+        }
+        if !seen {
+            out.push(format!("{t} (no service registered)"));
+        }
+    }
+    out
+}
+
+/// Services of `service_types` that [`laggards`] names (for the timeout table).
+fn not_ready<'a>(
+    services: &'a [ServiceState],
+    service_types: &[String],
+    min_score: u32,
+) -> impl Iterator<Item = &'a ServiceState> + 'a {
+    let types: Vec<String> = service_types.to_vec();
+    services.iter().filter(move |s| {
+        s.info
+            .as_ref()
+            .is_some_and(|i| types.contains(&i.service_type))
+            && (!s.up || i64::from(s.score) < i64::from(min_score))
+    })
 }
 
 fn hint(addrs: &[String], what: &str) -> String {
@@ -122,33 +321,23 @@ fn hint(addrs: &[String], what: &str) -> String {
 }
 
 async fn run(cli: Cli) -> Result<String> {
+    let command = match cli.command {
+        Command::Bench(mut args) => {
+            args.json |= cli.format == Format::Json;
+            let report = oxio_cli::bench::run(&args).await?;
+            return Ok(oxio_cli::bench::render(&report, args.json));
+        }
+        other => other,
+    };
     let mut cfg = oxio_sdk::ClientConfig::new(cli.conscience.clone(), cli.directory.clone());
     cfg.retry_deadline = std::time::Duration::from_secs(5);
     cfg.rpc_timeout = std::time::Duration::from_secs(5);
     let sdk = oxio_sdk::Client::new(cfg)?;
     let f = cli.format;
     let dir_hint = || hint(&cli.directory, "directory");
-    match cli.command {
-        Command::Cluster(ClusterCmd::List { service_type }) => {
-            let services = sdk
-                .list_services(service_type.as_deref().unwrap_or(""))
-                .await
-                .with_context(|| hint(&cli.conscience, "conscience"))?;
-            let mut rows = Rows::new(&["type", "id", "addr", "location", "score", "up", "locked"]);
-            for s in services {
-                let info = s.info.unwrap_or_default();
-                rows.push(vec![
-                    json!(info.service_type),
-                    json!(info.id),
-                    json!(info.addr),
-                    json!(info.location),
-                    json!(s.score),
-                    json!(s.up),
-                    json!(s.locked),
-                ]);
-            }
-            Ok(rows.render(f))
-        }
+    match command {
+        Command::Bench(_) => bail!("bench runs without the grid client"),
+        Command::Cluster(cmd) => cluster(&sdk, cmd, f, &cli.conscience).await,
         Command::Account(AccountCmd::List) => {
             let accounts = sdk.list_accounts().await.with_context(dir_hint)?;
             let mut rows = Rows::new(&["account", "created_ms"]);
@@ -216,6 +405,262 @@ async fn run(cli: Cli) -> Result<String> {
                 start = page.next_start_after;
             }
             Ok(rows.render(f))
+        }
+    }
+}
+
+/// Runs a `cluster` subcommand.
+async fn cluster(
+    sdk: &oxio_sdk::Client,
+    cmd: ClusterCmd,
+    f: Format,
+    conscience: &[String],
+) -> Result<String> {
+    let c_hint = || hint(conscience, "conscience");
+    match cmd {
+        ClusterCmd::List { service_type } => {
+            let services = sdk
+                .list_services(service_type.as_deref().unwrap_or(""))
+                .await
+                .with_context(c_hint)?;
+            Ok(service_rows(&services).render(f))
+        }
+        ClusterCmd::Show { id, service_type } => {
+            let services = sdk
+                .list_services(service_type.as_deref().unwrap_or(""))
+                .await
+                .with_context(c_hint)?;
+            let found: Vec<&ServiceState> = services
+                .iter()
+                .filter(|s| s.info.as_ref().is_some_and(|i| i.id == id))
+                .collect();
+            match found.as_slice() {
+                [] => bail!("no registered service has the id {id:?}; see `oxio cluster list`"),
+                [one] => Ok(service_fields(one).render(f)),
+                many => {
+                    let types: Vec<String> = many
+                        .iter()
+                        .filter_map(|s| s.info.as_ref().map(|i| i.service_type.clone()))
+                        .collect();
+                    bail!(
+                        "the id {id:?} is used by several service types ({}); add --type",
+                        types.join(", ")
+                    )
+                }
+            }
+        }
+        ClusterCmd::Lock {
+            service_type,
+            id,
+            score,
+        } => {
+            sdk.lock_service(&service_type, &id, score)
+                .await
+                .with_context(c_hint)?;
+            after_lock(sdk, &service_type, &id, Some(score), f).await
+        }
+        ClusterCmd::Unlock { service_type, id } => {
+            sdk.unlock_service(&service_type, &id)
+                .await
+                .with_context(c_hint)?;
+            after_lock(sdk, &service_type, &id, None, f).await
+        }
+        ClusterCmd::Unlockall { service_type } => {
+            let t = service_type.unwrap_or_default();
+            let unlocked = sdk.unlock_all(&t).await.with_context(c_hint)?;
+            let mut rows = Rows::new(&["type", "id", "locked"]);
+            for s in &unlocked {
+                let info = s.info.clone().unwrap_or_default();
+                rows.push(vec![json!(info.service_type), json!(info.id), json!(false)]);
+            }
+            Ok(rows.render(f))
+        }
+        ClusterCmd::Wait {
+            score,
+            timeout,
+            service_types,
+        } => wait(sdk, &service_types, score, timeout, f).await,
+    }
+}
+
+/// The row of a service just locked or unlocked, as the conscience now lists it (or
+/// what the lock says, for a service not registered yet).
+async fn after_lock(
+    sdk: &oxio_sdk::Client,
+    service_type: &str,
+    id: &str,
+    lock: Option<u32>,
+    f: Format,
+) -> Result<String> {
+    let services = sdk.list_services(service_type).await.unwrap_or_default();
+    let mut rows = Rows::new(&SERVICE_COLUMNS);
+    match services
+        .iter()
+        .find(|s| s.info.as_ref().is_some_and(|i| i.id == id))
+    {
+        Some(s) => rows.push(service_row(s)),
+        None => rows.push(vec![
+            json!(service_type),
+            json!(id),
+            json!(null),
+            json!(null),
+            json!(lock),
+            json!(false),
+            json!(lock.is_some()),
+        ]),
+    }
+    Ok(rows.render(f))
+}
+
+/// Polls the conscience until every service of `service_types` is ready, or fails
+/// with [`WaitTimeout`] naming those that are not.
+async fn wait(
+    sdk: &oxio_sdk::Client,
+    service_types: &[String],
+    min_score: u32,
+    timeout: Duration,
+    f: Format,
+) -> Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut last_error: Option<String>;
+    let mut services = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let poll = tokio::time::timeout(remaining.max(Duration::from_millis(100)), async {
+            sdk.list_services("").await
+        });
+        match poll.await {
+            Ok(Ok(s)) => {
+                services = s;
+                last_error = None;
+                if laggards(&services, service_types, min_score).is_empty() {
+                    let ready = services.iter().filter(|s| {
+                        s.info
+                            .as_ref()
+                            .is_some_and(|i| service_types.contains(&i.service_type))
+                    });
+                    return Ok(service_rows(ready).render(f));
+                }
+            }
+            Ok(Err(e)) => last_error = Some(e.to_string()),
+            Err(_) => last_error = Some("the conscience did not answer in time".into()),
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(WAIT_POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+    let lag = laggards(&services, service_types, min_score);
+    let mut message = format!(
+        "timed out after {:?} waiting for {} with score >= {min_score}: ",
+        timeout,
+        service_types.join(", ")
+    );
+    match &last_error {
+        Some(e) if services.is_empty() => {
+            message.push_str(&format!("conscience unreachable ({e})"))
+        }
+        _ => {
+            message.push_str(
+                &lag.iter()
+                    .take(MAX_LAGGARDS_SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            if lag.len() > MAX_LAGGARDS_SHOWN {
+                message.push_str(&format!(" and {} more", lag.len() - MAX_LAGGARDS_SHOWN));
+            }
+        }
+    }
+    Err(WaitTimeout {
+        table: service_rows(not_ready(&services, service_types, min_score)).render(f),
+        message,
+    }
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxio_proto::v1::ServiceInfo;
+
+    fn svc(t: &str, id: &str, score: i32, up: bool, locked: bool) -> ServiceState {
+        ServiceState {
+            info: Some(ServiceInfo {
+                service_type: t.into(),
+                id: id.into(),
+                ..Default::default()
+            }),
+            score,
+            up,
+            locked,
+            last_seen_ms_ago: 0,
+        }
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("48h").is_err());
+    }
+
+    #[test]
+    fn laggards_name_down_low_and_missing() {
+        let services = vec![
+            svc("rawx", "rawx-0", 80, true, false),
+            svc("rawx", "rawx-1", 0, true, true),
+            svc("rawx", "rawx-2", 90, false, false),
+            svc("directory", "d-1", 50, true, false),
+        ];
+        let types = vec!["rawx".to_string(), "meta2".to_string()];
+        assert_eq!(
+            laggards(&services, &types, 1),
+            vec![
+                "rawx/rawx-1 (score 0, locked)",
+                "rawx/rawx-2 (down)",
+                "meta2 (no service registered)"
+            ]
+        );
+        assert!(laggards(&services, &["directory".to_string()], 50).is_empty());
+        assert_eq!(
+            laggards(&services, &["directory".to_string()], 51),
+            vec!["directory/d-1 (score 50)"]
+        );
+        let ids: Vec<String> = not_ready(&services, &types, 1)
+            .map(|s| s.info.clone().unwrap().id)
+            .collect();
+        assert_eq!(ids, vec!["rawx-1", "rawx-2"]);
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes") && help.contains("3  `cluster wait` timed out"));
+        assert!(
+            Cli::try_parse_from(["oxio", "cluster", "lock", "rawx", "r", "--score", "101"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["oxio", "cluster", "wait"]).is_err());
+        let cli =
+            Cli::try_parse_from(["oxio", "cluster", "wait", "--timeout", "2s", "rawx"]).unwrap();
+        match cli.command {
+            Command::Cluster(ClusterCmd::Wait {
+                score,
+                timeout,
+                service_types,
+            }) => {
+                assert_eq!((score, timeout), (1, Duration::from_secs(2)));
+                assert_eq!(service_types, vec!["rawx"]);
+            }
+            _ => panic!("parsed as another command"),
         }
     }
 }

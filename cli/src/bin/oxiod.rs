@@ -119,7 +119,14 @@ async fn run(command: Command) -> Result<()> {
 async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> {
     let mut host = Host::new(shutdown);
     if let Some(c) = &cfg.conscience {
-        host.start_conscience(c.listen, c.data_dir.clone()).await?;
+        host.start_conscience(oxio_conscience::ConscienceConfig {
+            listen: c.listen,
+            data_dir: Some(c.data_dir.clone()),
+            lock_new_services: c.lock_new_services,
+            extra_stats: c.extra_stats.clone(),
+            ..Default::default()
+        })
+        .await?;
     }
     if let Some(d) = &cfg.directory {
         let bootstrap = d.bootstrap_single.then_some(oxio_directory::BootstrapSpec {
