@@ -20,8 +20,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 /// The default expression, for rawx and every type without its own: no score below
-/// 5 % free space, else the cube root of cpu idle × io idle × free space.
-pub const DEFAULT_EXPRESSION: &str = "if(space < 5, 0, root(3, cpu * io * space))";
+/// 5 % free space, else the cube root of cpu idle × io idle × free space, with cpu
+/// and io idle counted as at least 1 %. A saturated CPU or disk (every service of a
+/// single host saturates together) pushes a score to its floor — rarely chosen —
+/// but never out of placement; only a full volume, a lock or silence do that.
+pub const DEFAULT_EXPRESSION: &str = "if(space < 5, 0, root(3, max(cpu, 1) * max(io, 1) * space))";
 
 /// Stats every service sends (see `oxio_proto::reporter`).
 pub const BASE_STATS: [&str; 3] = ["cpu", "io", "space"];
@@ -575,6 +578,9 @@ mod tests {
         let at_limit = stats(&[("cpu", 100.0), ("io", 100.0), ("space", 5.0)]);
         // cbrt(100 * 100 * 5) = 36.84
         assert_eq!(e.score(&at_limit).unwrap(), 37);
+        // Saturated cpu and disk: the floor, cbrt(1 * 1 * 100) = 4.64, not 0.
+        let busy = stats(&[("cpu", 0.0), ("io", 0.0), ("space", 100.0)]);
+        assert_eq!(e.score(&busy).unwrap(), 5);
         let names: Vec<&str> = e.stat_names().into_iter().collect();
         assert_eq!(names, vec!["cpu", "io", "space"]);
     }

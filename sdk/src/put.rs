@@ -278,6 +278,13 @@ where
                 break;
             }
         }
+        if width - failed >= quorum {
+            // The end marker: without it a chunk upload ends as aborted and the
+            // rawx discards it.
+            for tx in senders.iter().flatten() {
+                let _ = tx.send(Bytes::new()).await;
+            }
+        }
         drop(senders);
         let mut ok = 0usize;
         let mut errors = Vec::new();

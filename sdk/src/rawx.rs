@@ -49,8 +49,8 @@ impl RawxClient {
     }
 
     /// Uploads one chunk whose bytes arrive on `body` (a bounded channel: the
-    /// producer waits when the rawx is slower). Returns once the rawx has made the
-    /// chunk durable.
+    /// producer waits when the rawx is slower) and end with an empty `Bytes`.
+    /// Returns once the rawx has made the chunk durable.
     pub async fn put(
         &self,
         addr: &str,
@@ -58,7 +58,7 @@ impl RawxClient {
         meta: &ChunkMeta,
         body: mpsc::Receiver<Bytes>,
     ) -> Result<Stored> {
-        let stream = tokio_stream_from(body);
+        let stream = upload_body(body);
         let resp = self
             .http
             .put(format!("http://{addr}/{chunk_id}"))
@@ -143,10 +143,37 @@ impl RawxClient {
     }
 }
 
-fn tokio_stream_from(
+/// The body of a chunk upload. The producer ends a complete chunk with an empty
+/// `Bytes`; a channel closed without it (the upload was abandoned: client gone,
+/// quorum lost, error) ends the body with an error, so the HTTP request is cut
+/// short and the rawx discards the partial chunk instead of storing it.
+fn upload_body(
     mut rx: mpsc::Receiver<Bytes>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
+    let mut state = BodyState::Open;
+    futures::stream::poll_fn(move |cx| {
+        if state != BodyState::Open {
+            return std::task::Poll::Ready(None);
+        }
+        rx.poll_recv(cx).map(|item| match item {
+            Some(b) if b.is_empty() => {
+                state = BodyState::Complete;
+                None
+            }
+            Some(b) => Some(Ok(b)),
+            None => {
+                state = BodyState::Aborted;
+                Some(Err(std::io::Error::other("chunk upload abandoned")))
+            }
+        })
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    Open,
+    Complete,
+    Aborted,
 }
 
 type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -185,5 +212,35 @@ impl ChunkReader {
             }
         }
         Ok(self.buf.split_to(n).freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn drain(rx: mpsc::Receiver<Bytes>) -> Vec<std::io::Result<Bytes>> {
+        upload_body(rx).collect().await
+    }
+
+    #[tokio::test]
+    async fn body_ends_cleanly_only_after_the_end_marker() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"abc")).await.unwrap();
+        tx.send(Bytes::new()).await.unwrap();
+        drop(tx);
+        let items = drain(rx).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap(), &Bytes::from_static(b"abc"));
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"abc")).await.unwrap();
+        drop(tx);
+        let items = drain(rx).await;
+        assert_eq!(items.len(), 2);
+        assert!(
+            items[1].is_err(),
+            "a body closed without the marker must fail"
+        );
     }
 }
