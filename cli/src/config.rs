@@ -31,6 +31,9 @@ pub struct ConscienceRole {
     pub listen: SocketAddr,
     /// Where locks persist.
     pub data_dir: PathBuf,
+    /// Where `/metrics` is served (HTTP); none when unset.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Lock every service at this score when it registers for the first time
     /// (an operator unlocks it once checked).
     #[serde(default)]
@@ -83,6 +86,12 @@ pub struct RawxRole {
     /// Worker threads (0 = one per core).
     #[serde(default)]
     pub workers: usize,
+    /// Scrubber read rate in bytes per second (0 turns it off; default 20 MiB/s).
+    #[serde(default)]
+    pub scrub_rate_bytes_per_s: Option<u64>,
+    /// Seconds between two scrub passes (default one day).
+    #[serde(default)]
+    pub scrub_interval_s: Option<u64>,
 }
 
 /// `[s3]`
@@ -157,11 +166,13 @@ id = "rawx-0"
 listen = "127.0.0.1:6200"
 volume = "/tmp/v0"
 location = "s.r.h.v0"
+scrub-rate-bytes-per-s = 0
 "#,
         )
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.rawx.len(), 1);
+        assert_eq!(cfg.rawx[0].scrub_rate_bytes_per_s, Some(0));
         let c = cfg.conscience.as_ref().unwrap();
         assert_eq!(c.lock_new_services, Some(0));
         assert_eq!(c.extra_stats["rawx"], vec!["chunks".to_string()]);

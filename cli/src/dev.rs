@@ -1,5 +1,6 @@
-//! `oxiod dev`: a whole grid in one process — a conscience, a directory node with its
-//! meta0 / meta1 / meta2 groups, N rawx on N volume folders, and the S3 gateway —
+//! `oxiod dev`: a whole grid in one process — a conscience, one directory node with its
+//! meta0 / meta1 / meta2 groups (or several nodes replicating every group, bootstrapped
+//! through the `Bootstrap` RPC), N rawx on N volume folders, and the S3 gateway —
 //! talking to each other over gRPC and HTTP on loopback exactly as across hosts.
 
 use crate::host::Host;
@@ -13,6 +14,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Most directory nodes `oxiod dev` runs (ports base+1 ..= base+5).
+pub const MAX_DEV_DIRECTORY_NODES: usize = 5;
+
+/// Scrub rate of each rawx of the dev grid (all its volumes share one disk).
+pub const DEV_SCRUB_RATE_BYTES_PER_S: u64 = 4 << 20;
+
 /// The account `oxiod dev` creates and whose key it prints.
 pub const DEV_ACCOUNT: &str = "dev";
 
@@ -23,9 +30,12 @@ pub struct DevOptions {
     pub data: PathBuf,
     /// S3 listen address; default 127.0.0.1:(port_base + 7).
     pub s3_listen: Option<SocketAddr>,
-    /// Base of internal ports: conscience = base, directory = base + 1,
-    /// rawx n = base + 200 + n.
+    /// Base of internal ports: conscience = base, directory node i = base + i
+    /// (i from 1), rawx n = base + 200 + n.
     pub port_base: u16,
+    /// Directory nodes, each hosting a replica of every group (1 keeps the single-node
+    /// layout `<data>/directory`; more use `<data>/directory/node<i>`).
+    pub directory_replicas: usize,
     /// Number of rawx services (volumes).
     pub rawx_count: usize,
     /// Worker threads per rawx.
@@ -41,7 +51,7 @@ pub struct DevGrid {
     pub endpoint: String,
     /// Conscience address.
     pub conscience: String,
-    /// Directory address.
+    /// Directory node addresses, comma separated.
     pub directory: String,
     /// Access key of the dev account.
     pub access_key: String,
@@ -63,6 +73,12 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
             opts.rawx_count
         );
     }
+    if opts.directory_replicas == 0 || opts.directory_replicas > MAX_DEV_DIRECTORY_NODES {
+        bail!(
+            "--directory-replicas {} must be 1 to {MAX_DEV_DIRECTORY_NODES} (ports base+1.. stop below the S3 port base+7)",
+            opts.directory_replicas
+        );
+    }
     if opts.port_base as usize + 200 + opts.rawx_count > u16::MAX as usize {
         bail!(
             "--port-base {} leaves no room for {} rawx ports above it",
@@ -82,23 +98,12 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
         .start_conscience(oxio_conscience::ConscienceConfig {
             listen: loopback(opts.port_base),
             data_dir: Some(data.join("conscience")),
+            metrics_listen: Some(loopback(opts.port_base + 9)),
             ..Default::default()
         })
         .await?;
     let conscience = vec![c_addr.to_string()];
-    let d_addr = host
-        .start_directory(
-            1,
-            loopback(opts.port_base + 1),
-            data.join("directory"),
-            "local.rack1.host1.meta".to_string(),
-            conscience.clone(),
-            Some(BootstrapSpec {
-                meta1_groups: 4,
-                meta2_groups: 4,
-            }),
-        )
-        .await?;
+    let d_addrs = start_directory(&mut host, opts, &data, &conscience).await?;
     let mut driver = "";
     for i in 0..opts.rawx_count {
         let mut cfg = RawxConfig::new(
@@ -108,13 +113,15 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
         );
         cfg.location = format!("local.rack1.host1.vol{i}");
         cfg.workers = opts.rawx_workers;
+        // Six volumes share one disk here: scrub gently.
+        cfg.scrub_rate_bytes_per_s = DEV_SCRUB_RATE_BYTES_PER_S;
         driver = host.start_rawx(cfg, conscience.clone())?.1;
     }
     tracing::info!(driver, count = opts.rawx_count, "rawx started");
 
     let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
         conscience.clone(),
-        vec![d_addr.to_string()],
+        d_addrs.clone(),
     ))?;
     wait_for_rawx(&sdk, opts.rawx_count).await?;
     let key = dev_credentials(&sdk).await?;
@@ -125,13 +132,99 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     let grid = DevGrid {
         endpoint: format!("http://{s3_addr}"),
         conscience: c_addr.to_string(),
-        directory: d_addr.to_string(),
+        directory: d_addrs.join(","),
         access_key: key.access_key,
         secret_key: key.secret_key,
         region: opts.region.clone(),
     };
     write_env(&data, &grid)?;
     Ok((host, grid))
+}
+
+/// Groups of the dev directory.
+const DEV_GROUPS: BootstrapSpec = BootstrapSpec {
+    meta1_groups: 4,
+    meta2_groups: 4,
+};
+
+/// Starts the directory nodes and bootstraps them; returns their addresses. One node
+/// bootstraps itself at start; several are bootstrapped together with one replica of
+/// every group each, through the same `Bootstrap` RPC an operator uses (idempotent, so
+/// a restart only reloads the groups from each node's RocksDB).
+async fn start_directory(
+    host: &mut Host,
+    opts: &DevOptions,
+    data: &std::path::Path,
+    conscience: &[String],
+) -> Result<Vec<String>> {
+    let n = opts.directory_replicas;
+    let dir = data.join("directory");
+    if n == 1 {
+        if dir.join("node1").exists() {
+            bail!(
+                "{} holds a replicated directory: start with --directory-replicas matching it",
+                dir.display()
+            );
+        }
+        let addr = host
+            .start_directory(
+                1,
+                loopback(opts.port_base + 1),
+                dir,
+                "local.rack1.host1.meta".to_string(),
+                conscience.to_vec(),
+                Some(DEV_GROUPS),
+            )
+            .await?;
+        return Ok(vec![addr.to_string()]);
+    }
+    if dir.join("db").exists() {
+        bail!(
+            "{} holds a single-node directory: start with --directory-replicas 1",
+            dir.display()
+        );
+    }
+    let mut nodes = Vec::with_capacity(n);
+    for i in 1..=n {
+        let addr = host
+            .start_directory(
+                i as u64,
+                loopback(opts.port_base + i as u16),
+                dir.join(format!("node{i}")),
+                format!("local.rack1.host{i}.meta"),
+                conscience.to_vec(),
+                None,
+            )
+            .await?;
+        nodes.push(oxio_proto::v1::GroupMember {
+            node_id: i as u64,
+            addr: addr.to_string(),
+        });
+    }
+    let addrs: Vec<String> = nodes.iter().map(|m| m.addr.clone()).collect();
+    let admin = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+        conscience.to_vec(),
+        addrs.clone(),
+    ))?;
+    let reply = admin
+        .directory_bootstrap(
+            &addrs[0],
+            oxio_proto::v1::BootstrapRequest {
+                replicas: n as u32,
+                meta1_groups: DEV_GROUPS.meta1_groups,
+                meta2_groups: DEV_GROUPS.meta2_groups,
+                nodes,
+                forwarded: false,
+            },
+        )
+        .await
+        .context("bootstrapping the replicated directory")?;
+    tracing::info!(
+        nodes = n,
+        existed = reply.already_bootstrapped,
+        "replicated directory ready"
+    );
+    Ok(addrs)
 }
 
 /// Waits until the conscience sees `count` rawx up with a usable score.

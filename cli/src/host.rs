@@ -15,7 +15,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct Host {
     shutdown: CancellationToken,
     conscience: Option<oxio_conscience::Started>,
-    directory: Option<oxio_directory::Started>,
+    directory: Vec<oxio_directory::Started>,
     rawx: Vec<oxio_rawx::Started>,
     s3: Option<oxio_s3_proxy::Started>,
 }
@@ -26,7 +26,7 @@ impl Host {
         Host {
             shutdown,
             conscience: None,
-            directory: None,
+            directory: Vec::new(),
             rawx: Vec::new(),
             s3: None,
         }
@@ -42,7 +42,8 @@ impl Host {
         Ok(addr)
     }
 
-    /// Starts a directory node.
+    /// Starts a directory node (a host may run several: `oxiod dev
+    /// --directory-replicas`).
     #[allow(clippy::too_many_arguments)]
     pub async fn start_directory(
         &mut self,
@@ -61,9 +62,9 @@ impl Host {
         cfg.heartbeat_interval = HEARTBEAT;
         let s = oxio_directory::start(cfg, self.shutdown.child_token())
             .await
-            .context("starting the directory node")?;
+            .with_context(|| format!("starting directory node {node_id}"))?;
         let addr = s.addr;
-        self.directory = Some(s);
+        self.directory.push(s);
         Ok(addr)
     }
 
@@ -122,7 +123,7 @@ impl Host {
         })
         .await
         .context("joining rawx threads")?;
-        if let Some(d) = self.directory {
+        for d in self.directory {
             match d.task.await {
                 Ok(Err(e)) => tracing::warn!(error = %e, "directory stopped with an error"),
                 Err(e) => tracing::warn!(error = %e, "directory task failed"),

@@ -47,6 +47,9 @@ pub struct ConscienceConfig {
     /// known, locked or not, are left alone; with no `data_dir`, "known" lasts
     /// until the conscience restarts.
     pub lock_new_services: Option<u32>,
+    /// Where to serve `GET /metrics` (Prometheus text format) over plain HTTP;
+    /// `None` (the default) serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ConscienceConfig {
@@ -59,6 +62,7 @@ impl Default for ConscienceConfig {
             expressions: HashMap::new(),
             extra_stats: HashMap::new(),
             lock_new_services: None,
+            metrics_listen: None,
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A metric could not be registered or encoded.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// A blocking task (lock file write) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),

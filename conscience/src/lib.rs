@@ -5,13 +5,16 @@
 //! only state kept on disk), and placement, which picks the services
 //! that receive the chunks of new data, weighted by score and spread across locations.
 //! It serves the `Conscience` gRPC API of `oxio.proto`; [`score`] and [`placement`]
-//! are pure modules that other crates and tests may use directly.
+//! are pure modules that other crates and tests may use directly. With
+//! [`ConscienceConfig::metrics_listen`] set it also serves Prometheus metrics
+//! ([`metrics`]) on a separate plain-HTTP port.
 
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod error;
 pub mod locks;
+pub mod metrics;
 pub mod placement;
 pub mod registry;
 pub mod score;
@@ -41,6 +44,8 @@ pub struct Started {
     pub addr: SocketAddr,
     /// The server; ends after `shutdown` fires.
     pub task: tokio::task::JoinHandle<Result<()>>,
+    /// The metrics server, when [`ConscienceConfig::metrics_listen`] is set.
+    pub metrics: Option<metrics::MetricsServer>,
 }
 
 /// Validates `config`, loads the locks, binds the listen address and serves the
@@ -71,8 +76,21 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
     );
     let registry = Registry::new(expressions, config.service_timeout, rise_step, state.locks)
         .with_lock_new_services(config.lock_new_services, state.known);
-    let svc = ConscienceServer::new(service::ConscienceService::new(registry, store))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let counters = std::sync::Arc::new(metrics::ConscienceMetrics::new()?);
+    let service = service::ConscienceService::new(registry, store, counters.clone());
+    let metrics = match config.metrics_listen {
+        Some(listen) => Some(
+            metrics::serve(
+                listen,
+                counters,
+                service.registry_handle(),
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let svc = ConscienceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
@@ -84,7 +102,11 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
         tracing::info!(%addr, "conscience stopped");
         Ok(())
     });
-    Ok(Started { addr, task })
+    Ok(Started {
+        addr,
+        task,
+        metrics,
+    })
 }
 
 /// Runs the conscience until `shutdown` is cancelled (for hosts such as `oxiod`).

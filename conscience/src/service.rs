@@ -2,6 +2,7 @@
 //! placement function, and errors to gRPC statuses.
 
 use crate::locks::{LockStore, MAX_LOCKS};
+use crate::metrics::ConscienceMetrics;
 use crate::placement::{self, PlacementError};
 use crate::registry::{HeartbeatError, Registry, Report, ServiceView, MAX_FIELD_BYTES};
 use crate::score::MAX_SCORE;
@@ -28,15 +29,26 @@ pub(crate) struct ConscienceService {
     store: LockStore,
     /// Serialises lock changes so that the file and memory agree.
     lock_writer: tokio::sync::Mutex<()>,
+    metrics: Arc<ConscienceMetrics>,
 }
 
 impl ConscienceService {
-    pub(crate) fn new(registry: Registry, store: LockStore) -> Self {
+    pub(crate) fn new(
+        registry: Registry,
+        store: LockStore,
+        metrics: Arc<ConscienceMetrics>,
+    ) -> Self {
         ConscienceService {
             registry: Arc::new(Mutex::new(registry)),
             store,
             lock_writer: tokio::sync::Mutex::new(()),
+            metrics,
         }
+    }
+
+    /// The registry, shared with the metrics server.
+    pub(crate) fn registry_handle(&self) -> Arc<Mutex<Registry>> {
+        self.registry.clone()
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -53,6 +65,7 @@ impl ConscienceService {
             .registry()
             .heartbeat(report, Instant::now())
             .map_err(heartbeat_status)?;
+        self.metrics.heartbeat(&service_type);
         let score = r.score;
         if r.is_new {
             tracing::info!(%service_type, %id, score, "service registered");
@@ -100,13 +113,14 @@ impl ConscienceService {
         // Down services come with score 0: they describe the layout (see
         // `Placement::distance_degraded`) but are never chosen.
         let candidates = self.registry().candidates(&req.service_type, now);
-        let placed = placement::place(&candidates, req.count as usize, &avoid, &mut rand::rng())
-            .map_err(|e| match e {
-                PlacementError::NotEnough { .. } => Status::resource_exhausted(format!(
-                    "placing {} service(s) of type `{}`: {e}",
-                    req.count, req.service_type
-                )),
-            })?;
+        let placed = placement::place(&candidates, req.count as usize, &avoid, &mut rand::rng());
+        self.metrics.placement(&req.service_type, placed.is_ok());
+        let placed = placed.map_err(|e| match e {
+            PlacementError::NotEnough { .. } => Status::resource_exhausted(format!(
+                "placing {} service(s) of type `{}`: {e}",
+                req.count, req.service_type
+            )),
+        })?;
         let services: Vec<ServiceState> = {
             let registry = self.registry();
             placed

@@ -37,6 +37,17 @@ pub enum Error {
     /// A wait ran past its deadline.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The cluster is not in a state that allows the operation; the message says why.
+    #[error("{0}")]
+    Precondition(String),
+    /// Another directory node answered with an error or could not be reached.
+    #[error("node {addr}: {message}")]
+    Peer {
+        /// The node's address.
+        addr: String,
+        /// What it answered (or why it could not be reached).
+        message: String,
+    },
 }
 
 /// Result of the directory crate.
@@ -60,6 +71,8 @@ impl From<Error> for tonic::Status {
         match e {
             Error::Timeout(m) => tonic::Status::unavailable(m),
             Error::Config(m) => tonic::Status::invalid_argument(m),
+            Error::Precondition(m) => tonic::Status::failed_precondition(m),
+            e @ Error::Peer { .. } => tonic::Status::unavailable(e.to_string()),
             other => tonic::Status::internal(other.to_string()),
         }
     }

@@ -5,10 +5,13 @@
 //! the storage layout, the Raft log store / state machine / transport, the command logic
 //! of the three levels, the `Directory` gRPC service and the node lifecycle
 //! ([`start`]): open, restart hosted groups, bootstrap a single-node directory, serve,
-//! heartbeat to the conscience, and shut down cleanly.
+//! heartbeat to the conscience, and shut down cleanly. A replicated directory is
+//! bootstrapped over several nodes by the `Bootstrap` RPC ([`cluster`], spread by
+//! [`placement`]).
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod keys;
@@ -20,6 +23,7 @@ pub mod meta2;
 pub mod multipart;
 pub mod network;
 pub mod node;
+pub mod placement;
 pub mod service;
 pub mod sm_data;
 pub mod snapshot;
@@ -167,5 +171,7 @@ async fn finish(
 mod cluster_tests;
 #[cfg(test)]
 mod multipart_tests;
+#[cfg(test)]
+mod replicated_tests;
 #[cfg(test)]
 mod sm_tests;

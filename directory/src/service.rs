@@ -27,6 +27,8 @@ const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct DirectoryService {
     node: Arc<Node>,
+    /// Serializes the bootstraps this node drives.
+    bootstrap_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 type Res<T> = Result<Response<T>, Status>;
@@ -86,7 +88,10 @@ fn unexpected(r: Reply) -> Status {
 impl DirectoryService {
     /// The service of `node`.
     pub fn new(node: Arc<Node>) -> Self {
-        DirectoryService { node }
+        DirectoryService {
+            node,
+            bootstrap_lock: Arc::default(),
+        }
     }
 
     fn group(&self, gid: u64, want: GroupKind) -> Result<Arc<Group>, Status> {
@@ -635,6 +640,33 @@ impl Directory for DirectoryService {
             addr: self.node.addr.clone(),
             groups,
         }))
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(group = request.get_ref().group, init = request.get_ref().initialize))]
+    async fn host_group(&self, request: Request<HostGroupRequest>) -> Res<HostGroupReply> {
+        crate::cluster::host_group(&self.node, request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(replicas = request.get_ref().replicas, nodes = request.get_ref().nodes.len()))]
+    async fn bootstrap(&self, request: Request<BootstrapRequest>) -> Res<BootstrapReply> {
+        let req = request.into_inner();
+        // A forwarded request comes from a node that holds its own lock for the whole
+        // run: waiting for ours could deadlock two nodes bootstrapping at once.
+        let _guard = if req.forwarded {
+            None
+        } else {
+            Some(self.bootstrap_lock.lock().await)
+        };
+        match crate::cluster::bootstrap(&self.node, req).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "bootstrap failed");
+                Err(e.into())
+            }
+        }
     }
 
     async fn raft(&self, request: Request<RaftMessage>) -> Res<RaftMessage> {

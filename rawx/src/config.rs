@@ -15,6 +15,10 @@ pub const MAX_SEGMENT_BYTES: u32 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_CHUNK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 /// Default time between two heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// Default scrub rate: 20 MiB/s.
+pub const DEFAULT_SCRUB_RATE_BYTES_PER_S: u64 = 20 * 1024 * 1024;
+/// Default time between the end of one scrub pass and the start of the next: 24 h.
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Most worker threads one service runs.
 pub const MAX_WORKERS: usize = 256;
 
@@ -55,6 +59,10 @@ pub struct RawxConfig {
     pub conscience: Vec<String>,
     /// Time between two heartbeats.
     pub heartbeat_interval: Duration,
+    /// Bytes per second the background scrubber reads at most; 0 disables it.
+    pub scrub_rate_bytes_per_s: u64,
+    /// Time from the end of one scrub pass to the start of the next.
+    pub scrub_interval: Duration,
 }
 
 impl RawxConfig {
@@ -72,6 +80,8 @@ impl RawxConfig {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             conscience: Vec::new(),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            scrub_rate_bytes_per_s: DEFAULT_SCRUB_RATE_BYTES_PER_S,
+            scrub_interval: DEFAULT_SCRUB_INTERVAL,
         }
     }
 
@@ -101,6 +111,13 @@ impl RawxConfig {
         if !self.conscience.is_empty() && self.heartbeat_interval.is_zero() {
             return Err(Error::Config(
                 "heartbeat_interval must be > 0 when conscience is set".into(),
+            ));
+        }
+        if self.scrub_rate_bytes_per_s > 0 && self.scrub_interval.is_zero() {
+            return Err(Error::Config(
+                "scrub_interval must be > 0 when the scrubber is enabled \
+                 (set scrub_rate_bytes_per_s = 0 to disable it)"
+                    .into(),
             ));
         }
         Ok(())
@@ -135,5 +152,15 @@ mod tests {
         let mut c = RawxConfig::new("rawx-0", "127.0.0.1:0".parse().unwrap(), "/tmp/x");
         c.segment_bytes = 100;
         assert!(matches!(c.validate(), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn scrub_interval_checked_only_when_enabled() {
+        let mut c = RawxConfig::new("rawx-0", "127.0.0.1:0".parse().unwrap(), "/tmp/x");
+        assert_eq!(c.scrub_rate_bytes_per_s, 20 * 1024 * 1024);
+        c.scrub_interval = Duration::ZERO;
+        assert!(matches!(c.validate(), Err(Error::Config(_))));
+        c.scrub_rate_bytes_per_s = 0;
+        c.validate().unwrap();
     }
 }

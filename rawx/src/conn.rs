@@ -37,12 +37,24 @@ impl Default for Timeouts {
     }
 }
 
+/// What one request moved on the wire, taken with [`Conn::take_counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireCounters {
+    /// Bytes read from the socket.
+    pub bytes_in: u64,
+    /// Bytes written to the socket.
+    pub bytes_out: u64,
+    /// Status of the response head sent, if any.
+    pub status: Option<u16>,
+}
+
 /// A client connection with its read buffer.
 pub struct Conn {
     stream: TcpStream,
     rbuf: Vec<u8>,
     rpos: usize,
     timeouts: Timeouts,
+    counters: WireCounters,
 }
 
 fn find_head_end(buf: &[u8]) -> Option<usize> {
@@ -57,7 +69,18 @@ impl Conn {
             rbuf: Vec::with_capacity(READ_BUF_BYTES),
             rpos: 0,
             timeouts,
+            counters: WireCounters::default(),
         }
+    }
+
+    /// Records the status of the response head about to be written.
+    pub fn set_status(&mut self, status: u16) {
+        self.counters.status = Some(status);
+    }
+
+    /// Returns and resets the wire counters (called once per request).
+    pub fn take_counters(&mut self) -> WireCounters {
+        std::mem::take(&mut self.counters)
     }
 
     fn buffered(&self) -> &[u8] {
@@ -84,7 +107,9 @@ impl Conn {
         match res {
             Ok(BufResult(res, buf)) => {
                 self.rbuf = buf;
-                res.map_err(|e| Error::ClientGone(format!("read: {e}")))
+                let n = res.map_err(|e| Error::ClientGone(format!("read: {e}")))?;
+                self.counters.bytes_in += n as u64;
+                Ok(n)
             }
             Err(_) => Err(Error::ClientGone("read timeout".into())),
         }
@@ -178,7 +203,10 @@ impl Conn {
         )
         .await;
         match res {
-            Ok(BufResult(Ok(n), slice)) => (Ok(n), slice.into_inner()),
+            Ok(BufResult(Ok(n), slice)) => {
+                self.counters.bytes_in += n as u64;
+                (Ok(n), slice.into_inner())
+            }
             Ok(BufResult(Err(e), slice)) => (
                 Err(Error::ClientGone(format!("read: {e}"))),
                 slice.into_inner(),
@@ -192,11 +220,17 @@ impl Conn {
 
     /// Writes all of `buf` with the I/O timeout and gives it back.
     pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> (Result<()>, Option<B>) {
+        let len = buf.buf_len() as u64;
         match compio::time::timeout(self.timeouts.io, self.stream.write_all(buf)).await {
-            Ok(BufResult(res, buf)) => (
-                res.map_err(|e| Error::ClientGone(format!("write: {e}"))),
-                Some(buf),
-            ),
+            Ok(BufResult(res, buf)) => {
+                if res.is_ok() {
+                    self.counters.bytes_out += len;
+                }
+                (
+                    res.map_err(|e| Error::ClientGone(format!("write: {e}"))),
+                    Some(buf),
+                )
+            }
             Err(_) => (Err(Error::ClientGone("write timeout".into())), None),
         }
     }

@@ -49,6 +49,9 @@ pub enum Error {
         /// Index of the bad segment.
         segment: u64,
     },
+    /// A metric could not be registered or encoded.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// The request is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -76,6 +79,9 @@ pub enum Error {
     /// A feature of HTTP this server does not implement.
     #[error("not implemented: {0}")]
     NotImplemented(String),
+    /// The scrubber cannot start a pass now (one is running, or it is disabled).
+    #[error("scrub: {0}")]
+    ScrubConflict(String),
     /// The client stopped sending (early end of body, read timeout): no answer is possible.
     #[error("client connection lost: {0}")]
     ClientGone(String),
@@ -96,7 +102,7 @@ impl Error {
             Error::BadRequest(_) => 400,
             Error::ChunkNotFound(_) => 404,
             Error::MethodNotAllowed => 405,
-            Error::ChunkExists(_) => 409,
+            Error::ChunkExists(_) | Error::ScrubConflict(_) => 409,
             Error::LengthRequired => 411,
             Error::TooLarge { .. } => 413,
             Error::RangeNotSatisfiable { .. } => 416,
@@ -107,6 +113,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Runtime(_)
             | Error::WorkerPanicked
+            | Error::Metrics(_)
             | Error::CorruptHeader { .. }
             | Error::ChecksumMismatch { .. } => 500,
         }

@@ -1,13 +1,17 @@
-//! Request routing and the chunk handlers (PUT, GET, HEAD, DELETE, `/info`).
+//! Request routing and the chunk handlers (PUT, GET, HEAD, DELETE, `/info`,
+//! `/metrics`, `/scrub`).
 
 use crate::conn::{BodyReader, Conn, Timeouts};
 use crate::error::{Error, Result};
 use crate::format::{parse_chunk_id, ChunkAttrs, ChunkMeta};
 use crate::http::{parse_range, BodyKind, Method, Request, ResponseHead};
+use crate::metrics::{RawxMetrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
+use crate::scrub::Scrubber;
 use crate::store::Volume;
 use compio::buf::{IntoInner, IoBuf};
 use compio::net::TcpStream;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -15,6 +19,10 @@ use tracing::Instrument;
 pub const PIECE_BYTES: usize = 256 * 1024;
 /// Most requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
+/// Header carrying the id of the client request (the S3 gateway's `x-amz-request-id`).
+pub const REQUEST_ID_HEADER: &str = "x-oxio-request-id";
+/// Longest request id kept for logs; longer ones are cut.
+const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// What every connection of a service shares.
 #[derive(Debug)]
@@ -31,6 +39,23 @@ pub struct Shared {
     pub timeouts: Timeouts,
     /// Fires when the service stops.
     pub shutdown: CancellationToken,
+    /// The service's metrics (one registry per service).
+    pub metrics: Arc<RawxMetrics>,
+    /// The background scrubber's state and trigger.
+    pub scrub: Arc<Scrubber>,
+}
+
+/// The request id a client sent, cut to a bounded length on a char boundary.
+pub fn request_id(req: &Request) -> &str {
+    let id = req.header(REQUEST_ID_HEADER).unwrap_or_default();
+    if id.len() <= MAX_REQUEST_ID_BYTES {
+        return id;
+    }
+    let mut end = MAX_REQUEST_ID_BYTES;
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
 }
 
 /// Whether the connection goes on after a request.
@@ -55,16 +80,47 @@ pub async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             }
             Err(e) => {
                 let _ = send_error(&mut conn, &shared, &e, true, false).await;
+                let wire = conn.take_counters();
+                shared.metrics.observe(
+                    "OTHER",
+                    wire.status,
+                    std::time::Duration::ZERO,
+                    wire.bytes_in,
+                    wire.bytes_out,
+                );
                 return;
             }
         };
         shared.volume.stats().request();
+        let started = Instant::now();
         let target = req.target.clone();
-        let span =
-            tracing::info_span!("rawx_request", method = req.method.as_str(), target = %target);
+        let span = tracing::info_span!(
+            "rawx_request",
+            method = req.method.as_str(),
+            target = %target,
+            request_id = request_id(&req),
+        );
         let flow = handle(&mut conn, &req, &shared, &mut buf)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+        let wire = conn.take_counters();
+        let elapsed = started.elapsed();
+        shared.metrics.observe(
+            req.method.as_str(),
+            wire.status,
+            elapsed,
+            wire.bytes_in,
+            wire.bytes_out,
+        );
+        span.in_scope(|| {
+            tracing::info!(
+                status = wire.status.unwrap_or(0),
+                bytes_in = wire.bytes_in,
+                bytes_out = wire.bytes_out,
+                micros = elapsed.as_micros() as u64,
+                "rawx access"
+            )
+        });
         if flow == Flow::Close || !req.keep_alive() || shared.shutdown.is_cancelled() {
             return;
         }
@@ -98,6 +154,22 @@ async fn route(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8
             _ => Err(Error::MethodNotAllowed),
         };
     }
+    if path == "metrics" {
+        return match req.method {
+            Method::Get => metrics(conn, shared).await,
+            _ => Err(Error::MethodNotAllowed),
+        };
+    }
+    if path == "scrub" {
+        if !matches!(req.body_kind()?, BodyKind::None | BodyKind::Length(0)) {
+            return Err(Error::BadRequest("/scrub takes no body".into()));
+        }
+        return match req.method {
+            Method::Get => scrub_status(conn, shared).await,
+            Method::Post => scrub_start(conn, shared).await,
+            _ => Err(Error::MethodNotAllowed),
+        };
+    }
     let id = parse_chunk_id(path)?;
     tracing::Span::current().record("target", id.as_str());
     match req.method {
@@ -113,13 +185,14 @@ async fn route(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8
             tracing::debug!(chunk = %id, "chunk deleted");
             send_small(conn, ResponseHead::new(204), b"").await
         }
-        Method::Other(_) => Err(Error::MethodNotAllowed),
+        Method::Post | Method::Other(_) => Err(Error::MethodNotAllowed),
     }
 }
 
 /// Sends a head and a small body in one write.
 async fn send_small(conn: &mut Conn, mut head: ResponseHead, body: &[u8]) -> Result<Flow> {
     head.content_length = body.len() as u64;
+    conn.set_status(head.status);
     let mut out = Vec::with_capacity(256 + body.len());
     head.encode(&mut out);
     out.extend_from_slice(body);
@@ -163,6 +236,7 @@ async fn send_error(
     let body = format!("{err}\n");
     if head_request {
         head.content_length = body.len() as u64;
+        conn.set_status(head.status);
         let mut out = Vec::with_capacity(256);
         head.encode(&mut out);
         let (res, _) = conn.write_all(out).await;
@@ -184,6 +258,26 @@ async fn info(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
     .to_string();
     let head = ResponseHead::new(200).header("content-type", "application/json");
     send_small(conn, head, body.as_bytes()).await
+}
+
+async fn metrics(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
+    let body = shared.metrics.render(shared.volume.stats())?;
+    let head = ResponseHead::new(200).header("content-type", METRICS_CONTENT_TYPE);
+    send_small(conn, head, &body).await
+}
+
+async fn scrub_status(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
+    let body = serde_json::to_vec(&shared.scrub.status())
+        .map_err(|e| Error::Runtime(format!("encode scrub status: {e}")))?;
+    let head = ResponseHead::new(200).header("content-type", "application/json");
+    send_small(conn, head, &body).await
+}
+
+async fn scrub_start(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
+    shared.scrub.request_pass()?;
+    tracing::info!("scrub pass requested");
+    let head = ResponseHead::new(202).header("content-type", "application/json");
+    send_small(conn, head, br#"{"accepted":true}"#).await
 }
 
 fn attrs_from(req: &Request) -> Result<ChunkAttrs> {
@@ -297,6 +391,7 @@ async fn get(
         );
     }
     head.content_length = len;
+    conn.set_status(head.status);
     if req.method == Method::Head || len == 0 {
         let mut out = Vec::with_capacity(512);
         head.encode(&mut out);

@@ -18,6 +18,8 @@ pub enum Method {
     Put,
     /// DELETE
     Delete,
+    /// POST (only `/scrub` takes it)
+    Post,
     /// Anything else (answered 405).
     Other(String),
 }
@@ -30,6 +32,7 @@ impl Method {
             Method::Head => "HEAD",
             Method::Put => "PUT",
             Method::Delete => "DELETE",
+            Method::Post => "POST",
             Method::Other(m) => m,
         }
     }
@@ -94,6 +97,7 @@ pub fn parse_head(head: &[u8]) -> Result<Request> {
         "HEAD" => Method::Head,
         "PUT" => Method::Put,
         "DELETE" => Method::Delete,
+        "POST" => Method::Post,
         other => Method::Other(other.to_string()),
     };
     let mut headers = Vec::new();

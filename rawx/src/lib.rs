@@ -3,11 +3,17 @@
 //! compio (io_uring when the kernel allows, polling otherwise), thread-per-core: each
 //! worker thread runs its own compio runtime and its own `SO_REUSEPORT` listener.
 //! Every read verifies the crc32c of each segment it touches. The service reports
-//! itself to the conscience with a heartbeat thread.
+//! itself to the conscience with a heartbeat thread, and a background scrubber
+//! ([`scrub`]) re-reads every chunk at a bounded rate to find bit rot.
 //!
 //! Protocol: `PUT /<CHUNKID>` (Content-Length or chunked body, `x-oxio-chunk-*`
 //! attributes) answers `201` once the chunk is durable; `GET`/`HEAD /<CHUNKID>` with
-//! optional `Range`; `DELETE /<CHUNKID>`; `GET /info`.
+//! optional `Range`; `DELETE /<CHUNKID>`; `GET /info`; `GET /metrics` (Prometheus
+//! text format, one registry per service, see [`metrics`]); `GET /scrub` (scrubber
+//! state and corrupt chunks, JSON) and `POST /scrub` (start a pass now: `202`, or
+//! `409` when one is running). A request may carry
+//! `x-oxio-request-id` (the id of the client request it serves): it is recorded in
+//! the request's `rawx_request` span and in the info-level access line.
 
 #![warn(missing_docs)]
 
@@ -18,7 +24,9 @@ pub mod format;
 pub mod handler;
 pub mod heartbeat;
 pub mod http;
+pub mod metrics;
 pub mod scan;
+pub mod scrub;
 pub mod server;
 pub mod stats;
 pub mod store;

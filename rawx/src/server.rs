@@ -6,7 +6,9 @@ use crate::config::{Driver, RawxConfig};
 use crate::conn::Timeouts;
 use crate::error::{Error, Result};
 use crate::handler::{serve_connection, Shared};
+use crate::metrics::RawxMetrics;
 use crate::scan::scan_volume;
+use crate::scrub::Scrubber;
 use crate::stats::Stats;
 use crate::store::Volume;
 use compio::driver::{DriverType, ProactorBuilder};
@@ -41,6 +43,7 @@ pub struct Started {
     pub driver: &'static str,
     workers: Vec<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
+    scrub: Option<JoinHandle<()>>,
     bridge: JoinHandle<()>,
 }
 
@@ -53,6 +56,7 @@ impl Started {
             .workers
             .into_iter()
             .chain(self.heartbeat)
+            .chain(self.scrub)
             .chain([self.bridge]);
         for handle in threads {
             if handle.join().is_err() {
@@ -101,6 +105,12 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     config.validate()?;
     let report = scan_volume(&config.volume)?;
     let stats = Arc::new(Stats::new(report.chunks, report.bytes));
+    let metrics = Arc::new(RawxMetrics::new()?);
+    let scrub = Arc::new(Scrubber::new(
+        &config.volume,
+        config.scrub_rate_bytes_per_s,
+        metrics.scrub().clone(),
+    ));
     let workers = config.effective_workers();
     let first = bind_reuseport(config.listen)?;
     let addr = first
@@ -131,6 +141,8 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             id: config.id.clone(),
             max_chunk_bytes: config.max_chunk_bytes,
             stop: worker_stop,
+            metrics: metrics.clone(),
+            scrub: scrub.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("rawx-w{index}"))
@@ -178,7 +190,17 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             ));
         }
     };
+    metrics.set_info(&config.id, driver);
     tracing::info!(id = %config.id, %addr, driver, workers, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
+    let scrub_thread = match crate::scrub::spawn(&config, scrub, volume, stop.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            stop.cancel();
+            join_all(handles);
+            let _ = bridge.join();
+            return Err(e);
+        }
+    };
     let heartbeat = if config.conscience.is_empty() {
         None
     } else {
@@ -196,6 +218,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             Err(e) => {
                 stop.cancel();
                 join_all(handles);
+                join_all(scrub_thread.into_iter().collect());
                 let _ = bridge.join();
                 return Err(e);
             }
@@ -206,6 +229,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         driver,
         workers: handles,
         heartbeat,
+        scrub: scrub_thread,
         bridge,
     })
 }
@@ -240,6 +264,8 @@ struct WorkerParams {
     id: String,
     max_chunk_bytes: u64,
     stop: CancellationToken,
+    metrics: Arc<RawxMetrics>,
+    scrub: Arc<Scrubber>,
 }
 
 /// Body of a worker thread: build the runtime, report the driver, serve until `stop`.
@@ -272,6 +298,8 @@ fn worker_main(p: WorkerParams, ready: mpsc::Sender<std::result::Result<DriverTy
         max_chunk_bytes: p.max_chunk_bytes,
         timeouts: Timeouts::default(),
         shutdown: p.stop.clone(),
+        metrics: p.metrics,
+        scrub: p.scrub,
     });
     let index = p.index;
     let listener = p.listener;

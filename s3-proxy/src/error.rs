@@ -16,6 +16,9 @@ pub enum Error {
     /// A setting is invalid.
     #[error("invalid S3 gateway setting: {0}")]
     Config(String),
+    /// A metric could not be registered or encoded.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// Other I/O failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

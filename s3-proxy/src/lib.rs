@@ -2,9 +2,23 @@
 //! parsing, SigV4 verification, error XML as AWS returns it) and turns every
 //! operation into `oxio-sdk` calls: the bucket is a container of the account that
 //! owns the access key, bodies stream through without being held whole.
+//! Beyond the object basics it serves CopyObject server side ([`copy`]), ListObjects
+//! v1 and v2 ([`listing`]), conditional GET / HEAD ([`conditional`]) and the stored
+//! system headers with their `response-*` overrides ([`headers`]).
+//!
+//! Every response carries a fresh `x-amz-request-id`; the id goes into the request's
+//! `tracing` span and, as `x-oxio-request-id`, onto every chunk request to a rawx.
+//! Unauthenticated `GET /metrics` answers the gateway's Prometheus metrics
+//! ([`metrics`], [`front`]).
 
 pub mod auth;
+pub mod conditional;
+pub mod copy;
 pub mod error;
+pub mod front;
+pub mod headers;
+pub mod listing;
+pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod service;

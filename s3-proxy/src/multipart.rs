@@ -3,7 +3,9 @@
 //! mapped onto the sdk, with the S3 error codes clients expect.
 
 use crate::error::s3_error;
-use crate::service::{parse_md5, put_options, timestamp_ms, url_encode, HeaderInputs};
+use crate::headers::{put_options, HeaderInputs};
+use crate::listing::url_encode;
+use crate::service::{parse_md5, timestamp_ms};
 use bytes::Bytes;
 use oxio_sdk::multipart::{MultipartError, MAX_PART_NUMBER};
 use oxio_sdk::Client;
@@ -80,6 +82,7 @@ pub async fn create(
         content_disposition: input.content_disposition,
         content_encoding: input.content_encoding,
         content_language: input.content_language,
+        expires: input.expires,
         metadata: input.metadata,
     })?;
     let up = sdk

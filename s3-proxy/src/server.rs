@@ -1,6 +1,8 @@
 //! The HTTP server: hyper connections served by the s3s service.
 
 use crate::auth::{DirectoryAuth, KeyStore};
+use crate::front::{Front, RecordOperation};
+use crate::metrics::S3Metrics;
 use crate::service::OxioS3;
 use crate::{Error, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -48,6 +50,7 @@ pub fn build_service(
 ) -> Result<S3Service> {
     let mut builder = S3ServiceBuilder::new(s3);
     builder.set_auth(auth);
+    builder.set_access(RecordOperation);
     if let Some(domain) = base_domain {
         let host = SingleDomain::new(domain)
             .map_err(|e| Error::Config(format!("base domain {domain:?}: {e}")))?;
@@ -71,8 +74,10 @@ pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -
         })?;
     let addr = listener.local_addr()?;
     let keys = KeyStore::new(sdk.clone());
-    let s3 = OxioS3::new(sdk, keys.clone(), config.region.clone());
+    let metrics = Arc::new(S3Metrics::new(sdk.config().counters.clone())?);
+    let s3 = OxioS3::new(sdk, keys.clone(), config.region.clone()).with_metrics(metrics.clone());
     let service = build_service(s3, DirectoryAuth(keys), config.base_domain.as_deref(), None)?;
+    let service = Front::new(service, metrics);
     tracing::info!(%addr, region = %config.region, "S3 gateway listening");
     let task = tokio::spawn(async move {
         let conns = CancellationToken::new();

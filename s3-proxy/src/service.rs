@@ -1,37 +1,53 @@
 //! S3 operations mapped onto the sdk.
 
 use crate::auth::KeyStore;
+use crate::conditional::{get_error, Conditions};
 use crate::error::s3_error;
-use crate::multipart;
+use crate::headers::{put_options, HeaderInputs, Overrides, Served};
+use crate::metrics::{Layout, S3Metrics};
+use crate::{copy, listing, multipart};
 use base64::Engine;
 use bytes::Bytes;
-use oxio_sdk::{Client, ContentHeader, PutOptions};
+use oxio_sdk::{Client, ContentHeader};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
-use std::collections::HashMap;
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Most keys one listing page returns.
-const MAX_KEYS: i32 = 1000;
 /// Most objects one DeleteObjects request may name (as AWS).
 const MAX_DELETE_OBJECTS: usize = 1000;
-/// Stored system headers.
-const SYS_CACHE_CONTROL: &str = "cache-control";
-const SYS_CONTENT_DISPOSITION: &str = "content-disposition";
-const SYS_CONTENT_ENCODING: &str = "content-encoding";
-const SYS_CONTENT_LANGUAGE: &str = "content-language";
+/// Largest single PUT (as AWS: 5 GiB; larger objects need a multipart upload).
+pub const MAX_PUT_BYTES: i64 = 5 * 1024 * 1024 * 1024;
 
 /// The S3 implementation.
 pub struct OxioS3 {
     sdk: Client,
     keys: KeyStore,
     region: String,
+    metrics: Option<Arc<S3Metrics>>,
 }
 
 impl OxioS3 {
     /// An S3 front end over `sdk`.
     pub fn new(sdk: Client, keys: KeyStore, region: String) -> Self {
-        OxioS3 { sdk, keys, region }
+        OxioS3 {
+            sdk,
+            keys,
+            region,
+            metrics: None,
+        }
+    }
+
+    /// Counts stored objects (inline or chunked) into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<S3Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn object_stored(&self, layout: Layout) {
+        if let Some(m) = &self.metrics {
+            m.object_stored(layout);
+        }
     }
 
     async fn account<T>(&self, req: &S3Request<T>) -> S3Result<String> {
@@ -48,39 +64,6 @@ pub(crate) fn timestamp_ms(ms: u64) -> Timestamp {
 
 fn etag(h: &ContentHeader) -> ETag {
     ETag::Strong(h.etag.clone())
-}
-
-fn sys(h: &ContentHeader, k: &str) -> Option<String> {
-    h.system_meta.get(k).cloned()
-}
-
-/// Percent-encodes for `encoding-type=url` listings (everything but unreserved
-/// characters and '/').
-pub(crate) fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn decode_token(t: &str) -> S3Result<String> {
-    let bytes = hex::decode(t).map_err(|_| {
-        s3_error!(
-            InvalidArgument,
-            "The continuation token provided is incorrect"
-        )
-    })?;
-    String::from_utf8(bytes).map_err(|_| {
-        s3_error!(
-            InvalidArgument,
-            "The continuation token provided is incorrect"
-        )
-    })
 }
 
 pub(crate) fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
@@ -100,48 +83,28 @@ pub(crate) fn parse_md5(v: &str) -> S3Result<[u8; 16]> {
     })
 }
 
-/// The stored headers of a put or of a multipart upload's final object.
-pub(crate) struct HeaderInputs {
-    pub content_type: Option<ContentType>,
-    pub cache_control: Option<CacheControl>,
-    pub content_disposition: Option<ContentDisposition>,
-    pub content_encoding: Option<ContentEncoding>,
-    pub content_language: Option<ContentLanguage>,
-    pub metadata: Option<Metadata>,
+/// Refuses a single PUT announced larger than 5 GiB with `EntityTooLarge`, before
+/// any of its body is read.
+pub(crate) fn check_put_size(content_length: Option<i64>) -> S3Result<()> {
+    match content_length {
+        Some(n) if n > MAX_PUT_BYTES => Err(s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size"
+        )),
+        _ => Ok(()),
+    }
 }
 
-/// Put options from the request headers: content type (S3's default when absent),
-/// the stored system headers and user metadata (at most 2 KiB, as S3).
-pub(crate) fn put_options(h: HeaderInputs) -> S3Result<PutOptions> {
-    let mut system_meta = HashMap::new();
-    for (k, v) in [
-        (SYS_CACHE_CONTROL, h.cache_control),
-        (SYS_CONTENT_DISPOSITION, h.content_disposition),
-        (SYS_CONTENT_ENCODING, h.content_encoding),
-        (SYS_CONTENT_LANGUAGE, h.content_language),
-    ] {
-        if let Some(v) = v {
-            system_meta.insert(k.to_string(), v);
-        }
+/// The conditions of a GET or HEAD, checked against the stored object.
+fn check_conditions(c: Conditions, h: &ContentHeader) -> S3Result<()> {
+    if c.is_empty() {
+        return Ok(());
     }
-    let user_meta = h.metadata.unwrap_or_default();
-    let meta_bytes: usize = user_meta.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if meta_bytes > 2048 {
-        return Err(s3_error!(
-            MetadataTooLarge,
-            "Your metadata headers exceed the maximum allowed metadata size"
-        ));
+    let outcome = c.evaluate(&h.etag, h.mtime_ms, SystemTime::now());
+    match get_error(outcome, &h.etag, &timestamp_ms(h.mtime_ms)) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(PutOptions {
-        expected_len: None,
-        expected_md5: None,
-        content_type: h
-            .content_type
-            .unwrap_or_else(|| "binary/octet-stream".to_string()),
-        user_meta,
-        system_meta,
-        policy: None,
-    })
 }
 
 #[async_trait::async_trait]
@@ -241,6 +204,7 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
+        check_put_size(input.content_length)?;
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
         let mut opts = put_options(HeaderInputs {
             content_type: input.content_type,
@@ -248,6 +212,7 @@ impl S3 for OxioS3 {
             content_disposition: input.content_disposition,
             content_encoding: input.content_encoding,
             content_language: input.content_language,
+            expires: input.expires,
             metadata: input.metadata,
         })?;
         opts.expected_len = input.content_length.map(|l| l.max(0) as u64);
@@ -266,6 +231,11 @@ impl S3 for OxioS3 {
             }
         }
         .map_err(s3_error)?;
+        self.object_stored(if header.policy == "INLINE" {
+            Layout::Inline
+        } else {
+            Layout::Chunked
+        });
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&header)),
             ..Default::default()
@@ -284,6 +254,23 @@ impl S3 for OxioS3 {
             .head_object(&account, &input.bucket, &input.key)
             .await
             .map_err(s3_error)?;
+        check_conditions(
+            Conditions {
+                if_match: input.if_match,
+                if_none_match: input.if_none_match,
+                if_modified_since: input.if_modified_since,
+                if_unmodified_since: input.if_unmodified_since,
+            },
+            &header,
+        )?;
+        let served = Served::of(&header).with_overrides(Overrides {
+            content_type: input.response_content_type,
+            cache_control: input.response_cache_control,
+            content_disposition: input.response_content_disposition,
+            content_encoding: input.response_content_encoding,
+            content_language: input.response_content_language,
+            expires: input.response_expires,
+        });
         let size = header.size;
         let (start, end, content_range) = match &input.range {
             Some(r) => {
@@ -298,21 +285,24 @@ impl S3 for OxioS3 {
             }
             None => (0, size, None),
         };
-        let mut rx = self.sdk.read_object(header.clone(), start, end);
+        let e_tag = etag(&header);
+        let last_modified = timestamp_ms(header.mtime_ms);
+        let mut rx = self.sdk.read_object(header, start, end);
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let output = GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             content_length: Some((end - start) as i64),
             content_range,
             accept_ranges: Some("bytes".to_string()),
-            e_tag: Some(etag(&header)),
-            last_modified: Some(timestamp_ms(header.mtime_ms)),
-            content_type: Some(header.content_type.clone()),
-            cache_control: sys(&header, SYS_CACHE_CONTROL),
-            content_disposition: sys(&header, SYS_CONTENT_DISPOSITION),
-            content_encoding: sys(&header, SYS_CONTENT_ENCODING),
-            content_language: sys(&header, SYS_CONTENT_LANGUAGE),
-            metadata: (!header.user_meta.is_empty()).then(|| header.user_meta.clone()),
+            e_tag: Some(e_tag),
+            last_modified: Some(last_modified),
+            content_type: served.content_type,
+            cache_control: served.cache_control,
+            content_disposition: served.content_disposition,
+            content_encoding: served.content_encoding,
+            content_language: served.content_language,
+            expires: served.expires,
+            metadata: served.metadata,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -330,17 +320,35 @@ impl S3 for OxioS3 {
             .head_object(&account, &input.bucket, &input.key)
             .await
             .map_err(s3_error)?;
+        check_conditions(
+            Conditions {
+                if_match: input.if_match,
+                if_none_match: input.if_none_match,
+                if_modified_since: input.if_modified_since,
+                if_unmodified_since: input.if_unmodified_since,
+            },
+            &header,
+        )?;
+        let served = Served::of(&header).with_overrides(Overrides {
+            content_type: input.response_content_type,
+            cache_control: input.response_cache_control,
+            content_disposition: input.response_content_disposition,
+            content_encoding: input.response_content_encoding,
+            content_language: input.response_content_language,
+            expires: input.response_expires,
+        });
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(header.size as i64),
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(etag(&header)),
             last_modified: Some(timestamp_ms(header.mtime_ms)),
-            content_type: Some(header.content_type.clone()),
-            cache_control: sys(&header, SYS_CACHE_CONTROL),
-            content_disposition: sys(&header, SYS_CONTENT_DISPOSITION),
-            content_encoding: sys(&header, SYS_CONTENT_ENCODING),
-            content_language: sys(&header, SYS_CONTENT_LANGUAGE),
-            metadata: (!header.user_meta.is_empty()).then(|| header.user_meta.clone()),
+            content_type: served.content_type,
+            cache_control: served.cache_control,
+            content_disposition: served.content_disposition,
+            content_encoding: served.content_encoding,
+            content_language: served.content_language,
+            expires: served.expires,
+            metadata: served.metadata,
             ..Default::default()
         }))
     }
@@ -418,89 +426,38 @@ impl S3 for OxioS3 {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let account = self.account(&req).await?;
+        let out = listing::list_v1(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let account = self.account(&req).await?;
-        let input = req.input;
-        let max_keys = input.max_keys.unwrap_or(MAX_KEYS);
-        if max_keys < 0 {
-            return Err(s3_error!(
-                InvalidArgument,
-                "max-keys must be a non-negative integer"
-            ));
-        }
-        let prefix = input.prefix.clone().unwrap_or_default();
-        let delimiter = input.delimiter.clone().unwrap_or_default();
-        let url = input
-            .encoding_type
-            .as_ref()
-            .is_some_and(|e| e.as_str() == "url");
-        let start = match &input.continuation_token {
-            Some(t) => decode_token(t)?,
-            None => input.start_after.clone().unwrap_or_default(),
-        };
-        let page = if max_keys == 0 {
-            // Still answer NoSuchBucket for a missing bucket.
-            self.sdk
-                .get_container(&account, &input.bucket)
-                .await
-                .map_err(s3_error)?;
-            oxio_sdk::ListPage::default()
+        let out = listing::list_v2(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let account = self.account(&req).await?;
+        let copied = copy::copy_object(&self.sdk, &account, req.input).await?;
+        self.object_stored(if copied.inline {
+            Layout::Inline
         } else {
-            self.sdk
-                .list_objects(
-                    &account,
-                    &input.bucket,
-                    &prefix,
-                    &delimiter,
-                    &start,
-                    max_keys.min(MAX_KEYS) as u32,
-                )
-                .await
-                .map_err(s3_error)?
-        };
-        let enc = |s: String| if url { url_encode(&s) } else { s };
-        let key_count = (page.entries.len() + page.common_prefixes.len()) as i32;
-        let contents: Vec<Object> = page
-            .entries
-            .into_iter()
-            .map(|e| Object {
-                key: Some(enc(e.key)),
-                size: Some(e.size as i64),
-                e_tag: Some(ETag::Strong(e.etag)),
-                last_modified: Some(timestamp_ms(e.mtime_ms)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
-                ..Default::default()
-            })
-            .collect();
-        let common: Vec<CommonPrefix> = page
-            .common_prefixes
-            .into_iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(enc(p)),
-            })
-            .collect();
-        Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: Some(enc(prefix)),
-            delimiter: input.delimiter.map(enc),
-            max_keys: Some(max_keys),
-            key_count: Some(key_count),
-            is_truncated: Some(page.truncated),
-            continuation_token: input.continuation_token,
-            next_continuation_token: page
-                .truncated
-                .then(|| hex::encode(page.next_start_after.as_bytes())),
-            start_after: input.start_after.map(enc),
-            encoding_type: input.encoding_type,
-            contents: Some(contents),
-            common_prefixes: (!common.is_empty()).then_some(common),
-            ..Default::default()
-        }))
+            Layout::Chunked
+        });
+        Ok(S3Response::new(copied.output))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
@@ -530,6 +487,7 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let account = self.account(&req).await?;
         let out = multipart::complete(&self.sdk, &account, req.input).await?;
+        self.object_stored(Layout::Chunked);
         Ok(S3Response::new(out))
     }
 
@@ -569,22 +527,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn url_encoding_keeps_unreserved_and_slash() {
-        assert_eq!(url_encode("a b+c/=%é"), "a%20b%2Bc/%3D%25%C3%A9");
-        assert_eq!(url_encode("plain-key_1.txt~"), "plain-key_1.txt~");
-    }
-
-    #[test]
-    fn continuation_tokens_round_trip() {
-        let k = "dir/ké y";
-        assert_eq!(decode_token(&hex::encode(k.as_bytes())).unwrap(), k);
-        assert!(decode_token("zz").is_err());
-    }
-
-    #[test]
     fn content_md5_must_be_16_bytes_of_base64() {
         assert!(parse_md5("1B2M2Y8AsgTpgAmY7PhCfg==").is_ok());
         assert!(parse_md5("not base64!").is_err());
         assert!(parse_md5("AAAA").is_err());
+    }
+
+    #[test]
+    fn single_put_is_limited_to_5_gib() {
+        assert!(check_put_size(None).is_ok());
+        assert!(check_put_size(Some(MAX_PUT_BYTES)).is_ok());
+        let e = check_put_size(Some(MAX_PUT_BYTES + 1)).unwrap_err();
+        assert_eq!(*e.code(), s3s::S3ErrorCode::EntityTooLarge);
     }
 }

@@ -34,6 +34,31 @@ pub struct ClientConfig {
     pub rpc_timeout: Duration,
     /// How long transient directory failures (elections, restarts) are retried.
     pub retry_deadline: Duration,
+    /// Counters of notable events (degraded reads), shared by every clone of this
+    /// config and of the client built from it; front ends export them as metrics.
+    pub counters: Arc<SdkCounters>,
+}
+
+/// Counters of notable sdk events, for the metrics of the front end that owns the
+/// client.
+#[derive(Debug, Default)]
+pub struct SdkCounters {
+    degraded_reads: std::sync::atomic::AtomicU64,
+}
+
+impl SdkCounters {
+    /// Reads of an erasure-coded metachunk that had to decode around a missing,
+    /// failed or corrupt data fragment (each metachunk read counted at most once).
+    pub fn degraded_reads(&self) -> u64 {
+        self.degraded_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one degraded read (called by the sdk's reader).
+    pub fn degraded_read(&self) {
+        self.degraded_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl ClientConfig {
@@ -48,6 +73,7 @@ impl ClientConfig {
             policy: StoragePolicy::DEFAULT,
             rpc_timeout: Duration::from_secs(10),
             retry_deadline: Duration::from_secs(15),
+            counters: Arc::default(),
         }
     }
 }

@@ -16,6 +16,9 @@ use tonic::{Code, Status};
 /// Metadata key of a "not leader" answer naming the leader.
 pub const LEADER_HINT: &str = "oxio-leader";
 
+/// Most leader addresses named by followers tried in one round of a meta0 fetch.
+const MAX_META0_HINTS: usize = 8;
+
 /// The cached meta0 table.
 #[derive(Debug)]
 pub struct Meta0 {
@@ -99,7 +102,14 @@ impl DirectoryResolver {
         let mut delay = Duration::from_millis(20);
         let mut last = String::from("no directory address configured");
         loop {
-            for addr in &self.seeds {
+            // Seeds first, then the meta0 leaders that followers name (bounded).
+            let mut addrs = self.seeds.clone();
+            let max_addrs = self.seeds.len() + MAX_META0_HINTS;
+            let mut i = 0;
+            while i < addrs.len() {
+                let addr = addrs[i].clone();
+                i += 1;
+                let addr = &addr;
                 let mut c = self.client(addr)?;
                 let mut req = tonic::Request::new(GetMeta0Request {});
                 req.set_timeout(self.rpc_timeout);
@@ -127,7 +137,18 @@ impl DirectoryResolver {
                         }
                         return Ok(m);
                     }
-                    Err(s) => last = format!("{addr}: {}", s.message()),
+                    Err(s) => {
+                        last = format!("{addr}: {}", s.message());
+                        let hint = s.metadata().get(LEADER_HINT).and_then(|v| v.to_str().ok());
+                        if let Some(leader) = hint {
+                            if !leader.is_empty()
+                                && addrs.len() < max_addrs
+                                && !addrs.iter().any(|a| a == leader)
+                            {
+                                addrs.push(leader.to_string());
+                            }
+                        }
+                    }
                 }
             }
             if started.elapsed() > self.retry_deadline {

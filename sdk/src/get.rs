@@ -27,12 +27,13 @@ pub fn read_range(
     end: u64,
 ) -> mpsc::Receiver<Result<Bytes>> {
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    tokio::spawn(async move {
+    let request_id = crate::rawx::current_request_id();
+    tokio::spawn(crate::rawx::with_request_id(request_id, async move {
         if let Err(e) = read_into(&inner, &header, start, end, &tx).await {
             tracing::warn!(error = %e, "object read failed");
             let _ = tx.send(Err(e)).await;
         }
-    });
+    }));
     rx
 }
 
@@ -207,6 +208,7 @@ async fn read_ec(
         errors: Vec::new(),
     };
     let begin = geo.chunk_offset(first);
+    let mut degraded = false;
     for j in 0..geo.k {
         frags.open(j, begin, read_end).await;
     }
@@ -257,6 +259,10 @@ async fn read_ec(
                 }
             }
             j += 1;
+        }
+        if !degraded && shards[..geo.k].iter().any(Option::is_none) {
+            degraded = true;
+            inner.config.counters.degraded_read();
         }
         let data = ec::reconstruct(geo, sl, &shards)?;
         let stripe_start = i * sb;

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod client;
 pub mod conscience;
 pub mod directory;
+pub mod directory_admin;
 pub mod ec;
 pub mod error;
 pub mod get;

@@ -239,10 +239,14 @@ where
             let rawx = inner.rawx.clone();
             let addr = info.addr.clone();
             let id = chunk_id.clone();
-            tasks.push(tokio::spawn(async move {
-                let stored = rawx.put(&addr, &id, &meta, rx).await;
-                (info, id, stored)
-            }));
+            let request_id = crate::rawx::current_request_id();
+            tasks.push(tokio::spawn(crate::rawx::with_request_id(
+                request_id,
+                async move {
+                    let stored = rawx.put(&addr, &id, &meta, rx).await;
+                    (info, id, stored)
+                },
+            )));
             senders.push(Some(tx));
         }
         let mut size = 0u64;

@@ -4,8 +4,41 @@
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Header carrying the id of the client request a chunk request serves; the rawx
+/// logs it in its request span.
+pub const REQUEST_ID_HEADER: &str = "x-oxio-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: Arc<str>;
+}
+
+/// Runs `fut` so that every rawx request it makes (on this task) carries `id` in
+/// [`REQUEST_ID_HEADER`]; `None` runs it unchanged. Tasks spawned inside must be
+/// wrapped again with [`current_request_id`] (the sdk does so for its own).
+pub async fn with_request_id<F: Future>(id: Option<Arc<str>>, fut: F) -> F::Output {
+    match id {
+        Some(id) => REQUEST_ID.scope(id, fut).await,
+        None => fut.await,
+    }
+}
+
+/// The request id set by an enclosing [`with_request_id`], if any.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST_ID.try_with(Arc::clone).ok()
+}
+
+/// Adds the current request id, if any, to a rawx request.
+fn tag(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match current_request_id() {
+        Some(id) => rb.header(REQUEST_ID_HEADER, &*id),
+        None => rb,
+    }
+}
 
 /// Metadata a rawx stores in the chunk file header.
 #[derive(Clone, Debug)]
@@ -59,9 +92,7 @@ impl RawxClient {
         body: mpsc::Receiver<Bytes>,
     ) -> Result<Stored> {
         let stream = upload_body(body);
-        let resp = self
-            .http
-            .put(format!("http://{addr}/{chunk_id}"))
+        let resp = tag(self.http.put(format!("http://{addr}/{chunk_id}")))
             .header("x-oxio-chunk-container", &meta.cid)
             .header("x-oxio-chunk-content", &meta.content_id)
             .header("x-oxio-chunk-position", &meta.position)
@@ -102,9 +133,7 @@ impl RawxClient {
         if end <= start {
             return Err(Error::Internal("empty chunk range".into()));
         }
-        let resp = self
-            .http
-            .get(format!("http://{addr}/{chunk_id}"))
+        let resp = tag(self.http.get(format!("http://{addr}/{chunk_id}")))
             .header("range", format!("bytes={}-{}", start, end - 1))
             .send()
             .await
@@ -128,9 +157,7 @@ impl RawxClient {
 
     /// Deletes a chunk; a chunk already gone counts as deleted.
     pub async fn delete(&self, addr: &str, chunk_id: &str) -> Result<()> {
-        let resp = self
-            .http
-            .delete(format!("http://{addr}/{chunk_id}"))
+        let resp = tag(self.http.delete(format!("http://{addr}/{chunk_id}")))
             .send()
             .await
             .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
@@ -218,6 +245,23 @@ impl ChunkReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn request_id_is_scoped_to_the_task() {
+        assert!(current_request_id().is_none());
+        let seen = with_request_id(Some(Arc::from("REQ42")), async { current_request_id() }).await;
+        assert_eq!(seen.as_deref(), Some("REQ42"));
+        assert!(current_request_id().is_none());
+        let none = with_request_id(None, async { current_request_id() }).await;
+        assert!(none.is_none());
+        let built = with_request_id(Some(Arc::from("REQ43")), async {
+            tag(reqwest::Client::new().get("http://127.0.0.1:1/x"))
+                .build()
+                .unwrap()
+        })
+        .await;
+        assert_eq!(built.headers()[REQUEST_ID_HEADER], "REQ43");
+    }
 
     async fn drain(rx: mpsc::Receiver<Bytes>) -> Vec<std::io::Result<Bytes>> {
         upload_body(rx).collect().await

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestRawx {
     /// Service id.
     pub id: String,
+    /// Address the rawx serves on.
+    pub addr: std::net::SocketAddr,
     /// Stops this rawx alone.
     pub shutdown: CancellationToken,
     started: Option<oxio_rawx::Started>,
@@ -65,6 +67,7 @@ impl TestGrid {
             let started = oxio_rawx::start(cfg, token.clone())?;
             services.push(TestRawx {
                 id: format!("rawx-{i}"),
+                addr: started.addr,
                 shutdown: token,
                 started: Some(started),
             });
@@ -101,6 +104,16 @@ impl TestGrid {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Address of rawx `i`.
+    pub fn rawx_addr(&self, i: usize) -> std::net::SocketAddr {
+        self.rawx[i].addr
+    }
+
+    /// Volume folder of rawx `i`.
+    pub fn rawx_volume(&self, i: usize) -> std::path::PathBuf {
+        self.dir.path().join(format!("vol{i}"))
     }
 
     /// Stops rawx `i` and waits for its threads.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,9 @@ pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 const SIGNIFICANT_FIGURES: u8 = 3;
 /// Most distinct error kinds kept; the rest are counted as "other".
 pub const MAX_ERROR_KINDS: usize = 64;
+/// Most tallies shared by the workers (each histogram set is a few hundred KiB, so
+/// 1024 workers do not get one each; a shard's lock is held for a few nanoseconds).
+const MAX_TALLY_SHARDS: u64 = 16;
 /// Time between two progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -272,14 +275,20 @@ pub async fn drive<W: Workload>(work: Arc<W>, phase: &Phase) -> Result<Measured>
         ))
     });
     let workers = (phase.concurrency as u64).min(max_ops).max(1);
+    let shards: Arc<Vec<Mutex<Tally>>> = Arc::new(
+        (0..workers.min(MAX_TALLY_SHARDS))
+            .map(|_| Tally::new().map(Mutex::new))
+            .collect::<Result<_>>()?,
+    );
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..workers {
+    for w in 0..workers {
         let work = work.clone();
         let next = next.clone();
         let live = live.clone();
+        let shards = shards.clone();
         let timeout = phase.timeout;
         set.spawn(async move {
-            let mut tally = Tally::new()?;
+            let shard = &shards[(w % shards.len() as u64) as usize];
             loop {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -293,7 +302,11 @@ pub async fn drive<W: Workload>(work: Arc<W>, phase: &Phase) -> Result<Measured>
                     Ok(o) => o,
                     Err(_) => Outcome::err(work.kind_of(seq), "timeout"),
                 };
-                tally.record(&outcome, t0.elapsed());
+                let latency = t0.elapsed();
+                shard
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .record(&outcome, latency);
                 match outcome.result {
                     Ok(b) => {
                         live.ops.fetch_add(1, Ordering::Relaxed);
@@ -304,20 +317,19 @@ pub async fn drive<W: Workload>(work: Arc<W>, phase: &Phase) -> Result<Measured>
                     }
                 }
             }
-            Ok::<Tally, Error>(tally)
         });
     }
-    let mut total = Tally::new()?;
     let mut failure = None;
     while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok(Ok(t)) => {
-                if let Err(e) = total.merge(&t) {
-                    failure = Some(e);
-                }
-            }
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(Error::Worker(e.to_string())),
+        if let Err(e) = joined {
+            failure = Some(Error::Worker(e.to_string()));
+        }
+    }
+    let mut total = Tally::new()?;
+    for shard in shards.iter() {
+        let t = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = total.merge(&t) {
+            failure = Some(e);
         }
     }
     let elapsed = start.elapsed();

@@ -1,8 +1,6 @@
 //! Errors of `oxio bench`: bad options, a target that cannot be set up, a phase that
 //! failed. Failed measured requests are not errors: they are counted in the report.
 
-use std::time::Duration;
-
 /// Why a benchmark could not run or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -49,14 +47,6 @@ pub enum Error {
     /// A worker task panicked or was cancelled.
     #[error("bench worker: {0}")]
     Worker(String),
-    /// The phase did not end within its hard deadline.
-    #[error("{phase} did not finish within {limit:?}")]
-    Deadline {
-        /// The phase.
-        phase: &'static str,
-        /// The deadline it had.
-        limit: Duration,
-    },
 }
 
 /// Result of the bench module.

@@ -52,7 +52,9 @@ impl LocalStore {
     async fn get(&self, index: u64) -> Outcome {
         match self.http.get(self.url(index)).send().await {
             Ok(resp) if resp.status() == StatusCode::OK => {
-                let expected = index.is_multiple_of(VERIFY_EVERY).then(|| self.payload.expected(index));
+                let expected = index
+                    .is_multiple_of(VERIFY_EVERY)
+                    .then(|| self.payload.expected(index));
                 match read_checked(resp, self.payload.size(), expected).await {
                     Ok(n) => Outcome::ok(OpKind::Get, n),
                     Err(kind) => Outcome::err(OpKind::Get, kind),

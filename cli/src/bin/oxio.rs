@@ -72,6 +72,9 @@ enum Command {
     /// Objects of a container.
     #[command(subcommand)]
     Object(ObjectCmd),
+    /// Directory nodes and their Raft groups: bootstrap, status.
+    #[command(subcommand)]
+    Directory(DirectoryCmd),
     /// Load-test an S3 endpoint (any S3 service), or one in-process rawx with --local.
     Bench(Box<oxio_cli::bench::BenchArgs>),
 }
@@ -165,6 +168,30 @@ enum ObjectCmd {
         #[arg(long, default_value_t = 0)]
         limit: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum DirectoryCmd {
+    /// Create a replicated directory over several directory nodes (idempotent: an
+    /// existing directory is shown as it is).
+    Bootstrap {
+        /// Voters per Raft group.
+        #[arg(long, default_value_t = 3)]
+        replicas: u32,
+        /// meta1 groups (accounts, containers).
+        #[arg(long, default_value_t = 4)]
+        meta1_groups: u32,
+        /// meta2 groups (container contents).
+        #[arg(long, default_value_t = 8)]
+        meta2_groups: u32,
+        /// Nodes as ID@HOST:PORT, comma separated [default: the directory services
+        /// registered with the conscience, ids from their Status].
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+    /// Every directory node's view of its groups: members, leader, term, applied and
+    /// last log index, lag behind the leader's log.
+    Status,
 }
 
 #[tokio::main]
@@ -338,6 +365,7 @@ async fn run(cli: Cli) -> Result<String> {
     match command {
         Command::Bench(_) => bail!("bench runs without the grid client"),
         Command::Cluster(cmd) => cluster(&sdk, cmd, f, &cli.conscience).await,
+        Command::Directory(cmd) => directory(&sdk, cmd, f, &cli.directory).await,
         Command::Account(AccountCmd::List) => {
             let accounts = sdk.list_accounts().await.with_context(dir_hint)?;
             let mut rows = Rows::new(&["account", "created_ms"]);
@@ -403,6 +431,173 @@ async fn run(cli: Cli) -> Result<String> {
                     break;
                 }
                 start = page.next_start_after;
+            }
+            Ok(rows.render(f))
+        }
+    }
+}
+
+/// Parses `ID@HOST:PORT`.
+fn parse_node(text: &str) -> Result<oxio_proto::v1::GroupMember> {
+    let (id, addr) = text
+        .split_once('@')
+        .with_context(|| format!("{text:?} is not ID@HOST:PORT"))?;
+    let node_id = id
+        .parse()
+        .with_context(|| format!("{id:?} in {text:?} is not a node id"))?;
+    if !addr.contains(':') {
+        bail!("{addr:?} in {text:?} is not HOST:PORT");
+    }
+    Ok(oxio_proto::v1::GroupMember {
+        node_id,
+        addr: addr.to_string(),
+    })
+}
+
+fn member_names(g: &oxio_proto::v1::GroupInfo) -> Vec<String> {
+    g.members
+        .iter()
+        .map(|m| format!("{}@{}", m.node_id, m.addr))
+        .collect()
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match oxio_proto::v1::GroupKind::try_from(kind) {
+        Ok(oxio_proto::v1::GroupKind::Meta0) => "meta0",
+        Ok(oxio_proto::v1::GroupKind::Meta1) => "meta1",
+        Ok(oxio_proto::v1::GroupKind::Meta2) => "meta2",
+        _ => "unknown",
+    }
+}
+
+/// Runs a `directory` subcommand.
+async fn directory(
+    sdk: &oxio_sdk::Client,
+    cmd: DirectoryCmd,
+    f: Format,
+    seeds: &[String],
+) -> Result<String> {
+    match cmd {
+        DirectoryCmd::Bootstrap {
+            replicas,
+            meta1_groups,
+            meta2_groups,
+            nodes,
+        } => {
+            let nodes = if nodes.is_empty() {
+                let addrs = sdk
+                    .directory_addrs()
+                    .await
+                    .context("listing the directory services registered with the conscience")?;
+                if addrs.is_empty() {
+                    bail!("the conscience lists no directory service: start the directory nodes or pass --nodes ID@ADDR,...");
+                }
+                sdk.directory_members(&addrs).await?
+            } else {
+                nodes
+                    .iter()
+                    .map(|n| parse_node(n))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let via = nodes
+                .first()
+                .map(|n| n.addr.clone())
+                .context("no directory node to bootstrap")?;
+            let reply = sdk
+                .directory_bootstrap(
+                    &via,
+                    oxio_proto::v1::BootstrapRequest {
+                        replicas,
+                        meta1_groups,
+                        meta2_groups,
+                        nodes,
+                        forwarded: false,
+                    },
+                )
+                .await?;
+            let mut rows = Rows::new(&["group", "kind", "members", "leader", "existed"]);
+            for g in reply.table.map(|t| t.groups).unwrap_or_default() {
+                rows.push(vec![
+                    json!(g.id),
+                    json!(kind_name(g.kind)),
+                    json!(member_names(&g)),
+                    json!(g.leader_addr),
+                    json!(reply.already_bootstrapped),
+                ]);
+            }
+            Ok(rows.render(f))
+        }
+        DirectoryCmd::Status => {
+            let mut addrs = sdk.directory_addrs().await.unwrap_or_default();
+            for s in seeds {
+                if !addrs.contains(s) {
+                    addrs.push(s.clone());
+                }
+            }
+            let nodes = sdk.directory_status(&addrs).await;
+            // The leader's last log index of each group, for the lag column.
+            let mut leader_log = std::collections::HashMap::new();
+            for n in &nodes {
+                for g in n.status.iter().flat_map(|s| s.groups.iter()) {
+                    if let (true, Some(info)) = (g.is_leader, &g.group) {
+                        leader_log.insert(info.id, g.last_log_index);
+                    }
+                }
+            }
+            let mut rows = Rows::new(&[
+                "node",
+                "node_id",
+                "group",
+                "kind",
+                "members",
+                "leader",
+                "is_leader",
+                "term",
+                "applied",
+                "last_log",
+                "lag",
+                "error",
+            ]);
+            for n in &nodes {
+                match &n.status {
+                    Err(e) => rows.push(vec![
+                        json!(n.addr),
+                        json!(null),
+                        json!(null),
+                        json!(null),
+                        json!([]),
+                        json!(null),
+                        json!(false),
+                        json!(null),
+                        json!(null),
+                        json!(null),
+                        json!(null),
+                        json!(e.to_string()),
+                    ]),
+                    Ok(s) => {
+                        for g in &s.groups {
+                            let info = g.group.clone().unwrap_or_default();
+                            let lag = leader_log
+                                .get(&info.id)
+                                .map(|l| json!(l.saturating_sub(g.applied_index)))
+                                .unwrap_or(json!(null));
+                            rows.push(vec![
+                                json!(n.addr),
+                                json!(s.node_id),
+                                json!(info.id),
+                                json!(kind_name(info.kind)),
+                                json!(member_names(&info)),
+                                json!(info.leader_addr),
+                                json!(g.is_leader),
+                                json!(g.term),
+                                json!(g.applied_index),
+                                json!(g.last_log_index),
+                                lag,
+                                json!(null),
+                            ]);
+                        }
+                    }
+                }
             }
             Ok(rows.render(f))
         }

@@ -38,9 +38,14 @@ enum Command {
         /// S3 listen address [default: 127.0.0.1:<port-base + 7>].
         #[arg(long)]
         s3_listen: Option<SocketAddr>,
-        /// Internal ports: conscience = N, directory = N+1, rawx i = N+200+i, S3 = N+7.
+        /// Internal ports: conscience = N, directory node i = N+i, rawx i = N+200+i,
+        /// S3 = N+7, conscience /metrics = N+9.
         #[arg(long, default_value_t = 6000)]
         port_base: u16,
+        /// Directory nodes (1 to 5), each with a replica of every Raft group; several
+        /// are bootstrapped together with that many replicas per group.
+        #[arg(long, default_value_t = 1)]
+        directory_replicas: usize,
         /// Number of rawx services, one volume folder each (at least 6 for EC 4+2).
         #[arg(long = "rawx", default_value_t = 6)]
         rawx_count: usize,
@@ -75,6 +80,7 @@ async fn run(command: Command) -> Result<()> {
             data,
             s3_listen,
             port_base,
+            directory_replicas,
             rawx_count,
             rawx_workers,
             region,
@@ -83,6 +89,7 @@ async fn run(command: Command) -> Result<()> {
                 data: data.clone(),
                 s3_listen,
                 port_base,
+                directory_replicas,
                 rawx_count,
                 rawx_workers,
                 region,
@@ -123,6 +130,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             listen: c.listen,
             data_dir: Some(c.data_dir.clone()),
             lock_new_services: c.lock_new_services,
+            metrics_listen: c.metrics_listen,
             extra_stats: c.extra_stats.clone(),
             ..Default::default()
         })
@@ -147,6 +155,12 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         let mut rc = oxio_rawx::RawxConfig::new(r.id.clone(), r.listen, r.volume.clone());
         rc.location = r.location.clone();
         rc.workers = r.workers;
+        if let Some(rate) = r.scrub_rate_bytes_per_s {
+            rc.scrub_rate_bytes_per_s = rate;
+        }
+        if let Some(secs) = r.scrub_interval_s {
+            rc.scrub_interval = std::time::Duration::from_secs(secs);
+        }
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
     }
     if let Some(s) = &cfg.s3 {

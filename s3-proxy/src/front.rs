@@ -1,0 +1,305 @@
+//! The hyper service in front of s3s: a fresh `x-amz-request-id` (and `x-amz-id-2`)
+//! on every response, a `tracing` span per request carrying that id, the id passed
+//! to the sdk so every chunk request to a rawx carries it (`x-oxio-request-id`),
+//! request and byte counting, and `GET /metrics` for requests without any
+//! authentication.
+//!
+//! `/metrics` is answered here only when the request has no `Authorization` header
+//! and no `X-Amz-*` query parameter: such an anonymous request would be refused by
+//! the S3 layer anyway, so this cannot shadow a real request; an authenticated
+//! `GET /metrics` stays a ListObjects of bucket `metrics`.
+
+use crate::metrics::{S3Metrics, CONTENT_TYPE};
+use base64::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::service::S3Service;
+use s3s::{s3_error, HttpError, S3Result};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Response header with the id of the request (as AWS).
+pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
+/// Response header with the extended request id (as AWS).
+pub const ID2_HEADER: &str = "x-amz-id-2";
+/// Operation label of requests refused before s3s resolved an operation.
+const UNKNOWN_OPERATION: &str = "unknown";
+
+/// A fresh request id: 16 random bytes as 32 upper-case hex digits.
+pub fn new_request_id() -> String {
+    format!("{:032X}", rand::random::<u128>())
+}
+
+/// A fresh extended request id: 32 random bytes, base64.
+fn new_id2() -> String {
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
+/// Whether a request is the anonymous `GET /metrics` the gateway answers itself.
+pub fn is_anonymous_metrics<B>(req: &Request<B>) -> bool {
+    if req.method() != Method::GET || req.uri().path() != "/metrics" {
+        return false;
+    }
+    if req.headers().contains_key(http::header::AUTHORIZATION) {
+        return false;
+    }
+    let signed_query = req.uri().query().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            pair.get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("x-amz-"))
+        })
+    });
+    !signed_query
+}
+
+/// Where the access hook writes the S3 operation s3s resolved for a request.
+#[derive(Clone, Debug, Default)]
+struct OperationSlot(Arc<OnceLock<String>>);
+
+/// Access control of the gateway: the default rule of s3s (signed requests only;
+/// the signature itself is checked by the auth provider), plus recording the
+/// operation name for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordOperation;
+
+#[async_trait::async_trait]
+impl S3Access for RecordOperation {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let name = cx.s3_op().name().to_string();
+        if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
+            let _ = slot.0.set(name);
+        }
+        match cx.credentials() {
+            Some(_) => Ok(()),
+            None => Err(s3_error!(AccessDenied, "Signature is required")),
+        }
+    }
+}
+
+/// A body that counts the data bytes going through it.
+pub struct Counted<B> {
+    inner: B,
+    metrics: Arc<S3Metrics>,
+    sent: bool,
+}
+
+impl<B> Counted<B> {
+    fn received(inner: B, metrics: Arc<S3Metrics>) -> Self {
+        Counted {
+            inner,
+            metrics,
+            sent: false,
+        }
+    }
+
+    fn sent(inner: B, metrics: Arc<S3Metrics>) -> Self {
+        Counted {
+            inner,
+            metrics,
+            sent: true,
+        }
+    }
+}
+
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let n = data.len() as u64;
+                if this.sent {
+                    this.metrics.sent(n);
+                } else {
+                    this.metrics.received(n);
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The gateway's hyper service: ids, spans, metrics, then s3s.
+#[derive(Clone)]
+pub struct Front {
+    s3: S3Service,
+    metrics: Arc<S3Metrics>,
+}
+
+impl Front {
+    /// Wraps `s3` (built with [`RecordOperation`] as its access hook, so that the
+    /// operation label is known) and counts into `metrics`.
+    pub fn new(s3: S3Service, metrics: Arc<S3Metrics>) -> Self {
+        Front { s3, metrics }
+    }
+
+    /// Serves one request.
+    pub async fn serve<B>(
+        &self,
+        mut req: Request<B>,
+    ) -> Result<Response<Counted<s3s::Body>>, HttpError>
+    where
+        B: HttpBody<Data = Bytes> + Send + Sync + Unpin + 'static,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let span = tracing::info_span!(
+            "s3_request",
+            request_id = %request_id,
+            method = %req.method(),
+            path = %req.uri().path(),
+        );
+        let (operation, result) = if is_anonymous_metrics(&req) {
+            ("Metrics".to_string(), Ok(self.metrics_response()))
+        } else {
+            let slot = OperationSlot::default();
+            req.extensions_mut().insert(slot.clone());
+            let metrics = self.metrics.clone();
+            let req = req.map(|b| s3s::Body::http_body(Counted::received(b, metrics)));
+            let id: Arc<str> = Arc::from(request_id.as_str());
+            let result = oxio_sdk::rawx::with_request_id(Some(id), self.s3.call(req))
+                .instrument(span.clone())
+                .await;
+            let op = slot
+                .0
+                .get()
+                .cloned()
+                .unwrap_or_else(|| UNKNOWN_OPERATION.to_string());
+            (op, result)
+        };
+        let elapsed = started.elapsed();
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                self.metrics.observe(&operation, 500, elapsed);
+                span.in_scope(|| tracing::error!(operation, error = ?e, "S3 request failed"));
+                return Err(e);
+            }
+        };
+        let status = resp.status().as_u16();
+        self.metrics.observe(&operation, status, elapsed);
+        span.in_scope(|| {
+            tracing::info!(
+                operation,
+                status,
+                micros = elapsed.as_micros() as u64,
+                "s3 access"
+            )
+        });
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert(REQUEST_ID_HEADER, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&new_id2()) {
+            headers.insert(ID2_HEADER, v);
+        }
+        let metrics = self.metrics.clone();
+        Ok(resp.map(|b| Counted::sent(b, metrics)))
+    }
+
+    fn metrics_response(&self) -> Response<s3s::Body> {
+        let (status, content_type, body) = match self.metrics.render() {
+            Ok(text) => (StatusCode::OK, CONTENT_TYPE, text),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode metrics");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("{e}\n").into_bytes(),
+                )
+            }
+        };
+        let mut resp = Response::new(s3s::Body::from(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        resp
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
+    type Response = Response<Counted<s3s::Body>>;
+    type Error = HttpError;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { this.serve(req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, auth: bool) -> Request<()> {
+        let mut b = Request::builder().method(Method::GET).uri(uri);
+        if auth {
+            b = b.header("authorization", "AWS4-HMAC-SHA256 Credential=x");
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn only_unauthenticated_get_metrics_is_served_by_the_gateway() {
+        assert!(is_anonymous_metrics(&req("/metrics", false)));
+        assert!(is_anonymous_metrics(&req("/metrics?foo=1", false)));
+        assert!(!is_anonymous_metrics(&req("/metrics", true)));
+        assert!(!is_anonymous_metrics(&req(
+            "/metrics?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab",
+            false
+        )));
+        assert!(!is_anonymous_metrics(&req(
+            "/metrics?x-amz-credential=a",
+            false
+        )));
+        assert!(!is_anonymous_metrics(&req("/metrics/key", false)));
+        assert!(!is_anonymous_metrics(&req("/other", false)));
+        let put = Request::builder()
+            .method(Method::PUT)
+            .uri("/metrics")
+            .body(())
+            .unwrap();
+        assert!(!is_anonymous_metrics(&put));
+    }
+
+    #[test]
+    fn request_ids_are_unique_hex() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            assert_eq!(id.len(), 32);
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+        }
+    }
+}

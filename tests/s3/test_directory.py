@@ -1,0 +1,169 @@
+"""A grid whose directory runs three nodes (`oxiod dev --directory-replicas 3`): S3
+works, every Raft group has three members and one leader, and a restart keeps
+everything."""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+
+from conftest import OXIOD, START_DEADLINE_S, Grid, free_port_base, read_env
+
+OXIO = os.path.join(os.path.dirname(OXIOD), "oxio") if os.path.dirname(OXIOD) else "oxio"
+REPLICAS = 3
+STATUS_DEADLINE_S = 60
+
+
+def _ports_free(base):
+    for p in (base + 2, base + 3):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def replicated_port_base():
+    for _ in range(50):
+        base = free_port_base()
+        if _ports_free(base):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+@dataclass
+class ReplicatedGrid(Grid):
+    """`oxiod dev` with three directory nodes (ports base+1..base+3)."""
+
+    def start(self):
+        self.log_path = os.path.join(self.data, "oxiod.log")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [
+                OXIOD, "dev", "--data", self.data, "--port-base", str(self.port_base),
+                "--rawx", str(self.rawx), "--directory-replicas", str(REPLICAS),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"oxiod exited with {self.proc.returncode}; log: {self.tail_log()}")
+                continue
+            if line.startswith("oxio dev grid ready"):
+                self.env = read_env(os.path.join(self.data, "dev.env"))
+                return self
+        self.kill()
+        raise RuntimeError(f"oxiod not ready after {START_DEADLINE_S}s; log: {self.tail_log()}")
+
+
+def oxio(g, *args):
+    env = dict(os.environ)
+    env["OXIO_CONSCIENCE"] = g.env["OXIO_CONSCIENCE"]
+    env["OXIO_DIRECTORY"] = g.env["OXIO_DIRECTORY"]
+    return subprocess.run(
+        [OXIO, *args, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def directory_status(g):
+    out = oxio(g, "directory", "status")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def wait_for_healthy_status(g):
+    """Polls `oxio directory status` until every group of every node has three
+    members and each group has exactly one leader; returns the rows."""
+    deadline = time.monotonic() + STATUS_DEADLINE_S
+    while True:
+        rows = directory_status(g)
+        problems = []
+        if any(r["error"] for r in rows):
+            problems.append("a node did not answer")
+        nodes = {r["node_id"] for r in rows}
+        if len(nodes) != REPLICAS:
+            problems.append(f"nodes {nodes}")
+        groups = {}
+        for r in rows:
+            if len(r["members"]) != REPLICAS:
+                problems.append(f"group {r['group']} on {r['node']} has {r['members']}")
+            groups.setdefault(r["group"], []).append(r)
+        for gid, rs in groups.items():
+            leaders = [r for r in rs if r["is_leader"]]
+            if len(rs) != REPLICAS or len(leaders) != 1:
+                problems.append(f"group {gid}: {len(rs)} replicas, {len(leaders)} leaders")
+        if not problems and groups:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"directory not healthy: {problems[:5]}")
+        time.sleep(0.2)
+
+
+def test_replicated_directory_serves_s3_and_survives_restart():
+    data = tempfile.mkdtemp(prefix="oxio-dir3-")
+    base = replicated_port_base()
+    g = ReplicatedGrid(data=data, port_base=base).start()
+    objects = {f"d/{n}": os.urandom(n) for n in [0, 10, 40000, 1_500_000]}
+    try:
+        assert len(g.env["OXIO_DIRECTORY"].split(",")) == REPLICAS
+        assert os.path.isdir(os.path.join(data, "directory", "node3", "db"))
+        s3 = g.client()
+        s3.create_bucket(Bucket="replicated")
+        for k, v in objects.items():
+            s3.put_object(Bucket="replicated", Key=k, Body=v)
+        for k, v in objects.items():
+            got = s3.get_object(Bucket="replicated", Key=k)["Body"].read()
+            assert hashlib.sha256(got).digest() == hashlib.sha256(v).digest(), k
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="replicated")["Contents"]]
+        assert keys == sorted(objects)
+
+        rows = wait_for_healthy_status(g)
+        kinds = {r["kind"] for r in rows}
+        assert kinds == {"meta0", "meta1", "meta2"}
+        lags = [r["lag"] for r in rows if r["lag"] is not None]
+        assert lags and all(lag >= 0 for lag in lags)
+
+        # Bootstrapping again (nodes found through the conscience) changes nothing.
+        out = oxio(g, "directory", "bootstrap", "--replicas", "3")
+        assert out.returncode == 0, out.stderr
+        groups = json.loads(out.stdout)
+        assert len(groups) == 1 + 4 + 4
+        assert all(r["existed"] and len(r["members"]) == REPLICAS for r in groups)
+        # More replicas than nodes is refused with the reason.
+        out = oxio(g, "directory", "bootstrap", "--replicas", "4")
+        assert out.returncode == 1
+        assert "need 4 directory nodes up, found 3" in out.stderr, out.stderr
+        creds = (g.env["AWS_ACCESS_KEY_ID"], g.env["AWS_SECRET_ACCESS_KEY"])
+    finally:
+        g.stop(signal.SIGINT)
+    assert g.proc.returncode == 0, g.tail_log()
+
+    g2 = ReplicatedGrid(data=data, port_base=base).start()
+    try:
+        assert (g2.env["AWS_ACCESS_KEY_ID"], g2.env["AWS_SECRET_ACCESS_KEY"]) == creds
+        s3 = g2.client()
+        assert "replicated" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        for k, v in objects.items():
+            got = s3.get_object(Bucket="replicated", Key=k)["Body"].read()
+            assert hashlib.sha256(got).digest() == hashlib.sha256(v).digest(), k
+        s3.put_object(Bucket="replicated", Key="after-restart", Body=b"x")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="replicated")["Contents"]]
+        assert keys == sorted(list(objects) + ["after-restart"])
+        wait_for_healthy_status(g2)
+    finally:
+        g2.stop()
