@@ -24,6 +24,7 @@ pub mod multipart;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod rebuild;
 pub mod service;
 pub mod sm_data;
 pub mod snapshot;

@@ -45,8 +45,15 @@ pub struct ReverseEntry {
     pub cid: String,
     /// Key of the content.
     pub key: String,
-    /// Version of the content.
+    /// Version of the content (0 for a part of a multipart upload in progress).
     pub version: u64,
+    /// Metachunk of the chunk in the content (entries written before this field
+    /// existed read 0).
+    #[serde(default)]
+    pub metachunk: u32,
+    /// Fragment (EC) or replica index of the chunk in its metachunk.
+    #[serde(default)]
+    pub fragment: u32,
 }
 
 fn container_key(cid: &str) -> Vec<u8> {
@@ -87,6 +94,8 @@ pub(crate) fn index(
             cid: cid.to_string(),
             key: key.to_string(),
             version,
+            metachunk: c.metachunk,
+            fragment: c.fragment,
         };
         ov.put(
             sm::reverse(&c.rawx_id, &c.chunk_id, cid, key),

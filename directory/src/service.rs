@@ -19,6 +19,8 @@ use tracing::Instrument;
 
 #[path = "service_mpu.rs"]
 mod mpu;
+#[path = "service_rebuild.rs"]
+mod rebuild_rpc;
 
 /// Deadline of a GetMeta0 call this node makes to another node.
 const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
@@ -604,6 +606,19 @@ impl Directory for DirectoryService {
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
     async fn abort_upload(&self, request: Request<AbortUploadRequest>) -> Res<AbortUploadReply> {
         self.mpu_abort(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, rawx = %request.get_ref().rawx_id))]
+    async fn list_rawx_chunks(
+        &self,
+        request: Request<ListRawxChunksRequest>,
+    ) -> Res<ListRawxChunksReply> {
+        self.rebuild_list(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn replace_chunk(&self, request: Request<ReplaceChunkRequest>) -> Res<ReplaceChunkReply> {
+        self.rebuild_replace(request.into_inner()).await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

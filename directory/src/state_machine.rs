@@ -11,7 +11,7 @@ use crate::types::{
     Command, DirEntry, DirLogId, DirMembership, DirSnapshotMeta, GroupKind, Refusal, Reply,
     TypeConfig,
 };
-use crate::{meta0, meta1, meta2, multipart};
+use crate::{meta0, meta1, meta2, multipart, rebuild};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError};
 use rocksdb::DB;
@@ -158,6 +158,18 @@ impl StateMachine {
                 upload_id,
             } => match kind {
                 GroupKind::Meta2 => multipart::apply_abort_upload(ov, cid, key, upload_id),
+                _ => wrong,
+            },
+            Command::ReplaceChunk {
+                cid,
+                key,
+                version,
+                old_chunk_id,
+                chunk,
+            } => match kind {
+                GroupKind::Meta2 => {
+                    rebuild::apply_replace_chunk(ov, cid, key, *version, old_chunk_id, chunk)
+                }
                 _ => wrong,
             },
         }

@@ -85,6 +85,7 @@ pub fn refusal(r: Refusal) -> Status {
         Refusal::EntityTooLarge => Status::failed_precondition(
             "EntityTooLarge: The completed object would hold too many chunks",
         ),
+        Refusal::ContentChanged => Status::failed_precondition("content changed"),
     }
 }
 
@@ -113,6 +114,11 @@ mod tests {
             tonic::Code::FailedPrecondition
         );
         assert_eq!(refusal(Refusal::NotEmpty).message(), "container not empty");
+        let changed = refusal(Refusal::ContentChanged);
+        assert_eq!(
+            (changed.code(), changed.message()),
+            (tonic::Code::FailedPrecondition, "content changed")
+        );
         assert_eq!(
             refusal(Refusal::ContainerExists).code(),
             tonic::Code::AlreadyExists

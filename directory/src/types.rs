@@ -251,6 +251,20 @@ pub enum Command {
         /// Upload id.
         upload_id: String,
     },
+    /// meta2: point one chunk record of a content at a rebuilt copy.
+    ReplaceChunk {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Version the rebuild read; any other version refuses.
+        version: u64,
+        /// Chunk id being replaced.
+        old_chunk_id: String,
+        /// Encoded `ChunkRecord` of the new copy.
+        #[serde(with = "hex_bytes")]
+        chunk: Vec<u8>,
+    },
 }
 
 impl Command {
@@ -270,6 +284,7 @@ impl Command {
             Command::PutPart { .. } => "put_part",
             Command::CompleteUpload { .. } => "complete_upload",
             Command::AbortUpload { .. } => "abort_upload",
+            Command::ReplaceChunk { .. } => "replace_chunk",
         }
     }
 }
@@ -301,6 +316,9 @@ pub enum Refusal {
     EntityTooSmall,
     /// The completed object would list more chunks than a header may hold.
     EntityTooLarge,
+    /// The content a chunk replacement was computed for was overwritten, deleted, or
+    /// no longer lists the chunk.
+    ContentChanged,
 }
 
 /// The outcome of applying one log entry.

@@ -16,6 +16,7 @@ pub mod get;
 pub mod multipart;
 pub mod put;
 pub mod rawx;
+pub mod rebuild;
 
 pub use client::{Client, ClientConfig, ListPage, ObjectInfo, PutOptions};
 pub use error::{Error, Result};

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 const EXIT_ERROR: i32 = 1;
 /// Exit status: `cluster wait` reached its timeout.
 const EXIT_WAIT_TIMEOUT: i32 = 3;
+/// Exit status: `volume rebuild` left chunks it could not rebuild.
+const EXIT_REBUILD_INCOMPLETE: i32 = 4;
 
 /// Longest `--timeout` accepted by `cluster wait`.
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -23,7 +25,8 @@ const EXIT_CODES_HELP: &str = "Exit codes:
   0  success
   1  error: grid unreachable, request refused, service not found
   2  usage error: bad arguments or options
-  3  `cluster wait` timed out; the message names the services not ready";
+  3  `cluster wait` timed out; the message names the services not ready
+  4  `volume rebuild` could not rebuild some chunks; the summary lists why";
 
 #[derive(Parser)]
 #[command(
@@ -75,8 +78,28 @@ enum Command {
     /// Directory nodes and their Raft groups: bootstrap, status.
     #[command(subcommand)]
     Directory(DirectoryCmd),
+    /// Volumes (rawx): rebuild a lost one.
+    #[command(subcommand)]
+    Volume(VolumeCmd),
     /// Load-test an S3 endpoint (any S3 service), or one in-process rawx with --local.
     Bench(Box<oxio_cli::bench::BenchArgs>),
+}
+
+#[derive(Subcommand)]
+enum VolumeCmd {
+    /// Re-create every chunk recorded on a lost rawx on other rawx (EC fragments
+    /// re-encoded from the others, replicas copied) and update meta2. Idempotent: run
+    /// it again after a partial failure.
+    Rebuild {
+        /// Service id of the lost rawx (as in `oxio cluster list`).
+        rawx_id: String,
+        /// Chunks rebuilt at once (1 to 64).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+        /// No progress bar (it is also off when stderr is not a terminal).
+        #[arg(long)]
+        no_progress: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +223,11 @@ async fn main() {
     match run(cli).await {
         Ok(out) => println!("{out}"),
         Err(e) => {
+            if let Some(r) = e.downcast_ref::<RebuildIncomplete>() {
+                println!("{}", r.summary);
+                eprintln!("oxio: {}", r.message);
+                std::process::exit(EXIT_REBUILD_INCOMPLETE);
+            }
             if let Some(t) = e.downcast_ref::<WaitTimeout>() {
                 println!("{}", t.table);
                 eprintln!("oxio: {}", t.message);
@@ -366,6 +394,7 @@ async fn run(cli: Cli) -> Result<String> {
         Command::Bench(_) => bail!("bench runs without the grid client"),
         Command::Cluster(cmd) => cluster(&sdk, cmd, f, &cli.conscience).await,
         Command::Directory(cmd) => directory(&sdk, cmd, f, &cli.directory).await,
+        Command::Volume(cmd) => volume(&sdk, cmd, f).await.with_context(dir_hint),
         Command::Account(AccountCmd::List) => {
             let accounts = sdk.list_accounts().await.with_context(dir_hint)?;
             let mut rows = Rows::new(&["account", "created_ms"]);
@@ -775,6 +804,121 @@ async fn wait(
     .into())
 }
 
+/// `volume rebuild` finished with failures: the rendered summary, and why.
+#[derive(Debug)]
+struct RebuildIncomplete {
+    summary: String,
+    message: String,
+}
+
+impl std::fmt::Display for RebuildIncomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RebuildIncomplete {}
+
+async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<String> {
+    match cmd {
+        VolumeCmd::Rebuild {
+            rawx_id,
+            concurrency,
+            no_progress,
+        } => {
+            use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            if no_progress
+                || f == Format::Json
+                || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+            {
+                bar.set_draw_target(ProgressDrawTarget::hidden());
+            }
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} chunks  {per_sec}  ETA {eta}  {msg}",
+                )
+                .context("progress bar template")?,
+            );
+            let options = oxio_sdk::rebuild::RebuildOptions {
+                concurrency: usize::from(concurrency),
+            };
+            let report = sdk
+                .rebuild_rawx_with(&rawx_id, options, |p| {
+                    bar.set_length(p.total);
+                    bar.set_position(p.done + p.skipped + p.failed);
+                    bar.set_message(format!("skipped {} failed {}", p.skipped, p.failed));
+                })
+                .await;
+            bar.finish_and_clear();
+            let report = report?;
+            let summary = rebuild_summary(&rawx_id, &report, f);
+            if report.is_complete() {
+                return Ok(summary);
+            }
+            let mut message = format!(
+                "{} of {} chunks of {rawx_id} could not be rebuilt; run the command again",
+                report.progress.failed, report.progress.total
+            );
+            if report.more_remaining {
+                message.push_str(" (this run stopped at its chunk limit)");
+            }
+            Err(RebuildIncomplete { summary, message }.into())
+        }
+    }
+}
+
+fn rebuild_summary(rawx_id: &str, r: &oxio_sdk::rebuild::RebuildReport, f: Format) -> String {
+    let p = &r.progress;
+    if f == Format::Json {
+        let failures: Vec<serde_json::Value> = r
+            .failures
+            .iter()
+            .map(
+                |x| json!({"cid": x.cid, "key": x.key, "chunk_id": x.chunk_id, "reason": x.reason}),
+            )
+            .collect();
+        return json!({
+            "rawx_id": rawx_id,
+            "total": p.total,
+            "rebuilt": p.done,
+            "skipped": p.skipped,
+            "failed": p.failed,
+            "bytes": p.bytes,
+            "failures": failures,
+            "failures_omitted": r.failures_omitted,
+            "more_remaining": r.more_remaining,
+        })
+        .to_string();
+    }
+    let mut out = Fields::new(vec![
+        ("rawx_id", json!(rawx_id)),
+        ("total", json!(p.total)),
+        ("rebuilt", json!(p.done)),
+        ("skipped", json!(p.skipped)),
+        ("failed", json!(p.failed)),
+        ("bytes", json!(p.bytes)),
+    ])
+    .render(f);
+    if !r.failures.is_empty() {
+        let mut rows = Rows::new(&["cid", "key", "chunk_id", "reason"]);
+        for x in &r.failures {
+            rows.push(vec![
+                json!(x.cid),
+                json!(x.key),
+                json!(x.chunk_id),
+                json!(x.reason),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&rows.render(f));
+        if r.failures_omitted > 0 {
+            out.push_str(&format!("\n... and {} more failures", r.failures_omitted));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -857,5 +1001,54 @@ mod tests {
             }
             _ => panic!("parsed as another command"),
         }
+    }
+
+    #[test]
+    fn volume_rebuild_parses_and_reports() {
+        let cli = Cli::try_parse_from([
+            "oxio",
+            "volume",
+            "rebuild",
+            "rawx-3",
+            "--concurrency",
+            "8",
+            "--no-progress",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Volume(VolumeCmd::Rebuild {
+                rawx_id,
+                concurrency,
+                no_progress,
+            }) => assert_eq!(
+                (rawx_id.as_str(), concurrency, no_progress),
+                ("rawx-3", 8, true)
+            ),
+            _ => panic!("parsed as another command"),
+        }
+        assert!(
+            Cli::try_parse_from(["oxio", "volume", "rebuild", "r", "--concurrency", "0"]).is_err()
+        );
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("4  `volume rebuild`"));
+
+        let mut report = oxio_sdk::rebuild::RebuildReport::default();
+        report.progress.total = 3;
+        report.progress.done = 2;
+        report.progress.failed = 1;
+        report.failures.push(oxio_sdk::rebuild::RebuildFailure {
+            cid: "C".into(),
+            key: "k".into(),
+            chunk_id: "X".into(),
+            reason: "no rawx".into(),
+        });
+        let v: serde_json::Value =
+            serde_json::from_str(&rebuild_summary("rawx-3", &report, Format::Json)).unwrap();
+        assert_eq!(v["rebuilt"], 2);
+        assert_eq!(v["failed"], 1);
+        assert_eq!(v["failures"][0]["reason"], "no rawx");
+        let table = rebuild_summary("rawx-3", &report, Format::Table);
+        assert!(table.contains("rawx-3") && table.contains("no rawx"));
     }
 }
