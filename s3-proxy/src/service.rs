@@ -107,6 +107,31 @@ fn check_conditions(c: Conditions, h: &ContentHeader) -> S3Result<()> {
     }
 }
 
+/// GET and HEAD take the same conditional headers and `response-*` overrides in two
+/// input types with the same field names: check the conditions against the stored
+/// header, then give the headers to serve.
+macro_rules! conditions_then_served {
+    ($input:ident, $header:expr) => {{
+        check_conditions(
+            Conditions {
+                if_match: $input.if_match,
+                if_none_match: $input.if_none_match,
+                if_modified_since: $input.if_modified_since,
+                if_unmodified_since: $input.if_unmodified_since,
+            },
+            $header,
+        )?;
+        Served::of($header).with_overrides(Overrides {
+            content_type: $input.response_content_type,
+            cache_control: $input.response_cache_control,
+            content_disposition: $input.response_content_disposition,
+            content_encoding: $input.response_content_encoding,
+            content_language: $input.response_content_language,
+            expires: $input.response_expires,
+        })
+    }};
+}
+
 #[async_trait::async_trait]
 impl S3 for OxioS3 {
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
@@ -254,23 +279,7 @@ impl S3 for OxioS3 {
             .head_object(&account, &input.bucket, &input.key)
             .await
             .map_err(s3_error)?;
-        check_conditions(
-            Conditions {
-                if_match: input.if_match,
-                if_none_match: input.if_none_match,
-                if_modified_since: input.if_modified_since,
-                if_unmodified_since: input.if_unmodified_since,
-            },
-            &header,
-        )?;
-        let served = Served::of(&header).with_overrides(Overrides {
-            content_type: input.response_content_type,
-            cache_control: input.response_cache_control,
-            content_disposition: input.response_content_disposition,
-            content_encoding: input.response_content_encoding,
-            content_language: input.response_content_language,
-            expires: input.response_expires,
-        });
+        let served = conditions_then_served!(input, &header);
         let size = header.size;
         let (start, end, content_range) = match &input.range {
             Some(r) => {
@@ -320,23 +329,7 @@ impl S3 for OxioS3 {
             .head_object(&account, &input.bucket, &input.key)
             .await
             .map_err(s3_error)?;
-        check_conditions(
-            Conditions {
-                if_match: input.if_match,
-                if_none_match: input.if_none_match,
-                if_modified_since: input.if_modified_since,
-                if_unmodified_since: input.if_unmodified_since,
-            },
-            &header,
-        )?;
-        let served = Served::of(&header).with_overrides(Overrides {
-            content_type: input.response_content_type,
-            cache_control: input.response_cache_control,
-            content_disposition: input.response_content_disposition,
-            content_encoding: input.response_content_encoding,
-            content_language: input.response_content_language,
-            expires: input.response_expires,
-        });
+        let served = conditions_then_served!(input, &header);
         Ok(S3Response::new(HeadObjectOutput {
             content_length: Some(header.size as i64),
             accept_ranges: Some("bytes".to_string()),
