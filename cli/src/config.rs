@@ -103,6 +103,10 @@ pub struct S3Role {
     /// Region reported to clients.
     #[serde(default = "default_region")]
     pub region: String,
+    /// `x-amz-storage-class` → storage policy name ("" = bucket default and size
+    /// rule), merged over the gateway's defaults (`[s3.storage-classes]`).
+    #[serde(default)]
+    pub storage_classes: std::collections::HashMap<String, String>,
 }
 
 fn default_region() -> String {
@@ -183,5 +187,24 @@ scrub-rate-bytes-per-s = 0
             .unwrap_err()
             .to_string()
             .contains("runs no service"));
+    }
+
+    #[test]
+    fn parses_s3_storage_classes() {
+        let cfg: HostConfig = toml::from_str(
+            r#"
+[s3]
+listen = "127.0.0.1:6007"
+[s3.storage-classes]
+GLACIER_IR = "EC84"
+STANDARD = ""
+"#,
+        )
+        .unwrap();
+        let s3 = cfg.s3.as_ref().unwrap();
+        assert_eq!(s3.storage_classes["GLACIER_IR"], "EC84");
+        assert_eq!(s3.storage_classes["STANDARD"], "");
+        let plain: HostConfig = toml::from_str("[s3]\nlisten = \"127.0.0.1:6007\"\n").unwrap();
+        assert!(plain.s3.unwrap().storage_classes.is_empty());
     }
 }

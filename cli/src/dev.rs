@@ -128,7 +128,9 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     let s3_listen = opts
         .s3_listen
         .unwrap_or_else(|| loopback(opts.port_base + 7));
-    let s3_addr = host.start_s3(s3_listen, opts.region.clone(), sdk).await?;
+    let s3_addr = host
+        .start_s3(s3_listen, opts.region.clone(), Default::default(), sdk)
+        .await?;
     let grid = DevGrid {
         endpoint: format!("http://{s3_addr}"),
         conscience: c_addr.to_string(),

@@ -89,13 +89,17 @@ impl Host {
         &mut self,
         listen: SocketAddr,
         region: String,
+        storage_classes: std::collections::HashMap<String, String>,
         sdk: oxio_sdk::Client,
     ) -> Result<SocketAddr> {
+        let mut classes = oxio_s3_proxy::default_storage_classes();
+        classes.extend(storage_classes);
         let s = oxio_s3_proxy::start(
             oxio_s3_proxy::S3Config {
                 listen,
                 region,
                 base_domain: None,
+                storage_classes: classes,
             },
             sdk,
             self.shutdown.child_token(),

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::keys::sm;
 use crate::sm_data::{Overlay, SmView};
 use crate::types::{Refusal, Reply};
-use oxio_proto::v1::{ChunkRecord, ContentHeader};
+use oxio_proto::v1::{ChunkRecord, ContainerStatsReply, ContentHeader};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,10 @@ pub struct ContainerMeta {
     /// Multipart uploads in progress.
     #[serde(default)]
     pub uploads: u64,
+    /// Default storage policy of the container's new objects (`None`: the client's
+    /// own rules apply). Records written before this field existed read `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -119,10 +123,26 @@ pub fn apply_init_container(
             objects: 0,
             bytes: 0,
             uploads: 0,
+            policy: None,
         };
         store_meta(ov, cid, &meta)?;
     }
     Ok(Reply::Done)
+}
+
+/// Applies `SetContainerPolicy`: sets (or clears, with `None`) the container's default
+/// storage policy and returns the updated record. The name was validated by the leader.
+pub fn apply_set_container_policy(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    policy: Option<&str>,
+) -> Result<Reply> {
+    let Some(mut meta) = load_meta(ov, cid)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchContainer));
+    };
+    meta.policy = policy.map(str::to_string);
+    store_meta(ov, cid, &meta)?;
+    Ok(Reply::Encoded(stats_of(&meta).encode_to_vec()))
 }
 
 /// Applies `DropContainer`: only an empty container goes; multipart uploads in
@@ -212,6 +232,15 @@ pub fn container_meta(view: &SmView<'_>, cid: &str) -> Result<Option<ContainerMe
     match view.get(&container_key(cid))? {
         Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
         None => Ok(None),
+    }
+}
+
+/// The `ContainerStats` answer for a container record.
+pub fn stats_of(meta: &ContainerMeta) -> ContainerStatsReply {
+    ContainerStatsReply {
+        objects: meta.objects,
+        bytes: meta.bytes,
+        policy: meta.policy.clone().unwrap_or_default(),
     }
 }
 

@@ -71,6 +71,26 @@ fn check_key(key: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Checks a container's default policy name: `None` for "" (clear), the canonical
+/// name otherwise, INVALID_ARGUMENT naming the valid forms for anything else.
+pub fn check_policy(policy: &str) -> Result<Option<String>, Status> {
+    if policy.is_empty() {
+        return Ok(None);
+    }
+    if policy.len() > MAX_POLICY_BYTES {
+        return Err(Status::invalid_argument("policy name too long"));
+    }
+    match policy.parse::<oxio_common::StoragePolicy>() {
+        Ok(p) => Ok(Some(p.to_string())),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "invalid storage policy {policy:?}: expected SINGLE, TWOCOPIES, THREECOPIES or EC<k><m> (e.g. EC42, EC84)"
+        ))),
+    }
+}
+
+/// Longest accepted policy name.
+const MAX_POLICY_BYTES: usize = 16;
+
 fn internal(e: crate::Error) -> Status {
     tracing::error!(error = %e, "directory internal error");
     Status::internal(e.to_string())
@@ -449,10 +469,25 @@ impl Directory for DirectoryService {
         let meta = meta2::container_meta(&g.sm.view(), &cid)
             .map_err(internal)?
             .ok_or_else(|| Status::not_found("no such container"))?;
-        Ok(Response::new(ContainerStatsReply {
-            objects: meta.objects,
-            bytes: meta.bytes,
-        }))
+        Ok(Response::new(meta2::stats_of(&meta)))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, policy = %request.get_ref().policy))]
+    async fn set_container_properties(
+        &self,
+        request: Request<SetContainerPropertiesRequest>,
+    ) -> Res<ContainerStatsReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let policy = check_policy(&req.policy)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        match self
+            .write(&g, Command::SetContainerPolicy { cid, policy })
+            .await?
+        {
+            Reply::Encoded(b) => Ok(Response::new(decode(&b)?)),
+            other => Err(unexpected(other)),
+        }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
@@ -561,8 +596,9 @@ impl Directory for DirectoryService {
             max_keys: req.max_keys,
         };
         let reply = listing::list(&mut cursor, &params, |k, v| {
-            let h = ContentHeader::decode(v)?;
+            let mut h = ContentHeader::decode(v)?;
             Ok(ListEntry {
+                storage_class: h.system_meta.remove("storage-class").unwrap_or_default(),
                 key: String::from_utf8_lossy(k).into_owned(),
                 size: h.size,
                 etag: h.etag,

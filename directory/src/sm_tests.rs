@@ -265,3 +265,91 @@ async fn snapshot_carries_the_data_to_another_node() {
     let cur = b.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(cur.meta, snap.meta);
 }
+
+#[tokio::test]
+async fn container_policy_is_set_cleared_and_validated() {
+    use crate::service::check_policy;
+    use oxio_proto::v1::ContainerStatsReply;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm) = open(&dir, META2);
+    let set = |index, policy: Option<&str>| {
+        entry(
+            index,
+            Command::SetContainerPolicy {
+                cid: CID.into(),
+                policy: policy.map(str::to_string),
+            },
+        )
+    };
+    // No container yet: refused.
+    let r = sm.apply(vec![set(1, Some("EC84"))]).await.unwrap();
+    assert_eq!(r, vec![Reply::Refused(Refusal::NoSuchContainer)]);
+    sm.apply(vec![entry(
+        2,
+        Command::InitContainer {
+            cid: CID.into(),
+            account: "acct".into(),
+            name: "bucket".into(),
+        },
+    )])
+    .await
+    .unwrap();
+    assert_eq!(
+        meta2::container_meta(&sm.view(), CID)
+            .unwrap()
+            .unwrap()
+            .policy,
+        None
+    );
+
+    let r = sm.apply(vec![set(3, Some("THREECOPIES"))]).await.unwrap();
+    let Reply::Encoded(b) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        ContainerStatsReply::decode(b.as_slice()).unwrap().policy,
+        "THREECOPIES"
+    );
+    // Objects put afterwards keep the policy and the counts move.
+    sm.apply(vec![entry(4, put("k", 10, &[], 1))])
+        .await
+        .unwrap();
+    let meta = meta2::container_meta(&sm.view(), CID).unwrap().unwrap();
+    assert_eq!(meta.policy.as_deref(), Some("THREECOPIES"));
+    assert_eq!(meta2::stats_of(&meta).objects, 1);
+
+    let r = sm.apply(vec![set(5, None)]).await.unwrap();
+    let Reply::Encoded(b) = &r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        ContainerStatsReply::decode(b.as_slice()).unwrap().policy,
+        ""
+    );
+    assert_eq!(
+        meta2::container_meta(&sm.view(), CID)
+            .unwrap()
+            .unwrap()
+            .policy,
+        None
+    );
+
+    // A record written before the field existed still loads.
+    let old: meta2::ContainerMeta =
+        serde_json::from_str(r#"{"account":"a","name":"b","objects":1,"bytes":2}"#).unwrap();
+    assert_eq!(old.policy, None);
+
+    // The leader's validation: canonical names pass, "" clears, others name the forms.
+    assert_eq!(check_policy("EC84").unwrap().as_deref(), Some("EC84"));
+    assert_eq!(
+        check_policy("TWOCOPIES").unwrap().as_deref(),
+        Some("TWOCOPIES")
+    );
+    assert_eq!(check_policy("").unwrap(), None);
+    for bad in ["EC", "FOUR", "ec42", "EC0", "THREECOPIESX"] {
+        let e = check_policy(bad).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}");
+        assert!(e.message().contains("EC<k><m>"), "{}", e.message());
+    }
+}

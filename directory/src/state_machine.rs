@@ -93,6 +93,10 @@ impl StateMachine {
                 GroupKind::Meta2 => meta2::apply_init_container(ov, cid, account, name),
                 _ => wrong,
             },
+            Command::SetContainerPolicy { cid, policy } => match kind {
+                GroupKind::Meta2 => meta2::apply_set_container_policy(ov, cid, policy.as_deref()),
+                _ => wrong,
+            },
             Command::DropContainer { cid } => match kind {
                 GroupKind::Meta2 => meta2::apply_drop_container(ov, cid),
                 _ => wrong,

@@ -177,6 +177,13 @@ pub enum Command {
         /// Container name.
         name: String,
     },
+    /// meta2: set (`Some`) or clear (`None`) a container's default storage policy.
+    SetContainerPolicy {
+        /// Container id.
+        cid: String,
+        /// A valid policy name, checked by the leader before proposing.
+        policy: Option<String>,
+    },
     /// meta2: remove an empty container.
     DropContainer {
         /// Container id.
@@ -277,6 +284,7 @@ impl Command {
             Command::CreateContainer { .. } => "create_container",
             Command::DeleteContainer { .. } => "delete_container",
             Command::InitContainer { .. } => "init_container",
+            Command::SetContainerPolicy { .. } => "set_container_policy",
             Command::DropContainer { .. } => "drop_container",
             Command::PutContent { .. } => "put_content",
             Command::DeleteContent { .. } => "delete_content",

@@ -10,6 +10,7 @@ use crate::conditional::{copy_error, Conditions};
 use crate::error::s3_error;
 use crate::headers::{copied_options, put_options, HeaderInputs};
 use crate::service::timestamp_ms;
+use crate::storage_class::StorageClasses;
 use bytes::Bytes;
 use oxio_sdk::{Client, ContentHeader};
 use s3s::dto::*;
@@ -105,7 +106,12 @@ pub struct Copied {
 }
 
 /// CopyObject within the account `account`.
-pub async fn copy_object(sdk: &Client, account: &str, input: CopyObjectInput) -> S3Result<Copied> {
+pub async fn copy_object(
+    sdk: &Client,
+    classes: &StorageClasses,
+    account: &str,
+    input: CopyObjectInput,
+) -> S3Result<Copied> {
     let src = source(&input.copy_source)?;
     let d = directive(input.metadata_directive.as_ref())?;
     check_not_self_copy(&src, &input.bucket, &input.key, d)?;
@@ -143,6 +149,8 @@ pub async fn copy_object(sdk: &Client, account: &str, input: CopyObjectInput) ->
         })?,
     };
     opts.expected_len = Some(header.size);
+    // The copy gets the class the request names (STANDARD when none), as AWS.
+    classes.apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
     tracing::debug!(src_bucket = %src.bucket, src_key = %src.key, size = header.size, "copying");
     let (stream, source_error) = source_stream(sdk, header);
     let stored = sdk

@@ -4,7 +4,8 @@
 //! owns the access key, bodies stream through without being held whole.
 //! Beyond the object basics it serves CopyObject server side ([`copy`]), ListObjects
 //! v1 and v2 ([`listing`]), conditional GET / HEAD ([`conditional`]) and the stored
-//! system headers with their `response-*` overrides ([`headers`]).
+//! system headers with their `response-*` overrides ([`headers`]), and maps
+//! `x-amz-storage-class` to storage policies ([`storage_class`]).
 //!
 //! Every response carries a fresh `x-amz-request-id`; the id goes into the request's
 //! `tracing` span and, as `x-oxio-request-id`, onto every chunk request to a rawx.
@@ -22,6 +23,8 @@ pub mod metrics;
 pub mod multipart;
 pub mod server;
 pub mod service;
+pub mod storage_class;
 
 pub use error::{Error, Result};
 pub use server::{start, S3Config, Started};
+pub use storage_class::default_storage_classes;

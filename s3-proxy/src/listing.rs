@@ -131,9 +131,11 @@ pub fn render(page: ListPage, url: bool) -> Page {
             size: Some(e.size as i64),
             e_tag: Some(ETag::Strong(e.etag)),
             last_modified: Some(timestamp_ms(e.mtime_ms)),
-            storage_class: Some(ObjectStorageClass::from_static(
-                ObjectStorageClass::STANDARD,
-            )),
+            storage_class: Some(if e.storage_class.is_empty() {
+                ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)
+            } else {
+                ObjectStorageClass::from(e.storage_class)
+            }),
             ..Default::default()
         })
         .collect();

@@ -6,6 +6,7 @@ use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs};
 use crate::listing::url_encode;
 use crate::service::{parse_md5, timestamp_ms};
+use crate::storage_class::StorageClasses;
 use bytes::Bytes;
 use oxio_sdk::multipart::{MultipartError, MAX_PART_NUMBER};
 use oxio_sdk::Client;
@@ -73,10 +74,11 @@ fn us_to_timestamp(us: u64) -> Timestamp {
 /// CreateMultipartUpload.
 pub async fn create(
     sdk: &Client,
+    classes: &StorageClasses,
     account: &str,
     input: CreateMultipartUploadInput,
 ) -> S3Result<CreateMultipartUploadOutput> {
-    let opts = put_options(HeaderInputs {
+    let mut opts = put_options(HeaderInputs {
         content_type: input.content_type,
         cache_control: input.cache_control,
         content_disposition: input.content_disposition,
@@ -85,6 +87,7 @@ pub async fn create(
         expires: input.expires,
         metadata: input.metadata,
     })?;
+    classes.apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
     let up = sdk
         .create_upload(account, &input.bucket, &input.key, opts)
         .await

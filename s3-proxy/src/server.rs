@@ -4,6 +4,7 @@ use crate::auth::{DirectoryAuth, KeyStore};
 use crate::front::{Front, RecordOperation};
 use crate::metrics::S3Metrics;
 use crate::service::OxioS3;
+use crate::storage_class::StorageClasses;
 use crate::{Error, Result};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -13,6 +14,7 @@ use s3s::config::{S3Config as S3ConfigValues, StaticConfigProvider};
 use s3s::host::SingleDomain;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::S3;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -28,6 +30,9 @@ pub struct S3Config {
     /// Domain for virtual-hosted-style requests (`bucket.DOMAIN`); None: path style
     /// only.
     pub base_domain: Option<String>,
+    /// `x-amz-storage-class` → storage policy name ("" = the bucket default and the
+    /// size rule decide); see [`crate::default_storage_classes`].
+    pub storage_classes: HashMap<String, String>,
 }
 
 /// A running gateway.
@@ -75,7 +80,10 @@ pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -
     let addr = listener.local_addr()?;
     let keys = KeyStore::new(sdk.clone());
     let metrics = Arc::new(S3Metrics::new(sdk.config().counters.clone())?);
-    let s3 = OxioS3::new(sdk, keys.clone(), config.region.clone()).with_metrics(metrics.clone());
+    let classes = StorageClasses::new(&config.storage_classes)?;
+    let s3 = OxioS3::new(sdk, keys.clone(), config.region.clone())
+        .with_metrics(metrics.clone())
+        .with_storage_classes(classes);
     let service = build_service(s3, DirectoryAuth(keys), config.base_domain.as_deref(), None)?;
     let service = Front::new(service, metrics);
     tracing::info!(%addr, region = %config.region, "S3 gateway listening");

@@ -5,6 +5,7 @@ use crate::conditional::{get_error, Conditions};
 use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs, Overrides, Served};
 use crate::metrics::{Layout, S3Metrics};
+use crate::storage_class::{served_class, StorageClasses};
 use crate::{copy, listing, multipart};
 use base64::Engine;
 use bytes::Bytes;
@@ -25,6 +26,7 @@ pub struct OxioS3 {
     keys: KeyStore,
     region: String,
     metrics: Option<Arc<S3Metrics>>,
+    classes: Arc<StorageClasses>,
 }
 
 impl OxioS3 {
@@ -35,7 +37,14 @@ impl OxioS3 {
             keys,
             region,
             metrics: None,
+            classes: Arc::new(StorageClasses::default()),
         }
+    }
+
+    /// Maps `x-amz-storage-class` through `classes` (the default table otherwise).
+    pub fn with_storage_classes(mut self, classes: StorageClasses) -> Self {
+        self.classes = Arc::new(classes);
+        self
     }
 
     /// Counts stored objects (inline or chunked) into `metrics`.
@@ -242,6 +251,8 @@ impl S3 for OxioS3 {
         })?;
         opts.expected_len = input.content_length.map(|l| l.max(0) as u64);
         opts.expected_md5 = expected_md5;
+        self.classes
+            .apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
         let header = match input.body {
             Some(body) => {
                 self.sdk
@@ -296,6 +307,7 @@ impl S3 for OxioS3 {
         };
         let e_tag = etag(&header);
         let last_modified = timestamp_ms(header.mtime_ms);
+        let storage_class = served_class(&header).map(StorageClass::from);
         let mut rx = self.sdk.read_object(header, start, end);
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let output = GetObjectOutput {
@@ -312,6 +324,7 @@ impl S3 for OxioS3 {
             content_language: served.content_language,
             expires: served.expires,
             metadata: served.metadata,
+            storage_class,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -342,6 +355,7 @@ impl S3 for OxioS3 {
             content_language: served.content_language,
             expires: served.expires,
             metadata: served.metadata,
+            storage_class: served_class(&header).map(StorageClass::from),
             ..Default::default()
         }))
     }
@@ -444,7 +458,7 @@ impl S3 for OxioS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let account = self.account(&req).await?;
-        let copied = copy::copy_object(&self.sdk, &account, req.input).await?;
+        let copied = copy::copy_object(&self.sdk, &self.classes, &account, req.input).await?;
         self.object_stored(if copied.inline {
             Layout::Inline
         } else {
@@ -459,7 +473,7 @@ impl S3 for OxioS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let account = self.account(&req).await?;
-        let out = multipart::create(&self.sdk, &account, req.input).await?;
+        let out = multipart::create(&self.sdk, &self.classes, &account, req.input).await?;
         Ok(S3Response::new(out))
     }
 

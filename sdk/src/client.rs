@@ -2,6 +2,7 @@
 
 use crate::conscience::ConscienceHandle;
 use crate::directory::{unexpected, DirectoryResolver};
+use crate::policy::CachedPolicy;
 use crate::rawx::RawxClient;
 use crate::{get, put, Error, Result};
 use bytes::Bytes;
@@ -28,8 +29,12 @@ pub struct ClientConfig {
     pub stripe_bytes: usize,
     /// Data bytes per metachunk.
     pub metachunk_bytes: u64,
-    /// Policy for chunked objects.
+    /// Policy for chunked objects when neither the request, the bucket nor the size
+    /// rule chooses one.
     pub policy: StoragePolicy,
+    /// Size rule: objects whose length is known and below the threshold (but not
+    /// inline) get this policy unless the request or the bucket names one.
+    pub small_policy: Option<(u64, StoragePolicy)>,
     /// Deadline of one RPC.
     pub rpc_timeout: Duration,
     /// How long transient directory failures (elections, restarts) are retried.
@@ -71,6 +76,10 @@ impl ClientConfig {
             stripe_bytes: oxio_common::DEFAULT_STRIPE_BYTES,
             metachunk_bytes: oxio_common::DEFAULT_METACHUNK_BYTES,
             policy: StoragePolicy::DEFAULT,
+            small_policy: Some((
+                crate::policy::DEFAULT_SMALL_THRESHOLD,
+                crate::policy::DEFAULT_SMALL_POLICY,
+            )),
             rpc_timeout: Duration::from_secs(10),
             retry_deadline: Duration::from_secs(15),
             counters: Arc::default(),
@@ -84,7 +93,9 @@ pub struct Inner {
     pub(crate) directory: DirectoryResolver,
     pub(crate) conscience: ConscienceHandle,
     pub(crate) rawx: RawxClient,
-    containers: DashMap<String, u64>,
+    pub(crate) containers: DashMap<String, u64>,
+    /// Bucket default policies by CID, read from meta2 (see [`crate::policy`]).
+    pub(crate) bucket_policies: DashMap<String, CachedPolicy>,
 }
 
 impl Inner {
@@ -147,7 +158,7 @@ pub struct ListPage {
 /// Client of one grid. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Client {
@@ -167,6 +178,7 @@ impl Client {
                 conscience,
                 rawx,
                 containers: DashMap::new(),
+                bucket_policies: DashMap::new(),
             }),
         })
     }
@@ -335,7 +347,7 @@ impl Client {
     }
 
     /// The meta2 group of a container, cached.
-    async fn meta2_of(&self, account: &str, name: &str) -> Result<(String, u64)> {
+    pub(crate) async fn meta2_of(&self, account: &str, name: &str) -> Result<(String, u64)> {
         let cid = container_id(account, name);
         if let Some(g) = self.inner.containers.get(&cid) {
             return Ok((cid, *g));
@@ -429,6 +441,7 @@ impl Client {
             .await?
             .map_err(unexpected)?;
         self.inner.containers.remove(&cid);
+        self.inner.bucket_policies.remove(&cid);
         Ok(())
     }
 
@@ -495,7 +508,7 @@ impl Client {
     {
         validate_key(key)?;
         let (cid, m2) = self.meta2_of(account, container).await?;
-        let policy = opts.policy.unwrap_or(self.inner.config.policy);
+        let policy = self.choose_policy(&cid, m2, &opts).await?;
         let up = put::upload(&self.inner, &cid, body, opts.expected_len, policy).await?;
         if let Some(md5) = opts.expected_md5 {
             if md5 != up.md5 {
@@ -744,5 +757,6 @@ impl Client {
     /// Forgets the cached meta2 group of a container (it was not found there).
     pub(crate) fn forget_container(&self, cid: &str) {
         self.inner.containers.remove(cid);
+        self.inner.bucket_policies.remove(cid);
     }
 }

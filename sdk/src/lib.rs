@@ -14,6 +14,7 @@ pub mod ec;
 pub mod error;
 pub mod get;
 pub mod multipart;
+pub mod policy;
 pub mod put;
 pub mod rawx;
 pub mod rebuild;

@@ -145,7 +145,13 @@ impl Client {
     ) -> MpuResult<UploadRecord> {
         check_key(key)?;
         let (cid, m2) = self.resolve_meta2(account, container).await?;
-        let policy = opts.policy.unwrap_or(self.config().policy);
+        // The size of the final object is unknown: the request, then the bucket, then
+        // the client's default decide (the size rule does not apply).
+        let probe = PutOptions {
+            policy: opts.policy,
+            ..PutOptions::default()
+        };
+        let policy = self.choose_policy(&cid, m2, &probe).await?;
         let template = ContentHeader {
             content_id: ContentId::random().0.to_vec(),
             policy: policy.to_string(),

@@ -37,7 +37,8 @@ def test_container_and_object_list(grid, s3, bucket):
     objects = json.loads(oxio(grid, "object", "list", bucket, "--format", "json").stdout)
     assert [o["key"] for o in objects] == ["x/1", "x/2", "y"]
     assert [o["size"] for o in objects] == [4, 4, 40000]
-    assert objects[2]["policy"] == "EC42" and objects[0]["policy"] == "INLINE"
+    # 40,000 bytes: chunked but under the 256 KiB size rule.
+    assert objects[2]["policy"] == "THREECOPIES" and objects[0]["policy"] == "INLINE"
     pref = json.loads(oxio(grid, "object", "list", bucket, "--prefix", "x/", "--format", "json").stdout)
     assert [o["key"] for o in pref] == ["x/1", "x/2"]
 

@@ -72,10 +72,11 @@ impl TestGrid {
                 started: Some(started),
             });
         }
-        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-            conscience,
-            vec![d.addr.to_string()],
-        ))?;
+        let mut cfg = oxio_sdk::ClientConfig::new(conscience, vec![d.addr.to_string()]);
+        // These tests exercise erasure coding at every chunked size: no size rule
+        // (tests/s3/test_policy.py covers it through the gateway).
+        cfg.small_policy = None;
+        let sdk = oxio_sdk::Client::new(cfg)?;
         let grid = TestGrid {
             dir,
             shutdown,

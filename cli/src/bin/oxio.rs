@@ -173,6 +173,37 @@ enum ContainerCmd {
         #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
         account: String,
     },
+    /// Set properties of a container (its default storage policy).
+    Set {
+        /// Container (bucket) name.
+        container: String,
+        /// Default storage policy of new objects: SINGLE, TWOCOPIES, THREECOPIES or
+        /// EC<k><m> (e.g. EC42, EC84).
+        #[arg(long)]
+        policy: String,
+        /// Account.
+        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
+        account: String,
+    },
+    /// Clear properties of a container.
+    Unset {
+        /// Container (bucket) name.
+        container: String,
+        /// Clear the default storage policy.
+        #[arg(long, required = true)]
+        policy: bool,
+        /// Account.
+        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
+        account: String,
+    },
+    /// Show a container: cid, meta2 group, default policy, objects, bytes.
+    Show {
+        /// Container (bucket) name.
+        container: String,
+        /// Account.
+        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
+        account: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -422,6 +453,34 @@ async fn run(cli: Cli) -> Result<String> {
             }
             Ok(rows.render(f))
         }
+        Command::Container(ContainerCmd::Set {
+            container,
+            policy,
+            account,
+        }) => {
+            let p: oxio_common::StoragePolicy = policy.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid storage policy {policy:?}: expected SINGLE, TWOCOPIES, THREECOPIES or EC<k><m> (e.g. EC42, EC84)"
+                )
+            })?;
+            sdk.set_container_policy(&account, &container, Some(p))
+                .await
+                .map_err(|e| container_error(e, &account, &container, &cli.directory))?;
+            show_container(&sdk, &account, &container, &cli.directory, f).await
+        }
+        Command::Container(ContainerCmd::Unset {
+            container,
+            policy: _,
+            account,
+        }) => {
+            sdk.set_container_policy(&account, &container, None)
+                .await
+                .map_err(|e| container_error(e, &account, &container, &cli.directory))?;
+            show_container(&sdk, &account, &container, &cli.directory, f).await
+        }
+        Command::Container(ContainerCmd::Show { container, account }) => {
+            show_container(&sdk, &account, &container, &cli.directory, f).await
+        }
         Command::Object(ObjectCmd::List {
             container,
             account,
@@ -464,6 +523,55 @@ async fn run(cli: Cli) -> Result<String> {
             Ok(rows.render(f))
         }
     }
+}
+
+/// An sdk error about a named container, with the container named when it is missing.
+fn container_error(
+    e: oxio_sdk::Error,
+    account: &str,
+    container: &str,
+    dirs: &[String],
+) -> anyhow::Error {
+    match e {
+        oxio_sdk::Error::NoSuchContainer => {
+            anyhow::anyhow!("container {container:?} does not exist in account {account:?}")
+        }
+        other => anyhow::Error::new(other).context(hint(dirs, "directory")),
+    }
+}
+
+/// `container show`: the meta1 record and the meta2 stats and default policy.
+async fn show_container(
+    sdk: &oxio_sdk::Client,
+    account: &str,
+    container: &str,
+    dirs: &[String],
+    f: Format,
+) -> Result<String> {
+    let rec = sdk
+        .get_container(account, container)
+        .await
+        .map_err(|e| container_error(e, account, container, dirs))?;
+    let stats = sdk
+        .container_stats(account, container)
+        .await
+        .map_err(|e| container_error(e, account, container, dirs))?;
+    let policy = if stats.policy.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(stats.policy)
+    };
+    Ok(Fields::new(vec![
+        ("account", json!(rec.account)),
+        ("name", json!(rec.name)),
+        ("cid", json!(rec.cid)),
+        ("meta2_group", json!(rec.meta2_group)),
+        ("policy", policy),
+        ("objects", json!(stats.objects)),
+        ("bytes", json!(stats.bytes)),
+        ("created_ms", json!(rec.ctime_ms)),
+    ])
+    .render(f))
 }
 
 /// Parses `ID@HOST:PORT`.

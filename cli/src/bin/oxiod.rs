@@ -169,7 +169,8 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             cfg.directory_addrs.clone(),
         ))
         .context("configuring the sdk")?;
-        host.start_s3(s.listen, s.region.clone(), sdk).await?;
+        host.start_s3(s.listen, s.region.clone(), s.storage_classes.clone(), sdk)
+            .await?;
     }
     Ok(host)
 }
