@@ -8,3 +8,4 @@ pub mod dev;
 pub mod host;
 pub mod logging;
 pub mod output;
+pub mod units;

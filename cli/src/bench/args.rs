@@ -14,7 +14,7 @@ pub const MAX_OBJECTS: u64 = 1_000_000;
 /// Largest object (the payload is held in memory once).
 pub const MAX_SIZE_BYTES: u64 = 1 << 30;
 /// Longest `--duration`.
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+pub use crate::units::MAX_DURATION;
 /// Longest per-request `--timeout`.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -274,32 +274,7 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         .map_err(|_| format!("{text:?} is not a size such as 4KiB, 1MiB or 100MB"))
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds (at most 24 h).
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s, 500ms, 2m or 1h"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > MAX_DURATION.as_secs_f64() {
-        return Err(format!("{text:?} is out of range (0 to 24 h)"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
+pub use crate::units::parse_duration;
 
 #[cfg(test)]
 mod tests {

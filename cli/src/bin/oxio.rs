@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use oxio_cli::output::{Fields, Format, Rows};
+use oxio_cli::units::parse_duration;
 use oxio_proto::v1::ServiceState;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -15,7 +16,6 @@ const EXIT_WAIT_TIMEOUT: i32 = 3;
 const EXIT_REBUILD_INCOMPLETE: i32 = 4;
 
 /// Longest `--timeout` accepted by `cluster wait`.
-const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Pause between two polls of `cluster wait`.
 const WAIT_POLL: Duration = Duration::from_millis(500);
 /// Most laggards named in a `cluster wait` timeout message.
@@ -284,36 +284,6 @@ impl std::fmt::Display for WaitTimeout {
 }
 
 impl std::error::Error for WaitTimeout {}
-
-/// Parses `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (num, unit) = text.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 60s, 500ms, 2m or 1h"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > MAX_WAIT.as_secs_f64() {
-        return Err(format!(
-            "{text:?} is out of range (0 to {} h)",
-            MAX_WAIT.as_secs() / 3600
-        ));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
 
 /// The usual service row of `cluster list`.
 fn service_row(s: &ServiceState) -> Vec<serde_json::Value> {
