@@ -13,11 +13,8 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const GET_SIG: &str = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
-const PUT_SIG: &str = "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd";
-const PUT_BODY: &str = "Welcome to Amazon S3.";
+mod common;
+use common::{ACCESS_KEY, GET_SIG, PUT_BODY, PUT_SIG, SECRET_KEY};
 
 /// Records the request id the sdk would send to the rawx during each operation.
 #[derive(Clone, Default)]
@@ -69,47 +66,13 @@ fn front(s3: Recording) -> (Front, Arc<S3Metrics>) {
 }
 
 fn get_example() -> http::Request<Full<Bytes>> {
-    http::Request::builder()
-        .method("GET")
-        .uri("/test.txt")
-        .header("host", "examplebucket.s3.amazonaws.com")
-        .header("range", "bytes=0-9")
-        .header(
-            "x-amz-content-sha256",
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        )
-        .header("x-amz-date", "20130524T000000Z")
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20130524/us-east-1/s3/aws4_request,\
-                 SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature={GET_SIG}"
-            ),
-        )
+    common::get_example(GET_SIG)
         .body(Full::new(Bytes::new()))
         .unwrap()
 }
 
 fn put_example() -> http::Request<Full<Bytes>> {
-    http::Request::builder()
-        .method("PUT")
-        .uri("/test%24file.text")
-        .header("host", "examplebucket.s3.amazonaws.com")
-        .header("date", "Fri, 24 May 2013 00:00:00 GMT")
-        .header("x-amz-date", "20130524T000000Z")
-        .header("x-amz-storage-class", "REDUCED_REDUNDANCY")
-        .header(
-            "x-amz-content-sha256",
-            "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072",
-        )
-        .header("content-length", PUT_BODY.len().to_string())
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20130524/us-east-1/s3/aws4_request,\
-                 SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class,Signature={PUT_SIG}"
-            ),
-        )
+    common::put_example(PUT_SIG, PUT_BODY.len())
         .body(Full::new(Bytes::from_static(PUT_BODY.as_bytes())))
         .unwrap()
 }

@@ -8,8 +8,8 @@ use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::{Body, S3Request, S3Response, S3Result, S3};
 
-const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+mod common;
+use common::{get_example, put_example, ACCESS_KEY, GET_SIG, PUT_SIG, SECRET_KEY};
 
 /// Answers GET and PUT without storing anything: only authentication is under test.
 struct Accepting;
@@ -49,45 +49,12 @@ fn service(secret: &str) -> s3s::service::S3Service {
     .unwrap()
 }
 
-fn get_example(signature: &str) -> http::Request<Body> {
-    http::Request::builder()
-        .method("GET")
-        .uri("/test.txt")
-        .header("host", "examplebucket.s3.amazonaws.com")
-        .header("range", "bytes=0-9")
-        .header(
-            "x-amz-content-sha256",
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        )
-        .header("x-amz-date", "20130524T000000Z")
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20130524/us-east-1/s3/aws4_request,\
-                 SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature={signature}"
-            ),
-        )
-        .body(Body::empty())
-        .unwrap()
+fn get(signature: &str) -> http::Request<Body> {
+    get_example(signature).body(Body::empty()).unwrap()
 }
 
-fn put_example(signature: &str, body: &'static str) -> http::Request<Body> {
-    http::Request::builder()
-        .method("PUT")
-        .uri("/test%24file.text")
-        .header("host", "examplebucket.s3.amazonaws.com")
-        .header("date", "Fri, 24 May 2013 00:00:00 GMT")
-        .header("x-amz-date", "20130524T000000Z")
-        .header("x-amz-storage-class", "REDUCED_REDUNDANCY")
-        .header("x-amz-content-sha256", "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072")
-        .header("content-length", body.len().to_string())
-        .header(
-            "authorization",
-            format!(
-                "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20130524/us-east-1/s3/aws4_request,\
-                 SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class,Signature={signature}"
-            ),
-        )
+fn put(signature: &str, body: &'static str) -> http::Request<Body> {
+    put_example(signature, body.len())
         .body(Body::from(body.to_string()))
         .unwrap()
 }
@@ -102,22 +69,15 @@ async fn call(svc: &s3s::service::S3Service, req: http::Request<Body>) -> (u16, 
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-const GET_SIG: &str = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
-const PUT_SIG: &str = "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd";
-
 #[tokio::test]
 async fn documented_get_object_signature_is_accepted() {
-    let (status, body) = call(&service(SECRET_KEY), get_example(GET_SIG)).await;
+    let (status, body) = call(&service(SECRET_KEY), get(GET_SIG)).await;
     assert!(status < 300, "status {status}: {body}");
 }
 
 #[tokio::test]
 async fn documented_put_object_signature_is_accepted() {
-    let (status, body) = call(
-        &service(SECRET_KEY),
-        put_example(PUT_SIG, "Welcome to Amazon S3."),
-    )
-    .await;
+    let (status, body) = call(&service(SECRET_KEY), put(PUT_SIG, "Welcome to Amazon S3.")).await;
     assert!(status < 300, "status {status}: {body}");
 }
 
@@ -125,25 +85,21 @@ async fn documented_put_object_signature_is_accepted() {
 async fn altered_signature_or_key_is_refused() {
     let mut bad = GET_SIG.to_string();
     bad.replace_range(63..64, "2");
-    let (status, body) = call(&service(SECRET_KEY), get_example(&bad)).await;
+    let (status, body) = call(&service(SECRET_KEY), get(&bad)).await;
     assert_eq!(status, 403);
     assert!(
         body.contains("<Code>SignatureDoesNotMatch</Code>"),
         "{body}"
     );
 
-    let (status, body) = call(&service("another-secret"), get_example(GET_SIG)).await;
+    let (status, body) = call(&service("another-secret"), get(GET_SIG)).await;
     assert_eq!(status, 403);
     assert!(body.contains("SignatureDoesNotMatch"), "{body}");
 }
 
 #[tokio::test]
 async fn body_that_does_not_match_the_signed_hash_is_refused() {
-    let (status, body) = call(
-        &service(SECRET_KEY),
-        put_example(PUT_SIG, "Welcome to Amazon S4."),
-    )
-    .await;
+    let (status, body) = call(&service(SECRET_KEY), put(PUT_SIG, "Welcome to Amazon S4.")).await;
     assert!(status >= 400, "status {status}: {body}");
     assert!(body.contains("<Code>"), "{body}");
 }

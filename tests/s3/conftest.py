@@ -56,6 +56,8 @@ class Grid:
     data: str
     port_base: int
     rawx: int = 6
+    # More `oxiod dev` options (e.g. ["--directory-replicas", "3"]).
+    extra_args: list = field(default_factory=list)
     proc: subprocess.Popen = None
     env: dict = field(default_factory=dict)
     log_path: str = ""
@@ -64,7 +66,8 @@ class Grid:
         self.log_path = os.path.join(self.data, "oxiod.log")
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [OXIOD, "dev", "--data", self.data, "--port-base", str(self.port_base), "--rawx", str(self.rawx)],
+            [OXIOD, "dev", "--data", self.data, "--port-base", str(self.port_base), "--rawx", str(self.rawx)]
+            + list(self.extra_args),
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,

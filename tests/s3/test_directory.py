@@ -6,65 +6,21 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 
-from conftest import OXIOD, START_DEADLINE_S, Grid, free_port_base, read_env
+from conftest import OXIOD, Grid, free_port_base
 
 OXIO = os.path.join(os.path.dirname(OXIOD), "oxio") if os.path.dirname(OXIOD) else "oxio"
 REPLICAS = 3
 STATUS_DEADLINE_S = 60
 
 
-def _ports_free(base):
-    for p in (base + 2, base + 3):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return False
-    return True
-
-
-def replicated_port_base():
-    for _ in range(50):
-        base = free_port_base()
-        if _ports_free(base):
-            return base
-    raise RuntimeError("no free port range found")
-
-
-@dataclass
-class ReplicatedGrid(Grid):
-    """`oxiod dev` with three directory nodes (ports base+1..base+3)."""
-
-    def start(self):
-        self.log_path = os.path.join(self.data, "oxiod.log")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [
-                OXIOD, "dev", "--data", self.data, "--port-base", str(self.port_base),
-                "--rawx", str(self.rawx), "--directory-replicas", str(REPLICAS),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"oxiod exited with {self.proc.returncode}; log: {self.tail_log()}")
-                continue
-            if line.startswith("oxio dev grid ready"):
-                self.env = read_env(os.path.join(self.data, "dev.env"))
-                return self
-        self.kill()
-        raise RuntimeError(f"oxiod not ready after {START_DEADLINE_S}s; log: {self.tail_log()}")
+def replicated_grid(data, base):
+    """`oxiod dev` with three directory nodes (ports base+1..base+3, which
+    `free_port_base` checks too)."""
+    return Grid(data=data, port_base=base, extra_args=["--directory-replicas", str(REPLICAS)])
 
 
 def oxio(g, *args):
@@ -116,8 +72,8 @@ def wait_for_healthy_status(g):
 
 def test_replicated_directory_serves_s3_and_survives_restart():
     data = tempfile.mkdtemp(prefix="oxio-dir3-")
-    base = replicated_port_base()
-    g = ReplicatedGrid(data=data, port_base=base).start()
+    base = free_port_base()
+    g = replicated_grid(data, base).start()
     objects = {f"d/{n}": os.urandom(n) for n in [0, 10, 40000, 1_500_000]}
     try:
         assert len(g.env["OXIO_DIRECTORY"].split(",")) == REPLICAS
@@ -153,7 +109,7 @@ def test_replicated_directory_serves_s3_and_survives_restart():
         g.stop(signal.SIGINT)
     assert g.proc.returncode == 0, g.tail_log()
 
-    g2 = ReplicatedGrid(data=data, port_base=base).start()
+    g2 = replicated_grid(data, base).start()
     try:
         assert (g2.env["AWS_ACCESS_KEY_ID"], g2.env["AWS_SECRET_ACCESS_KEY"]) == creds
         s3 = g2.client()
