@@ -92,6 +92,10 @@ pub struct RawxRole {
     /// Seconds between two scrub passes (default one day).
     #[serde(default)]
     pub scrub_interval_s: Option<u64>,
+    /// Most bytes this volume holds, e.g. "500GiB" (default: the whole file system).
+    /// The `space` score then counts the free share of this capacity.
+    #[serde(default)]
+    pub capacity: Option<String>,
 }
 
 /// `[s3]`
@@ -145,8 +149,26 @@ impl HostConfig {
             r.location
                 .parse::<oxio_common::Location>()
                 .with_context(|| format!("rawx {}", r.id))?;
+            r.capacity_bytes()?;
         }
         Ok(())
+    }
+}
+
+impl RawxRole {
+    /// The `capacity` in bytes, if set; an error says how to write it.
+    pub fn capacity_bytes(&self) -> Result<Option<u64>> {
+        let Some(text) = &self.capacity else {
+            return Ok(None);
+        };
+        match text.parse::<oxio_common::ByteSize>() {
+            Ok(size) if size.0 > 0 => Ok(Some(size.0)),
+            Ok(_) => bail!("rawx {}: capacity must be above 0", self.id),
+            Err(e) => bail!(
+                "rawx {}: capacity {text:?}: {e} (write it like \"500GiB\")",
+                self.id
+            ),
+        }
     }
 }
 
@@ -171,15 +193,20 @@ listen = "127.0.0.1:6200"
 volume = "/tmp/v0"
 location = "s.r.h.v0"
 scrub-rate-bytes-per-s = 0
+capacity = "2GiB"
 "#,
         )
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.rawx.len(), 1);
         assert_eq!(cfg.rawx[0].scrub_rate_bytes_per_s, Some(0));
+        assert_eq!(cfg.rawx[0].capacity_bytes().unwrap(), Some(2 << 30));
         let c = cfg.conscience.as_ref().unwrap();
         assert_eq!(c.lock_new_services, Some(0));
         assert_eq!(c.extra_stats["rawx"], vec!["chunks".to_string()]);
+        let mut bad = cfg;
+        bad.rawx[0].capacity = Some("lots".into());
+        assert!(bad.validate().unwrap_err().to_string().contains("capacity"));
         assert!(toml::from_str::<HostConfig>("bogus = 1").is_err());
         let empty = HostConfig::default();
         assert!(empty

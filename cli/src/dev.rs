@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use oxio_directory::BootstrapSpec;
 use oxio_proto::v1::AccessKeyRecord;
 use oxio_rawx::RawxConfig;
-use rand::distr::{Alphanumeric, SampleString};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -259,17 +258,7 @@ async fn dev_credentials(sdk: &oxio_sdk::Client) -> Result<AccessKeyRecord> {
     if let Some(k) = keys.into_iter().next() {
         return Ok(k);
     }
-    let mut rng = rand::rng();
-    let key = AccessKeyRecord {
-        access_key: format!(
-            "OXIO{}",
-            Alphanumeric.sample_string(&mut rng, 16).to_uppercase()
-        ),
-        secret_key: Alphanumeric.sample_string(&mut rng, 40),
-        account: DEV_ACCOUNT.to_string(),
-        ctime_ms: oxio_common::now_ms(),
-    };
-    sdk.put_access_key(key)
+    sdk.put_access_key(crate::keys::new_access_key(DEV_ACCOUNT))
         .await
         .context("storing the dev access key")
 }

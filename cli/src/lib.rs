@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod dev;
 pub mod host;
+pub mod keys;
 pub mod logging;
 pub mod output;
 pub mod units;

@@ -39,6 +39,7 @@ pub struct ConscienceMetrics {
     heartbeats: IntCounterVec,
     placements: IntCounterVec,
     placement_failures: IntCounterVec,
+    placements_degraded: IntCounterVec,
     services: IntGaugeVec,
     score: IntGaugeVec,
     /// Serialises scrapes: the gauges are rebuilt from scratch by each one.
@@ -77,6 +78,15 @@ impl ConscienceMetrics {
             &["type"],
         )
         .map_err(metric_err)?;
+        let placements_degraded = IntCounterVec::new(
+            Opts::new(
+                "oxio_conscience_placements_distance_degraded_total",
+                "Placements that had to put two services closer than the topology would \
+                 allow with every service usable (same host or rack), by service type",
+            ),
+            &["type"],
+        )
+        .map_err(metric_err)?;
         let services = IntGaugeVec::new(
             Opts::new(
                 "oxio_conscience_services",
@@ -97,6 +107,7 @@ impl ConscienceMetrics {
             .register(Box::new(heartbeats.clone()))
             .and_then(|_| registry.register(Box::new(placements.clone())))
             .and_then(|_| registry.register(Box::new(placement_failures.clone())))
+            .and_then(|_| registry.register(Box::new(placements_degraded.clone())))
             .and_then(|_| registry.register(Box::new(services.clone())))
             .and_then(|_| registry.register(Box::new(score.clone())))
             .map_err(metric_err)?;
@@ -105,6 +116,7 @@ impl ConscienceMetrics {
             heartbeats,
             placements,
             placement_failures,
+            placements_degraded,
             services,
             score,
             scrape: Mutex::new(()),
@@ -125,6 +137,13 @@ impl ConscienceMetrics {
                 .with_label_values(&[service_type])
                 .inc();
         }
+    }
+
+    /// Counts one placement answered with a smaller spread than wished.
+    pub fn placement_degraded(&self, service_type: &str) {
+        self.placements_degraded
+            .with_label_values(&[service_type])
+            .inc();
     }
 
     /// Rebuilds the service gauges from `views` and encodes every metric in the

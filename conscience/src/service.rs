@@ -136,12 +136,16 @@ impl ConscienceService {
                 "registry changed during placement, retry",
             ));
         }
-        tracing::debug!(
-            service_type = %req.service_type,
-            ids = ?placed.ids,
-            degraded = placed.distance_degraded,
-            "placed"
-        );
+        if placed.distance_degraded {
+            self.metrics.placement_degraded(&req.service_type);
+            tracing::warn!(
+                service_type = %req.service_type,
+                ids = ?placed.ids,
+                "placement spread less than the topology allows (services down, locked or full); the content is flagged for improvement"
+            );
+        } else {
+            tracing::debug!(service_type = %req.service_type, ids = ?placed.ids, "placed");
+        }
         Ok(PlaceReply {
             services,
             distance_degraded: placed.distance_degraded,

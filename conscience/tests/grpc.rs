@@ -434,3 +434,84 @@ async fn reporter_loop_registers_service() {
     handle.await.unwrap();
     stop(started, shutdown).await;
 }
+
+/// GET /metrics over a plain TCP connection; the value of `name{type="rawx"}`.
+async fn scrape_counter(addr: std::net::SocketAddr, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let prefix = format!("{name}{{type=\"rawx\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn narrower_spread_than_the_topology_allows_is_flagged_and_counted() {
+    let (started, shutdown, mut client) = serve(ConscienceConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    })
+    .await;
+    let metrics = started.metrics.as_ref().unwrap().addr;
+    let name = "oxio_conscience_placements_distance_degraded_total";
+    // Two hosts of three volumes each.
+    for i in 0..6 {
+        let mut info = rawx(i);
+        info.location = format!("local.rack1.host{}.vol{i}", i / 3);
+        for _ in 0..12 {
+            client.heartbeat(info.clone()).await.unwrap();
+        }
+    }
+    let place2 = |client: &mut ConscienceClient<Channel>| {
+        let mut client = client.clone();
+        async move {
+            client
+                .place(PlaceRequest {
+                    service_type: "rawx".into(),
+                    count: 2,
+                    avoid_ids: vec![],
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    for _ in 0..20 {
+        let r = place2(&mut client).await;
+        assert!(!r.distance_degraded, "two hosts: one copy on each");
+        let hosts: HashSet<String> = r
+            .services
+            .iter()
+            .map(|s| s.info.as_ref().unwrap().location.clone())
+            .map(|l| l.rsplit_once('.').unwrap().0.to_string())
+            .collect();
+        assert_eq!(hosts.len(), 2);
+    }
+    assert_eq!(scrape_counter(metrics, name).await, 0.0);
+    // Host 1 locked out: both copies must share host 0, and the answer says so.
+    for i in 3..6 {
+        client
+            .lock(LockRequest {
+                service_type: "rawx".into(),
+                id: format!("rawx-{i}"),
+                score: Some(0),
+            })
+            .await
+            .unwrap();
+    }
+    for _ in 0..5 {
+        let r = place2(&mut client).await;
+        assert!(
+            r.distance_degraded,
+            "both copies on one host must be flagged"
+        );
+    }
+    assert_eq!(scrape_counter(metrics, name).await, 5.0);
+    stop(started, shutdown).await;
+}

@@ -120,13 +120,8 @@ fn read_io_ticks(path: &Path) -> Option<u64> {
 
 /// Free percentage of the file system holding `path`: min of blocks and inodes.
 pub fn space_free_pct(path: &Path) -> Option<f64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is a valid
-    // NUL-terminated path for the duration of the call.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 || st.f_blocks == 0 {
+    let st = statvfs(path)?;
+    if st.f_blocks == 0 {
         return None;
     }
     let blocks = 100.0 * st.f_bavail as f64 / st.f_blocks as f64;
@@ -136,6 +131,22 @@ pub fn space_free_pct(path: &Path) -> Option<f64> {
         100.0
     };
     Some(blocks.min(inodes))
+}
+
+/// Bytes an unprivileged writer may still add to the file system holding `path`.
+pub fn space_avail_bytes(path: &Path) -> Option<u64> {
+    let st = statvfs(path)?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs only writes into the zeroed struct we pass; `c` is a valid
+    // NUL-terminated path for the duration of the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then_some(st)
 }
 
 #[cfg(test)]
@@ -152,5 +163,6 @@ mod tests {
             assert!((0.0..=100.0).contains(&v), "{x:?}");
         }
         assert!(space_free_pct(&dir).is_some());
+        assert!(space_avail_bytes(&dir).is_some_and(|b| b > 0));
     }
 }

@@ -59,6 +59,11 @@ pub struct RawxConfig {
     pub conscience: Vec<String>,
     /// Time between two heartbeats.
     pub heartbeat_interval: Duration,
+    /// Most bytes of chunk files this volume holds; `None`: up to the file system's
+    /// free space. With a capacity, the `space` figure sent to the conscience is the
+    /// free share of the capacity (capped by the file system's free bytes), and a PUT
+    /// that would not fit is answered 507.
+    pub capacity_bytes: Option<u64>,
     /// Bytes per second the background scrubber reads at most; 0 disables it.
     pub scrub_rate_bytes_per_s: u64,
     /// Time from the end of one scrub pass to the start of the next.
@@ -80,6 +85,7 @@ impl RawxConfig {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             conscience: Vec::new(),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            capacity_bytes: None,
             scrub_rate_bytes_per_s: DEFAULT_SCRUB_RATE_BYTES_PER_S,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
         }
@@ -101,6 +107,11 @@ impl RawxConfig {
         }
         if self.max_chunk_bytes == 0 {
             return Err(Error::Config("max_chunk_bytes must be > 0".into()));
+        }
+        if self.capacity_bytes == Some(0) {
+            return Err(Error::Config(
+                "capacity must be above 0 (leave it unset to use the whole file system)".into(),
+            ));
         }
         if self.workers > MAX_WORKERS {
             return Err(Error::Config(format!(

@@ -67,6 +67,13 @@ pub enum Error {
         /// The limit that was passed.
         limit_bytes: u64,
     },
+    /// The volume has no room for the chunk (its configured capacity or the file
+    /// system is full); the client should write elsewhere.
+    #[error("volume full (capacity {capacity_bytes} bytes; 0 = the file system is full)")]
+    VolumeFull {
+        /// The configured capacity, 0 when the file system itself ran out of space.
+        capacity_bytes: u64,
+    },
     /// The request head is larger than allowed.
     #[error("request head too large")]
     HeadTooLarge,
@@ -107,6 +114,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::RangeNotSatisfiable { .. } => 416,
             Error::HeadTooLarge => 431,
+            Error::VolumeFull { .. } => 507,
             Error::NotImplemented(_) => 501,
             Error::ClientGone(_) => 400,
             Error::Config(_)
@@ -124,6 +132,7 @@ impl Error {
         match self {
             Error::ChecksumMismatch { .. } => Some("checksum-mismatch"),
             Error::CorruptHeader { .. } => Some("corrupt-header"),
+            Error::VolumeFull { .. } => Some("volume-full"),
             _ => None,
         }
     }

@@ -305,6 +305,7 @@ async fn put(
     match kind {
         BodyKind::None => return Err(Error::LengthRequired),
         BodyKind::Length(n) if n > limit_bytes => return Err(Error::TooLarge { limit_bytes }),
+        BodyKind::Length(n) => shared.volume.check_room(n)?,
         _ => {}
     }
     let mut writer = shared.volume.create(id, attrs).await?;

@@ -127,7 +127,8 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     let stop = CancellationToken::new();
     let bridge = spawn_bridge(shutdown, stop.clone())?;
     let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<DriverType, String>>();
-    let volume = Volume::new(config.volume.clone(), config.segment_bytes, stats.clone());
+    let volume = Volume::new(config.volume.clone(), config.segment_bytes, stats.clone())
+        .with_capacity(config.capacity_bytes);
     let mut handles = Vec::with_capacity(workers);
     for (index, listener) in listeners.into_iter().enumerate() {
         let ready = ready_tx.clone();
@@ -213,7 +214,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             volume: Some(config.volume.clone()),
             interval: config.heartbeat_interval,
         };
-        match crate::heartbeat::spawn(reporter, stats, stop.clone()) {
+        match crate::heartbeat::spawn(reporter, stats, config.capacity_bytes, stop.clone()) {
             Ok(h) => Some(h),
             Err(e) => {
                 stop.cancel();

@@ -9,6 +9,7 @@ use std::time::Instant;
 pub struct Stats {
     chunks: AtomicU64,
     bytes: AtomicU64,
+    reserved: AtomicU64,
     requests: AtomicU64,
     checksum_errors: AtomicU64,
     rate: Mutex<(Instant, u64)>,
@@ -19,6 +20,7 @@ impl Default for Stats {
         Stats {
             chunks: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             checksum_errors: AtomicU64::new(0),
             rate: Mutex::new((Instant::now(), 0)),
@@ -43,6 +45,23 @@ impl Stats {
     /// Bytes used by complete chunk files (headers and tables included).
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Data bytes of chunks being written (not yet in [`Stats::bytes`]).
+    pub fn reserved(&self) -> u64 {
+        self.reserved.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn reserve(&self, bytes: u64) {
+        self.reserved.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn release(&self, bytes: u64) {
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                Some(r.saturating_sub(bytes))
+            });
     }
 
     /// Requests served since start.

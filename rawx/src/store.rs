@@ -21,6 +21,7 @@ pub struct Volume {
     root: PathBuf,
     segment_bytes: u32,
     stats: Arc<Stats>,
+    capacity: Option<u64>,
 }
 
 impl Volume {
@@ -30,7 +31,35 @@ impl Volume {
             root,
             segment_bytes,
             stats,
+            capacity: None,
         }
+    }
+
+    /// Limits the bytes of chunk files this volume holds (None: the file system's
+    /// free space is the only limit).
+    pub fn with_capacity(mut self, capacity: Option<u64>) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The configured capacity in bytes, if any.
+    pub fn capacity(&self) -> Option<u64> {
+        self.capacity
+    }
+
+    /// Fails with [`Error::VolumeFull`] when `more` data bytes (plus a chunk header)
+    /// would not fit in the capacity beside the stored chunks and the writes in flight.
+    pub fn check_room(&self, more: u64) -> Result<()> {
+        let Some(capacity) = self.capacity else {
+            return Ok(());
+        };
+        let used = self.stats.bytes() + self.stats.reserved();
+        if used.saturating_add(more).saturating_add(HEADER_BYTES) > capacity {
+            return Err(Error::VolumeFull {
+                capacity_bytes: capacity,
+            });
+        }
+        Ok(())
     }
 
     /// Counters of this volume.
@@ -88,6 +117,8 @@ impl Volume {
             segment_bytes: self.segment_bytes,
             committed: false,
             stats: self.stats.clone(),
+            capacity: self.capacity,
+            reserved: 0,
         })
     }
 
@@ -154,6 +185,9 @@ pub struct ChunkWriter {
     segment_bytes: u32,
     committed: bool,
     stats: Arc<Stats>,
+    capacity: Option<u64>,
+    /// Bytes this writer counts in [`Stats::reserved`] until it commits or drops.
+    reserved: u64,
 }
 
 impl ChunkWriter {
@@ -171,13 +205,27 @@ impl ChunkWriter {
                 buf,
             );
         };
+        if let Some(capacity) = self.capacity {
+            let more = buf.len() as u64;
+            let used = self.stats.bytes() + self.stats.reserved();
+            if used.saturating_add(more).saturating_add(HEADER_BYTES) > capacity {
+                return (
+                    Err(Error::VolumeFull {
+                        capacity_bytes: capacity,
+                    }),
+                    buf,
+                );
+            }
+        }
+        self.stats.reserve(buf.len() as u64);
+        self.reserved += buf.len() as u64;
         let BufResult(res, buf) = file.write_all_at(buf, pos).await;
         match res {
             Ok(()) => {
                 hasher.update(buf.as_init());
                 (Ok(()), buf)
             }
-            Err(e) => (Err(Error::io("write chunk data", e)), buf),
+            Err(e) => (Err(write_error("write chunk data", e)), buf),
         }
     }
 
@@ -211,14 +259,14 @@ impl ChunkWriter {
         debug_assert_eq!(table.len() as u64, meta.table_count * 4);
         if !table.is_empty() {
             let BufResult(res, _) = file.write_all_at(table, meta.table_offset).await;
-            res.map_err(|e| Error::io("write checksum table", e))?;
+            res.map_err(|e| write_error("write checksum table", e))?;
         }
         let header = meta.encode_header()?;
         let BufResult(res, _) = file.write_all_at(header, 0).await;
         res.map_err(|e| Error::io("write chunk header", e))?;
         file.sync_data()
             .await
-            .map_err(|e| Error::io("fsync chunk", e))?;
+            .map_err(|e| write_error("fsync chunk", e))?;
         file.close()
             .await
             .map_err(|e| Error::io("close chunk", e))?;
@@ -238,13 +286,24 @@ impl ChunkWriter {
             let _ = compio::fs::remove_file(&self.final_path).await;
             return Err(e);
         }
+        self.stats.release(std::mem::take(&mut self.reserved));
         self.stats.chunk_added(meta.file_len());
         Ok(meta)
     }
 }
 
+/// A write failure; "no space left on device" becomes [`Error::VolumeFull`] so the
+/// client is told the volume is full rather than broken.
+fn write_error(context: &'static str, e: std::io::Error) -> Error {
+    if e.kind() == ErrorKind::StorageFull {
+        return Error::VolumeFull { capacity_bytes: 0 };
+    }
+    Error::io(context, e)
+}
+
 impl Drop for ChunkWriter {
     fn drop(&mut self) {
+        self.stats.release(std::mem::take(&mut self.reserved));
         if !self.committed {
             // Close first, then remove: an aborted write leaves nothing behind.
             drop(self.file.take());

@@ -459,6 +459,86 @@ fn shutdown_with_idle_connection(driver: Driver) {
     assert!(c.read_to_close().is_empty());
 }
 
+fn pending_files(volume: &std::path::Path) -> usize {
+    let mut n = 0;
+    for dir in std::fs::read_dir(volume).unwrap().flatten() {
+        if dir.path().is_dir() {
+            n += std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".pending"))
+                .count();
+        }
+    }
+    n
+}
+
+/// A volume with a capacity answers 507 once full (known and unknown lengths), keeps
+/// no partial file, still serves and deletes, and takes writes again once room is made.
+fn capacity_full_answers_507(driver: Driver) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path().join("vol"), driver);
+    cfg.capacity_bytes = Some(100_000);
+    let Some(srv) = start(cfg, Some(tmp)) else {
+        return;
+    };
+    let mut c = Client::connect(srv.addr);
+    let h = put_headers();
+    for n in 1..=2u8 {
+        let r = c.request(
+            "PUT",
+            &format!("/{}", chunk_id(n)),
+            &h,
+            Some(&data(30_000, n as u32)),
+        );
+        assert_eq!(r.status, 201, "chunk {n} fits");
+    }
+    let r = c.request(
+        "PUT",
+        &format!("/{}", chunk_id(3)),
+        &h,
+        Some(&data(30_000, 3)),
+    );
+    assert_eq!(r.status, 507, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-oxio-error"), Some("volume-full"));
+    // Unknown length: refused while streaming, nothing left behind.
+    let mut c = Client::connect(srv.addr);
+    let body = data(30_000, 3);
+    let mut req = format!("PUT /{} HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\nx-oxio-chunk-position: 1\r\n\r\n", chunk_id(4)).into_bytes();
+    for piece in body.chunks(8192) {
+        req.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        req.extend_from_slice(piece);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    c.send(&req);
+    let r = c.read_response(false);
+    assert_eq!(r.status, 507);
+    assert_eq!(pending_files(&srv.volume), 0);
+    let mut c = Client::connect(srv.addr);
+    let r = c.request("GET", &format!("/{}", chunk_id(1)), &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, data(30_000, 1));
+    assert_eq!(
+        c.request("GET", &format!("/{}", chunk_id(3)), &[], None)
+            .status,
+        404
+    );
+    assert_eq!(
+        c.request("DELETE", &format!("/{}", chunk_id(1)), &[], None)
+            .status,
+        204
+    );
+    let r = c.request(
+        "PUT",
+        &format!("/{}", chunk_id(3)),
+        &h,
+        Some(&data(30_000, 3)),
+    );
+    assert_eq!(r.status, 201, "room made by the delete is used again");
+    srv.stop();
+}
+
 macro_rules! both_drivers {
     ($($name:ident),*) => {
         mod polling {
@@ -477,7 +557,8 @@ both_drivers!(
     bad_requests,
     corruption_detected,
     restart_cleans_pending_and_counts,
-    shutdown_with_idle_connection
+    shutdown_with_idle_connection,
+    capacity_full_answers_507
 );
 
 #[test]

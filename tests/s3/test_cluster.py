@@ -192,3 +192,15 @@ def test_locked_rawx_gets_no_new_chunk():
         assert rawx_states(g)["rawx-6"]["locked"] is False
     finally:
         g.stop()
+
+
+def test_cli_uses_any_live_conscience(grid):
+    """With several conscience addresses, an unreachable one is skipped."""
+    live = grid.env["OXIO_CONSCIENCE"]
+    dead = f"127.0.0.1:{free_port_base()}"
+    env = dict(os.environ, OXIO_DIRECTORY=grid.env["OXIO_DIRECTORY"])
+    r = oxio(grid, "--conscience", f"{dead},{live}", "cluster", "list", "rawx", "--format", "json", env=env)
+    assert len(json.loads(r.stdout)) == 6
+    r = oxio(grid, "--conscience", dead, "cluster", "list", "rawx", env=env, check=False)
+    assert r.returncode == EXIT_ERROR
+    assert dead in r.stderr, r.stderr

@@ -28,23 +28,50 @@ pub struct TestGrid {
     pub rawx: Vec<TestRawx>,
     /// A client of the grid.
     pub sdk: oxio_sdk::Client,
+    /// Conscience replicas: address and the token stopping that one.
+    consciences: Vec<(String, CancellationToken)>,
+}
+
+/// What [`TestGrid::start_with`] starts.
+#[derive(Debug, Clone, Default)]
+pub struct GridSpec {
+    /// Number of rawx services.
+    pub rawx: usize,
+    /// Number of conscience replicas (0 counts as 1); every service reports to all.
+    pub consciences: usize,
+    /// Capacity of each rawx volume in bytes (None: the file system's).
+    pub rawx_capacity: Option<u64>,
 }
 
 impl TestGrid {
     /// Starts a conscience, a bootstrapped directory node and `rawx` rawx services.
     pub async fn start(rawx: usize) -> Result<Self> {
+        Self::start_with(GridSpec {
+            rawx,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Starts the grid `spec` describes.
+    pub async fn start_with(spec: GridSpec) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let shutdown = CancellationToken::new();
         let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
-        let c = oxio_conscience::start(
-            oxio_conscience::ConscienceConfig {
-                listen: any,
-                ..Default::default()
-            },
-            shutdown.child_token(),
-        )
-        .await?;
-        let conscience = vec![c.addr.to_string()];
+        let mut consciences = Vec::new();
+        for _ in 0..spec.consciences.max(1) {
+            let token = shutdown.child_token();
+            let c = oxio_conscience::start(
+                oxio_conscience::ConscienceConfig {
+                    listen: any,
+                    ..Default::default()
+                },
+                token.clone(),
+            )
+            .await?;
+            consciences.push((c.addr.to_string(), token));
+        }
+        let conscience: Vec<String> = consciences.iter().map(|(a, _)| a.clone()).collect();
         let mut dcfg = oxio_directory::DirectoryConfig::new(1, dir.path().join("directory"));
         dcfg.listen = any;
         dcfg.bootstrap = Some(oxio_directory::BootstrapSpec {
@@ -52,39 +79,59 @@ impl TestGrid {
             meta2_groups: 2,
         });
         let d = oxio_directory::start(dcfg, shutdown.child_token()).await?;
-        let mut services = Vec::new();
-        for i in 0..rawx {
+        let mut cfg = oxio_sdk::ClientConfig::new(conscience.clone(), vec![d.addr.to_string()]);
+        // These tests exercise erasure coding at every chunked size: no size rule
+        // (tests/s3/test_policy.py covers it through the gateway).
+        cfg.small_policy = None;
+        let sdk = oxio_sdk::Client::new(cfg)?;
+        let mut grid = TestGrid {
+            dir,
+            shutdown,
+            rawx: Vec::new(),
+            sdk,
+            consciences,
+        };
+        grid.add_rawx(spec.rawx, spec.rawx_capacity)?;
+        grid.wait_rawx_up(spec.rawx).await?;
+        Ok(grid)
+    }
+
+    /// Starts `n` more rawx (ids and volumes numbered after the existing ones), each
+    /// limited to `capacity` bytes when given. Does not wait for them to register.
+    pub fn add_rawx(&mut self, n: usize, capacity: Option<u64>) -> Result<()> {
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+        let first = self.rawx.len();
+        for i in first..first + n {
             let mut cfg = oxio_rawx::RawxConfig::new(
                 format!("rawx-{i}"),
                 any,
-                dir.path().join(format!("vol{i}")),
+                self.dir.path().join(format!("vol{i}")),
             );
             cfg.location = format!("local.rack1.host1.vol{i}");
             cfg.workers = 1;
-            cfg.conscience = conscience.clone();
+            cfg.conscience = self.conscience_addrs();
             cfg.heartbeat_interval = Duration::from_millis(200);
+            cfg.capacity_bytes = capacity;
             let token = CancellationToken::new();
             let started = oxio_rawx::start(cfg, token.clone())?;
-            services.push(TestRawx {
+            self.rawx.push(TestRawx {
                 id: format!("rawx-{i}"),
                 addr: started.addr,
                 shutdown: token,
                 started: Some(started),
             });
         }
-        let mut cfg = oxio_sdk::ClientConfig::new(conscience, vec![d.addr.to_string()]);
-        // These tests exercise erasure coding at every chunked size: no size rule
-        // (tests/s3/test_policy.py covers it through the gateway).
-        cfg.small_policy = None;
-        let sdk = oxio_sdk::Client::new(cfg)?;
-        let grid = TestGrid {
-            dir,
-            shutdown,
-            rawx: services,
-            sdk,
-        };
-        grid.wait_rawx_up(rawx).await?;
-        Ok(grid)
+        Ok(())
+    }
+
+    /// Addresses of the conscience replicas.
+    pub fn conscience_addrs(&self) -> Vec<String> {
+        self.consciences.iter().map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Stops conscience replica `i` (the others keep running).
+    pub fn stop_conscience(&self, i: usize) {
+        self.consciences[i].1.cancel();
     }
 
     /// Waits until the conscience sees `n` rawx up with a usable score.

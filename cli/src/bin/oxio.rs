@@ -69,6 +69,9 @@ enum Command {
     /// Accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// S3 access keys of an account.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Containers (S3 buckets) of an account.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -162,6 +165,20 @@ enum AccountCmd {
     Create {
         /// Account name.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Create an access key for an existing account; its secret is shown this once.
+    Create {
+        /// Account the key signs for.
+        account: String,
+    },
+    /// List the access keys of an account (secrets are not shown).
+    List {
+        /// Account.
+        account: String,
     },
 }
 
@@ -410,6 +427,7 @@ async fn run(cli: Cli) -> Result<String> {
             rows.push(vec![json!(a.account), json!(a.ctime_ms)]);
             Ok(rows.render(f))
         }
+        Command::Key(cmd) => key(&sdk, cmd, f).await.with_context(dir_hint),
         Command::Container(ContainerCmd::List { account }) => {
             let containers = sdk.list_containers(&account).await.with_context(dir_hint)?;
             let mut rows = Rows::new(&["name", "cid", "meta2_group", "created_ms"]);
@@ -896,6 +914,42 @@ impl std::fmt::Display for RebuildIncomplete {
 }
 
 impl std::error::Error for RebuildIncomplete {}
+
+async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
+    match cmd {
+        KeyCmd::Create { account } => {
+            let accounts = sdk.list_accounts().await?;
+            if !accounts.iter().any(|a| a.account == account) {
+                bail!(
+                    "no account {account:?}: create it first with `oxio account create {account}`"
+                );
+            }
+            let k = sdk
+                .put_access_key(oxio_cli::keys::new_access_key(&account))
+                .await?;
+            let mut rows = Rows::new(&["access_key", "secret_key", "account", "created_ms"]);
+            rows.push(vec![
+                json!(k.access_key),
+                json!(k.secret_key),
+                json!(k.account),
+                json!(k.ctime_ms),
+            ]);
+            Ok(rows.render(f))
+        }
+        KeyCmd::List { account } => {
+            let keys = sdk.list_access_keys(&account).await?;
+            let mut rows = Rows::new(&["access_key", "account", "created_ms"]);
+            for k in keys {
+                rows.push(vec![
+                    json!(k.access_key),
+                    json!(k.account),
+                    json!(k.ctime_ms),
+                ]);
+            }
+            Ok(rows.render(f))
+        }
+    }
+}
 
 async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<String> {
     match cmd {

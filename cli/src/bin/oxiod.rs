@@ -161,6 +161,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         if let Some(secs) = r.scrub_interval_s {
             rc.scrub_interval = std::time::Duration::from_secs(secs);
         }
+        rc.capacity_bytes = r.capacity_bytes()?;
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
     }
     if let Some(s) = &cfg.s3 {
