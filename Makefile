@@ -8,7 +8,7 @@ VENV ?= .venv
 DATA ?= var/dev
 OXIOD := $(CARGO_TARGET_DIR)/debug/oxiod
 
-.PHONY: up test build deps venv rust-test s3-test fmt lint clean-dev help
+.PHONY: up test build deps venv s3-clients rust-test s3-test fmt lint clean-dev help
 
 help:
 	@echo "make up     build and start a local grid (S3 on 127.0.0.1:6007, data in $(DATA))"
@@ -46,13 +46,25 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+## S3 clients from the system: rclone (Debian package). Installed when running as root;
+## otherwise its tests are skipped and say how to install it.
+s3-clients:
+	@if ! command -v rclone >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing rclone (S3 client tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; \
+	  else \
+	    echo "rclone is missing: its tests will be skipped (sudo apt-get install -y rclone)"; \
+	  fi; \
+	fi
+
 ## Every test: Rust (unit and cross-service), then real S3 clients against `oxiod dev`.
 test: build venv rust-test s3-test
 
 rust-test: deps
 	$(CARGO) test --workspace
 
-s3-test: build venv
+s3-test: build venv s3-clients
 	OXIOD=$(OXIOD) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/pytest -v tests/s3
 
 fmt:

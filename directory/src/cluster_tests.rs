@@ -96,6 +96,7 @@ async fn a_group_replicates_between_two_nodes() {
             key: "k".into(),
             header: header.encode_to_vec(),
             proposed_version: 42,
+            condition: None,
         })
         .await
         .unwrap();

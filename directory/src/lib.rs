@@ -30,6 +30,7 @@ pub mod sm_data;
 pub mod snapshot;
 pub mod state_machine;
 pub mod status;
+pub mod tags;
 pub mod types;
 
 pub use config::{BootstrapSpec, DirectoryConfig};
@@ -176,3 +177,5 @@ mod multipart_tests;
 mod replicated_tests;
 #[cfg(test)]
 mod sm_tests;
+#[cfg(test)]
+mod write_tests;

@@ -6,7 +6,7 @@
 use crate::error::Result;
 use crate::keys::sm;
 use crate::sm_data::{Overlay, SmView};
-use crate::types::{Refusal, Reply};
+use crate::types::{Refusal, Reply, WriteCondition};
 use oxio_proto::v1::{ChunkRecord, ContainerStatsReply, ContentHeader};
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,9 @@ pub struct ContainerMeta {
     /// own rules apply). Records written before this field existed read `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// The container's tag set, `(key, value)` in order (`None`: no tag set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<(String, String)>>,
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -124,6 +127,7 @@ pub fn apply_init_container(
             bytes: 0,
             uploads: 0,
             policy: None,
+            tags: None,
         };
         store_meta(ov, cid, &meta)?;
     }
@@ -158,14 +162,16 @@ pub fn apply_drop_container(ov: &mut Overlay<'_>, cid: &str) -> Result<Reply> {
     Ok(Reply::Done)
 }
 
-/// Applies `PutContent`: assigns `max(proposed, previous + 1)` as version, stores the
-/// header, updates the counts and the reverse index, returns the replaced header.
+/// Applies `PutContent`: checks the condition against what the key holds, assigns
+/// `max(proposed, previous + 1)` as version, stores the header, updates the counts and
+/// the reverse index, returns the replaced header.
 pub fn apply_put_content(
     ov: &mut Overlay<'_>,
     cid: &str,
     key: &str,
     header: &[u8],
     proposed_version: u64,
+    condition: Option<&WriteCondition>,
 ) -> Result<Reply> {
     let Some(mut meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
@@ -173,9 +179,30 @@ pub fn apply_put_content(
     let Ok(h) = ContentHeader::decode(header) else {
         return Ok(Reply::Refused(Refusal::Invalid));
     };
+    if let Err(r) = check_condition(ov, cid, key, condition)? {
+        return Ok(Reply::Refused(r));
+    }
     let (version, replaced) = store_content(ov, &mut meta, cid, key, h, proposed_version)?;
     store_meta(ov, cid, &meta)?;
     Ok(Reply::Put { version, replaced })
+}
+
+/// Checks a write condition against the content `key` holds now (pending changes
+/// included): `Ok(Err(refusal))` when it does not hold.
+pub(crate) fn check_condition(
+    ov: &Overlay<'_>,
+    cid: &str,
+    key: &str,
+    condition: Option<&WriteCondition>,
+) -> Result<std::result::Result<(), Refusal>> {
+    let Some(c) = condition else {
+        return Ok(Ok(()));
+    };
+    let current = match ov.get(&sm::content(cid, key))? {
+        Some(v) => Some(ContentHeader::decode(v.as_slice())?.etag),
+        None => None,
+    };
+    Ok(c.check(current.as_deref()))
 }
 
 /// Stores `h` under `key` as the next version (at least `proposed_version`), keeps the
@@ -241,6 +268,16 @@ pub fn stats_of(meta: &ContainerMeta) -> ContainerStatsReply {
         objects: meta.objects,
         bytes: meta.bytes,
         policy: meta.policy.clone().unwrap_or_default(),
+        has_tags: meta.tags.is_some(),
+        tags: meta
+            .tags
+            .iter()
+            .flatten()
+            .map(|(key, value)| oxio_proto::v1::Tag {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
     }
 }
 

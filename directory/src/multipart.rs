@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::keys::sm;
 use crate::meta2::{self, load_meta, store_meta};
 use crate::sm_data::{Overlay, SmView};
-use crate::types::{Refusal, Reply};
+use crate::types::{Refusal, Reply, WriteCondition};
 use md5::{Digest, Md5};
 use oxio_proto::v1::{
     AbortUploadReply, CompleteUploadReply, ContentHeader, CreateUploadReply, PartRecord,
@@ -218,6 +218,7 @@ fn assemble(
         content_type: template.content_type.clone(),
         user_meta: template.user_meta.clone(),
         system_meta: template.system_meta.clone(),
+        tags: template.tags.clone(),
         inline_data: Vec::new(),
         metachunk_sizes: Vec::new(),
         chunks: Vec::with_capacity(chunk_count),
@@ -238,8 +239,9 @@ fn assemble(
     })
 }
 
-/// Applies `CompleteUpload`: validates, stores the object under its key (as a put:
-/// version rules, stats, reverse index), forgets the upload, and answers the stored
+/// Applies `CompleteUpload`: checks the condition, validates, stores the object under
+/// its key (as a put: version rules, stats, reverse index; the leader's proposed version
+/// and modification time come as one pair), forgets the upload, and answers the stored
 /// header, the replaced one and the parts that were not used.
 pub fn apply_complete_upload(
     ov: &mut Overlay<'_>,
@@ -247,8 +249,8 @@ pub fn apply_complete_upload(
     key: &str,
     upload_id: &str,
     listed: &[(u32, String)],
-    proposed_version: u64,
-    mtime_ms: u64,
+    (proposed_version, mtime_ms): (u64, u64),
+    condition: Option<&WriteCondition>,
 ) -> Result<Reply> {
     let Some(mut meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
@@ -256,6 +258,10 @@ pub fn apply_complete_upload(
     let Some(up) = load_upload(ov, cid, key, upload_id)? else {
         return Ok(Reply::Refused(Refusal::NoSuchUpload));
     };
+    // A failed condition leaves the upload in place (it can still be aborted).
+    if let Err(r) = meta2::check_condition(ov, cid, key, condition)? {
+        return Ok(Reply::Refused(r));
+    }
     let stored = load_parts(ov, cid, upload_id)?;
     let template = up.template.clone().unwrap_or_default();
     let assembled = match assemble(&template, &stored, listed, mtime_ms) {

@@ -94,6 +94,7 @@ impl Sm {
             parts: parts.iter().map(|(n, e)| (*n, e.to_string())).collect(),
             proposed_version: 5_000,
             mtime_ms: 42,
+            condition: None,
         })
         .await
     }

@@ -73,6 +73,7 @@ impl Sm {
                 key: key.into(),
                 header: header.encode_to_vec(),
                 proposed_version: proposed,
+                condition: None,
             })
             .await
         {

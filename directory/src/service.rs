@@ -6,7 +6,7 @@ use crate::listing::{self, ListParams};
 use crate::network::kind;
 use crate::node::{Group, Node};
 use crate::status::{self, from_check_leader, from_write, not_hosted, refusal, wrong_kind};
-use crate::types::{Command, GroupKind, Reply, META0_GROUP};
+use crate::types::{Command, GroupKind, Reply, WriteCondition, META0_GROUP};
 use crate::{meta0, meta1, meta2};
 use oxio_proto::v1::directory_server::Directory;
 use oxio_proto::v1::*;
@@ -21,6 +21,8 @@ use tracing::Instrument;
 mod mpu;
 #[path = "service_rebuild.rs"]
 mod rebuild_rpc;
+#[path = "service_tags.rs"]
+mod tags_rpc;
 
 /// Deadline of a GetMeta0 call this node makes to another node.
 const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
@@ -504,6 +506,8 @@ impl Directory for DirectoryService {
                 meta2::MAX_CHUNKS
             )));
         }
+        crate::tags::check_tags(&header.tags, crate::tags::MAX_OBJECT_TAGS)
+            .map_err(Status::invalid_argument)?;
         if header.mtime_ms == 0 {
             header.mtime_ms = oxio_common::now_ms();
         }
@@ -515,12 +519,14 @@ impl Directory for DirectoryService {
                 meta2::MAX_HEADER_BYTES
             )));
         }
+        let condition = WriteCondition::from_proto(req.condition)?;
         let g = self.group(req.group, GroupKind::Meta2)?;
         let cmd = Command::PutContent {
             cid,
             key: req.key,
             header,
             proposed_version: oxio_common::now_us(),
+            condition,
         };
         match self.write(&g, cmd).await? {
             Reply::Put { version, replaced } => Ok(Response::new(PutContentReply {
@@ -609,6 +615,22 @@ impl Directory for DirectoryService {
         .map_err(internal)?;
         cursor.status().map_err(internal)?;
         Ok(Response::new(reply))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn set_content_tags(
+        &self,
+        request: Request<SetContentTagsRequest>,
+    ) -> Res<SetContentTagsReply> {
+        self.tags_set_content(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn set_container_tags(
+        &self,
+        request: Request<SetContainerTagsRequest>,
+    ) -> Res<ContainerStatsReply> {
+        self.tags_set_container(request.into_inner()).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]

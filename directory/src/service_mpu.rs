@@ -5,7 +5,7 @@ use super::{check_key, decode, internal, parse_cid, unexpected, DirectoryService
 use crate::meta2;
 use crate::multipart::{self, MAX_PART_NUMBER, MAX_UPLOAD_ID_BYTES};
 use crate::status::refusal;
-use crate::types::{Command, GroupKind, Reply};
+use crate::types::{Command, GroupKind, Reply, WriteCondition};
 use oxio_proto::v1::*;
 use prost::Message;
 use tonic::{Response, Status};
@@ -197,6 +197,7 @@ impl DirectoryService {
             }
             parts.push((p.part_number, p.etag));
         }
+        let condition = WriteCondition::from_proto(req.condition)?;
         let g = self.group(req.group, GroupKind::Meta2)?;
         let cmd = Command::CompleteUpload {
             cid,
@@ -205,6 +206,7 @@ impl DirectoryService {
             parts,
             proposed_version: oxio_common::now_us(),
             mtime_ms: oxio_common::now_ms(),
+            condition,
         };
         Ok(Response::new(encoded(self.write(&g, cmd).await?)?))
     }

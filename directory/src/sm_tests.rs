@@ -73,6 +73,7 @@ fn put(key: &str, size: u64, chunks: &[(&str, &str)], proposed: u64) -> Command 
         key: key.into(),
         header: header(size, chunks),
         proposed_version: proposed,
+        condition: None,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::types::{
     Command, DirEntry, DirLogId, DirMembership, DirSnapshotMeta, GroupKind, Refusal, Reply,
     TypeConfig,
 };
-use crate::{meta0, meta1, meta2, multipart, rebuild};
+use crate::{meta0, meta1, meta2, multipart, rebuild, tags};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError};
 use rocksdb::DB;
@@ -106,10 +106,24 @@ impl StateMachine {
                 key,
                 header,
                 proposed_version,
+                condition,
             } => match kind {
-                GroupKind::Meta2 => {
-                    meta2::apply_put_content(ov, cid, key, header, *proposed_version)
-                }
+                GroupKind::Meta2 => meta2::apply_put_content(
+                    ov,
+                    cid,
+                    key,
+                    header,
+                    *proposed_version,
+                    condition.as_ref(),
+                ),
+                _ => wrong,
+            },
+            Command::SetContentTags { cid, key, tags } => match kind {
+                GroupKind::Meta2 => tags::apply_set_content_tags(ov, cid, key, tags),
+                _ => wrong,
+            },
+            Command::SetContainerTags { cid, tags } => match kind {
+                GroupKind::Meta2 => tags::apply_set_container_tags(ov, cid, tags.as_deref()),
                 _ => wrong,
             },
             Command::DeleteContent { cid, key } => match kind {
@@ -144,6 +158,7 @@ impl StateMachine {
                 parts,
                 proposed_version,
                 mtime_ms,
+                condition,
             } => match kind {
                 GroupKind::Meta2 => multipart::apply_complete_upload(
                     ov,
@@ -151,8 +166,8 @@ impl StateMachine {
                     key,
                     upload_id,
                     parts,
-                    *proposed_version,
-                    *mtime_ms,
+                    (*proposed_version, *mtime_ms),
+                    condition.as_ref(),
                 ),
                 _ => wrong,
             },

@@ -86,6 +86,9 @@ pub fn refusal(r: Refusal) -> Status {
             "EntityTooLarge: The completed object would hold too many chunks",
         ),
         Refusal::ContentChanged => Status::failed_precondition("content changed"),
+        Refusal::PreconditionFailed => Status::failed_precondition(
+            "PreconditionFailed: At least one of the pre-conditions you specified did not hold",
+        ),
     }
 }
 

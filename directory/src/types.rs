@@ -200,6 +200,26 @@ pub enum Command {
         header: Vec<u8>,
         /// The leader's clock in microseconds; the applied version is at least this.
         proposed_version: u64,
+        /// What the key must hold for the put to happen (entries written before this
+        /// field existed read `None`: unconditional).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition: Option<WriteCondition>,
+    },
+    /// meta2: replace the tag set of a content in place (same version, same chunks).
+    SetContentTags {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// The new tag set, `(key, value)` in order.
+        tags: Vec<(String, String)>,
+    },
+    /// meta2: set (`Some`) or remove (`None`) a container's tag set.
+    SetContainerTags {
+        /// Container id.
+        cid: String,
+        /// The new tag set, `(key, value)` in order.
+        tags: Option<Vec<(String, String)>>,
     },
     /// meta2: remove a content.
     DeleteContent {
@@ -248,6 +268,9 @@ pub enum Command {
         proposed_version: u64,
         /// Modification time of the object, chosen by the leader.
         mtime_ms: u64,
+        /// What the key must hold for the completion to happen (`None`: nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        condition: Option<WriteCondition>,
     },
     /// meta2: forget an upload and its parts.
     AbortUpload {
@@ -288,6 +311,8 @@ impl Command {
             Command::DropContainer { .. } => "drop_container",
             Command::PutContent { .. } => "put_content",
             Command::DeleteContent { .. } => "delete_content",
+            Command::SetContentTags { .. } => "set_content_tags",
+            Command::SetContainerTags { .. } => "set_container_tags",
             Command::CreateUpload { .. } => "create_upload",
             Command::PutPart { .. } => "put_part",
             Command::CompleteUpload { .. } => "complete_upload",
@@ -327,6 +352,71 @@ pub enum Refusal {
     /// The content a chunk replacement was computed for was overwritten, deleted, or
     /// no longer lists the chunk.
     ContentChanged,
+    /// The condition of a conditional write does not hold.
+    PreconditionFailed,
+}
+
+/// A condition on what a key holds, checked while applying a write (S3 conditional
+/// writes: `If-None-Match: *`, `If-Match: "etag"`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteCondition {
+    /// The key must not hold an object.
+    #[serde(default)]
+    pub if_none_match: bool,
+    /// The key must hold an object with this ETag (without quotes, lower case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
+}
+
+/// Longest ETag a condition may name.
+pub const MAX_CONDITION_ETAG_BYTES: usize = 256;
+
+impl WriteCondition {
+    /// The condition a request carries (`None` when it asks for nothing); an ETag
+    /// longer than [`MAX_CONDITION_ETAG_BYTES`] is refused.
+    pub fn from_proto(
+        c: Option<oxio_proto::v1::PutCondition>,
+    ) -> std::result::Result<Option<WriteCondition>, tonic::Status> {
+        let Some(c) = c else {
+            return Ok(None);
+        };
+        if c.if_match.len() > MAX_CONDITION_ETAG_BYTES {
+            return Err(tonic::Status::invalid_argument("if_match etag too long"));
+        }
+        let if_match = Some(bare_etag(&c.if_match)).filter(|e| !e.is_empty());
+        if !c.if_none_match && if_match.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(WriteCondition {
+            if_none_match: c.if_none_match,
+            if_match,
+        }))
+    }
+
+    /// Whether a key holding `current` (its ETag, `None` when the key is empty)
+    /// satisfies the condition; the refusal otherwise.
+    pub fn check(&self, current: Option<&str>) -> std::result::Result<(), Refusal> {
+        if self.if_none_match && current.is_some() {
+            return Err(Refusal::PreconditionFailed);
+        }
+        if let Some(want) = &self.if_match {
+            match current {
+                None => return Err(Refusal::NoSuchKey),
+                // `If-Match: *`: any object will do.
+                Some(_) if want == "*" => {}
+                Some(etag) if bare_etag(etag) != *want => return Err(Refusal::PreconditionFailed),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An ETag without quotes (and the weak prefix), lower case, for comparison.
+pub fn bare_etag(e: &str) -> String {
+    let e = e.trim();
+    let e = e.strip_prefix("W/").unwrap_or(e);
+    e.trim_matches('"').to_ascii_lowercase()
 }
 
 /// The outcome of applying one log entry.

@@ -182,6 +182,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: "a".into(),
             header: Some(header(1, b"x")),
+            condition: None,
         })
         .await
         .unwrap_err();
@@ -203,6 +204,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: "dir/a".into(),
             header: Some(header(3, b"abc")),
+            condition: None,
         })
         .await
         .unwrap()
@@ -214,6 +216,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: "dir/a".into(),
             header: Some(header(4, b"abcd")),
+            condition: None,
         })
         .await
         .unwrap()
@@ -226,6 +229,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: key.into(),
             header: Some(header(1, b"z")),
+            condition: None,
         })
         .await
         .unwrap();
@@ -236,6 +240,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: "k".repeat(1025),
             header: Some(header(1, b"z")),
+            condition: None,
         })
         .await
         .unwrap_err();
@@ -360,6 +365,7 @@ async fn node_serves_and_survives_restart() {
             cid: cid.clone(),
             key: "dir/a".into(),
             header: Some(header(5, b"abcde")),
+            condition: None,
         })
         .await
         .unwrap()

@@ -11,7 +11,13 @@
 //!
 //! HTTP dates have second precision, so the object's modification time is compared
 //! truncated to whole seconds, as it is sent in `Last-Modified`.
+//!
+//! Conditional writes (`If-None-Match: *` and `If-Match` on PutObject and
+//! CompleteMultipartUpload) are not evaluated here: [`write_condition`] turns them
+//! into a condition the directory checks in the same Raft command that stores the
+//! object, so two concurrent writers can never both pass.
 
+use oxio_sdk::PutCondition;
 use s3s::dto::{ETag, ETagCondition, Timestamp};
 use s3s::{S3Error, S3ErrorCode};
 use std::time::SystemTime;
@@ -150,6 +156,38 @@ pub fn copy_error(outcome: Outcome) -> Option<S3Error> {
             "At least one of the pre-conditions you specified did not hold",
         )),
     }
+}
+
+/// The condition of a PutObject or CompleteMultipartUpload: `If-None-Match` accepts
+/// only `*` (anything else answers `NotImplemented`, as AWS), `If-Match` an ETag (or
+/// `*`: the key must hold an object).
+pub fn write_condition(
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+) -> Result<Option<PutCondition>, S3Error> {
+    let if_none_match = match if_none_match {
+        None => false,
+        Some(ETagCondition::Any) => true,
+        Some(ETagCondition::ETag(_)) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "A header you provided implies functionality that is not implemented: \
+                 If-None-Match on a write accepts only '*'",
+            ))
+        }
+    };
+    let if_match = match if_match {
+        None => String::new(),
+        Some(ETagCondition::Any) => "*".to_string(),
+        Some(ETagCondition::ETag(e)) => e.value().to_string(),
+    };
+    if !if_none_match && if_match.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(PutCondition {
+        if_none_match,
+        if_match,
+    }))
 }
 
 #[cfg(test)]
@@ -310,5 +348,24 @@ mod tests {
         let e = copy_error(Outcome::NotModified).unwrap();
         assert_eq!(*e.code(), S3ErrorCode::PreconditionFailed);
         assert!(copy_error(Outcome::Proceed).is_none());
+    }
+
+    #[test]
+    fn write_conditions_take_star_or_an_etag() {
+        assert!(write_condition(None, None).unwrap().is_none());
+        let c = write_condition(None, Some(ETagCondition::Any))
+            .unwrap()
+            .unwrap();
+        assert!(c.if_none_match && c.if_match.is_empty());
+        let e = ETagCondition::ETag(ETag::Strong("abc".into()));
+        let c = write_condition(Some(e.clone()), None).unwrap().unwrap();
+        assert!(!c.if_none_match);
+        assert_eq!(c.if_match, "abc");
+        let c = write_condition(Some(ETagCondition::Any), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.if_match, "*");
+        let err = write_condition(None, Some(e)).unwrap_err();
+        assert_eq!(*err.code(), S3ErrorCode::NotImplemented);
     }
 }

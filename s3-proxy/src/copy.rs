@@ -149,10 +149,16 @@ pub async fn copy_object(
         })?,
     };
     opts.expected_len = Some(header.size);
+    opts.tags = crate::tagging::for_copy(
+        input.tagging_directive.as_ref(),
+        input.tagging.as_deref(),
+        &header.tags,
+    )?;
     // The copy gets the class the request names (STANDARD when none), as AWS.
     classes.apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
     tracing::debug!(src_bucket = %src.bucket, src_key = %src.key, size = header.size, "copying");
-    let (stream, source_error) = source_stream(sdk, header);
+    let size = header.size;
+    let (stream, source_error) = source_stream(sdk, header, 0, size);
     let stored = sdk
         .put_object(account, &input.bucket, &input.key, stream, opts)
         .await;
@@ -180,19 +186,20 @@ pub async fn copy_object(
 }
 
 /// Where a source read failure is kept for the caller.
-type SourceError = Arc<Mutex<Option<oxio_sdk::Error>>>;
+pub(crate) type SourceError = Arc<Mutex<Option<oxio_sdk::Error>>>;
 
-/// The whole source object as a byte stream; a read error ends the stream and is
-/// kept in the returned slot.
-fn source_stream(
+/// Bytes `start..end` of the source object as a byte stream; a read error ends the
+/// stream and is kept in the returned slot.
+pub(crate) fn source_stream(
     sdk: &Client,
     header: ContentHeader,
+    start: u64,
+    end: u64,
 ) -> (
     impl futures::Stream<Item = Result<Bytes, String>> + Unpin + Send,
     SourceError,
 ) {
-    let size = header.size;
-    let mut rx = sdk.read_object(header, 0, size);
+    let mut rx = sdk.read_object(header, start, end);
     let slot: SourceError = Arc::new(Mutex::new(None));
     let keep = slot.clone();
     let stream = futures::stream::poll_fn(move |cx| {

@@ -39,6 +39,7 @@ pub fn s3_error(e: oxio_sdk::Error) -> S3Error {
         E::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
         E::InvalidRange => S3ErrorCode::InvalidRange,
         E::BadDigest => S3ErrorCode::BadDigest,
+        E::PreconditionFailed => S3ErrorCode::PreconditionFailed,
         E::IncompleteBody { .. } => S3ErrorCode::IncompleteBody,
         E::Body(_) => S3ErrorCode::IncompleteBody,
         E::Quorum { .. } | E::Placement(_) | E::Unavailable(_) => S3ErrorCode::ServiceUnavailable,

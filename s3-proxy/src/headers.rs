@@ -91,7 +91,7 @@ pub fn put_options(h: HeaderInputs) -> S3Result<PutOptions> {
             .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_string()),
         user_meta,
         system_meta,
-        policy: None,
+        ..PutOptions::default()
     })
 }
 
@@ -104,7 +104,7 @@ pub fn copied_options(src: &ContentHeader) -> PutOptions {
         content_type: src.content_type.clone(),
         user_meta: src.user_meta.clone(),
         system_meta: src.system_meta.clone(),
-        policy: None,
+        ..PutOptions::default()
     }
 }
 

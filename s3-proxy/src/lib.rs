@@ -2,10 +2,12 @@
 //! parsing, SigV4 verification, error XML as AWS returns it) and turns every
 //! operation into `oxio-sdk` calls: the bucket is a container of the account that
 //! owns the access key, bodies stream through without being held whole.
-//! Beyond the object basics it serves CopyObject server side ([`copy`]), ListObjects
+//! Beyond the object basics it serves CopyObject and UploadPartCopy server side
+//! ([`copy`], [`part_copy`]), ListObjects
 //! v1 and v2 ([`listing`]), conditional GET / HEAD ([`conditional`]) and the stored
 //! system headers with their `response-*` overrides ([`headers`]), and maps
-//! `x-amz-storage-class` to storage policies ([`storage_class`]).
+//! `x-amz-storage-class` to storage policies ([`storage_class`]) and serves object and
+//! bucket tagging ([`tagging`]).
 //!
 //! Every response carries a fresh `x-amz-request-id`; the id goes into the request's
 //! `tracing` span and, as `x-oxio-request-id`, onto every chunk request to a rawx.
@@ -13,6 +15,7 @@
 //! ([`metrics`], [`front`]).
 
 pub mod auth;
+pub mod checksum;
 pub mod conditional;
 pub mod copy;
 pub mod error;
@@ -21,9 +24,11 @@ pub mod headers;
 pub mod listing;
 pub mod metrics;
 pub mod multipart;
+pub mod part_copy;
 pub mod server;
 pub mod service;
 pub mod storage_class;
+pub mod tagging;
 
 pub use error::{Error, Result};
 pub use server::{start, S3Config, Started};

@@ -2,6 +2,7 @@
 //! CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads)
 //! mapped onto the sdk, with the S3 error codes clients expect.
 
+use crate::checksum;
 use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs};
 use crate::listing::url_encode;
@@ -46,7 +47,8 @@ pub fn mpu_error(e: MultipartError) -> S3Error {
     S3Error::with_message(code, msg)
 }
 
-fn part_number(n: i32) -> S3Result<u32> {
+/// Checks an S3 part number (1 to 10,000).
+pub(crate) fn part_number(n: i32) -> S3Result<u32> {
     match u32::try_from(n) {
         Ok(n) if (1..=MAX_PART_NUMBER).contains(&n) => Ok(n),
         _ => Err(s3_error!(
@@ -88,6 +90,7 @@ pub async fn create(
         metadata: input.metadata,
     })?;
     classes.apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
+    opts.tags = crate::tagging::from_header(input.tagging.as_deref())?;
     let up = sdk
         .create_upload(account, &input.bucket, &input.key, opts)
         .await
@@ -105,42 +108,36 @@ pub async fn upload_part(
     sdk: &Client,
     account: &str,
     input: UploadPartInput,
+    announced: Option<checksum::Expected>,
 ) -> S3Result<UploadPartOutput> {
     let n = part_number(input.part_number)?;
     let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
     let expected_len = input.content_length.map(|l| l.max(0) as u64);
-    let part = match input.body {
-        Some(body) => {
-            sdk.upload_part(
-                account,
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                n,
-                body,
-                expected_len,
-                expected_md5,
-            )
-            .await
-        }
-        None => {
-            let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-            sdk.upload_part(
-                account,
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                n,
-                empty,
-                expected_len,
-                expected_md5,
-            )
-            .await
-        }
-    }
-    .map_err(mpu_error)?;
+    let body = input.body.unwrap_or_else(|| {
+        StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+    });
+    let (body, verdict) = checksum::verify(body, announced.clone(), None);
+    let part = sdk
+        .upload_part(
+            account,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            n,
+            body,
+            expected_len,
+            expected_md5,
+        )
+        .await
+        .map_err(|e| checksum::upload_error(&verdict, mpu_error(e)))?;
+    let sums = checksum::fields(checksum::verified(&verdict, announced.as_ref()));
     Ok(UploadPartOutput {
         e_tag: Some(ETag::Strong(part.etag)),
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
         ..Default::default()
     })
 }
@@ -151,6 +148,8 @@ pub async fn complete(
     account: &str,
     input: CompleteMultipartUploadInput,
 ) -> S3Result<CompleteMultipartUploadOutput> {
+    let condition =
+        crate::conditional::write_condition(input.if_match.clone(), input.if_none_match.clone())?;
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -177,7 +176,14 @@ pub async fn complete(
         parts.push((n, etag.value().trim_matches('"').to_string()));
     }
     let header = sdk
-        .complete_upload(account, &input.bucket, &input.key, &input.upload_id, &parts)
+        .complete_upload(
+            account,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            &parts,
+            condition,
+        )
         .await
         .map_err(mpu_error)?;
     Ok(CompleteMultipartUploadOutput {

@@ -1,12 +1,12 @@
 //! S3 operations mapped onto the sdk.
 
 use crate::auth::KeyStore;
-use crate::conditional::{get_error, Conditions};
+use crate::conditional::{get_error, write_condition, Conditions};
 use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs, Overrides, Served};
 use crate::metrics::{Layout, S3Metrics};
 use crate::storage_class::{served_class, StorageClasses};
-use crate::{copy, listing, multipart};
+use crate::{checksum, copy, listing, multipart, part_copy, tagging};
 use base64::Engine;
 use bytes::Bytes;
 use oxio_sdk::{Client, ContentHeader};
@@ -237,6 +237,7 @@ impl S3 for OxioS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let account = self.account(&req).await?;
+        let announced = checksum::expected(&req.headers, req.trailing_headers.clone())?;
         let input = req.input;
         check_put_size(input.content_length)?;
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
@@ -251,22 +252,21 @@ impl S3 for OxioS3 {
         })?;
         opts.expected_len = input.content_length.map(|l| l.max(0) as u64);
         opts.expected_md5 = expected_md5;
+        opts.tags = tagging::from_header(input.tagging.as_deref())?;
+        opts.condition = write_condition(input.if_match, input.if_none_match)?;
+        opts.body_meta = Some(oxio_sdk::BodyMeta::default());
         self.classes
             .apply(input.storage_class.as_ref().map(|c| c.as_str()), &mut opts)?;
-        let header = match input.body {
-            Some(body) => {
-                self.sdk
-                    .put_object(&account, &input.bucket, &input.key, body, opts)
-                    .await
-            }
-            None => {
-                let empty = futures::stream::empty::<Result<Bytes, std::io::Error>>();
-                self.sdk
-                    .put_object(&account, &input.bucket, &input.key, empty, opts)
-                    .await
-            }
-        }
-        .map_err(s3_error)?;
+        let body = input.body.unwrap_or_else(|| {
+            StreamingBlob::wrap(futures::stream::empty::<Result<Bytes, std::io::Error>>())
+        });
+        let (body, verdict) = checksum::verify(body, announced.clone(), opts.body_meta.clone());
+        let header = self
+            .sdk
+            .put_object(&account, &input.bucket, &input.key, body, opts)
+            .await
+            .map_err(|e| checksum::upload_error(&verdict, s3_error(e)))?;
+        let sums = checksum::fields(checksum::verified(&verdict, announced.as_ref()));
         self.object_stored(if header.policy == "INLINE" {
             Layout::Inline
         } else {
@@ -274,6 +274,11 @@ impl S3 for OxioS3 {
         });
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(etag(&header)),
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..Default::default()
         }))
     }
@@ -308,6 +313,12 @@ impl S3 for OxioS3 {
         let e_tag = etag(&header);
         let last_modified = timestamp_ms(header.mtime_ms);
         let storage_class = served_class(&header).map(StorageClass::from);
+        let tag_count = tagging::count(&header.tags);
+        // The whole object's checksum, when asked for and the whole object is served.
+        let sums = match (&input.checksum_mode, &input.range) {
+            (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
+            _ => checksum::fields(None),
+        };
         let mut rx = self.sdk.read_object(header, start, end);
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let output = GetObjectOutput {
@@ -325,6 +336,12 @@ impl S3 for OxioS3 {
             expires: served.expires,
             metadata: served.metadata,
             storage_class,
+            tag_count,
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -343,7 +360,17 @@ impl S3 for OxioS3 {
             .await
             .map_err(s3_error)?;
         let served = conditions_then_served!(input, &header);
-        Ok(S3Response::new(HeadObjectOutput {
+        let tag_count = tagging::count(&header.tags);
+        let sums = match &input.checksum_mode {
+            Some(m) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
+            _ => checksum::fields(None),
+        };
+        let mut resp = S3Response::new(HeadObjectOutput {
+            checksum_crc32: sums.checksum_crc32,
+            checksum_crc32c: sums.checksum_crc32c,
+            checksum_crc64nvme: sums.checksum_crc64nvme,
+            checksum_sha1: sums.checksum_sha1,
+            checksum_sha256: sums.checksum_sha256,
             content_length: Some(header.size as i64),
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(etag(&header)),
@@ -357,7 +384,13 @@ impl S3 for OxioS3 {
             metadata: served.metadata,
             storage_class: served_class(&header).map(StorageClass::from),
             ..Default::default()
-        }))
+        });
+        // HeadObjectOutput has no field for it; GET and HEAD answer the same headers.
+        if let Some(n) = tag_count {
+            resp.headers
+                .insert("x-amz-tagging-count", http::HeaderValue::from(n));
+        }
+        Ok(resp)
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
@@ -483,7 +516,18 @@ impl S3 for OxioS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let account = self.account(&req).await?;
-        let out = multipart::upload_part(&self.sdk, &account, req.input).await?;
+        let announced = checksum::expected(&req.headers, req.trailing_headers.clone())?;
+        let out = multipart::upload_part(&self.sdk, &account, req.input, announced).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let account = self.account(&req).await?;
+        let out = part_copy::upload_part_copy(&self.sdk, &account, req.input).await?;
         Ok(S3Response::new(out))
     }
 
@@ -516,6 +560,66 @@ impl S3 for OxioS3 {
         let account = self.account(&req).await?;
         let out = multipart::list_parts(&self.sdk, &account, req.input).await?;
         Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let account = self.account(&req).await?;
+        let out = tagging::put_object(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let account = self.account(&req).await?;
+        let out = tagging::get_object(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let account = self.account(&req).await?;
+        let out = tagging::delete_object(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        let account = self.account(&req).await?;
+        tagging::put_bucket(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(PutBucketTaggingOutput {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        let account = self.account(&req).await?;
+        let out = tagging::get_bucket(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        let account = self.account(&req).await?;
+        tagging::delete_bucket(&self.sdk, &account, &req.input.bucket).await?;
+        Ok(S3Response::new(DeleteBucketTaggingOutput {}))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]

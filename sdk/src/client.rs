@@ -140,7 +140,19 @@ pub struct PutOptions {
     pub system_meta: HashMap<String, String>,
     /// Policy override.
     pub policy: Option<StoragePolicy>,
+    /// Tag set stored with the object.
+    pub tags: Vec<Tag>,
+    /// What the key must hold for the put to happen, checked by the directory in the
+    /// same command that stores the object (`None`: unconditional).
+    pub condition: Option<PutCondition>,
+    /// Stored headers known only once the whole body has been read (a checksum sent
+    /// in a trailer): filled by the body's producer, merged into `system_meta` right
+    /// before the commit.
+    pub body_meta: Option<BodyMeta>,
 }
+
+/// Shared slot for [`PutOptions::body_meta`].
+pub type BodyMeta = Arc<std::sync::Mutex<HashMap<String, String>>>;
 
 /// One page of a listing.
 #[derive(Clone, Debug, Default)]
@@ -516,6 +528,12 @@ impl Client {
                 return Err(Error::BadDigest);
             }
         }
+        let mut system_meta = opts.system_meta;
+        if let Some(late) = &opts.body_meta {
+            if let Ok(late) = late.lock() {
+                system_meta.extend(late.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
         let header = ContentHeader {
             content_id: up.content_id.0.to_vec(),
             version: 0,
@@ -525,7 +543,8 @@ impl Client {
             mtime_ms: oxio_common::now_ms(),
             content_type: opts.content_type,
             user_meta: opts.user_meta,
-            system_meta: opts.system_meta,
+            system_meta,
+            tags: opts.tags,
             inline_data: up.inline.map(|b| b.to_vec()).unwrap_or_default(),
             metachunk_sizes: up.metachunk_sizes,
             chunks: up.chunks,
@@ -542,6 +561,7 @@ impl Client {
                     cid: cid.clone(),
                     key: k.clone(),
                     header: Some(h.clone()),
+                    condition: opts.condition.clone(),
                 },
                 |mut c, r| async move { c.put_content(r).await },
             )
@@ -549,10 +569,15 @@ impl Client {
         let reply = match reply {
             Ok(Ok(r)) => r,
             Ok(Err(s)) => {
+                // Refused (missing container, failed condition): nothing refers to the
+                // chunks just written.
                 self.inner.delete_chunks_later(header.chunks);
                 if s.code() == Code::NotFound {
-                    self.inner.containers.remove(&cid);
-                    return Err(Error::NoSuchContainer);
+                    if s.message().contains("container") {
+                        self.inner.containers.remove(&cid);
+                        return Err(Error::NoSuchContainer);
+                    }
+                    return Err(Error::NoSuchKey);
                 }
                 return Err(unexpected(s));
             }

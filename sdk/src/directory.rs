@@ -279,6 +279,9 @@ impl DirectoryResolver {
 pub fn unexpected(s: Status) -> Error {
     match s.code() {
         Code::InvalidArgument => Error::InvalidArgument(s.message().to_string()),
+        Code::FailedPrecondition if s.message().starts_with("PreconditionFailed") => {
+            Error::PreconditionFailed
+        }
         Code::Unavailable | Code::DeadlineExceeded => Error::Unavailable(s.message().to_string()),
         _ => Error::Internal(format!("directory: {:?}: {}", s.code(), s.message())),
     }

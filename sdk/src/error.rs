@@ -24,6 +24,10 @@ pub enum Error {
     /// The requested range does not overlap the object.
     #[error("requested range not satisfiable")]
     InvalidRange,
+    /// The condition of a conditional write did not hold (the key holds an object
+    /// when none was allowed, or one with another ETag).
+    #[error("at least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
     /// The uploaded bytes do not match the digest the client sent.
     #[error("content MD5 mismatch")]
     BadDigest,

@@ -18,7 +18,8 @@ pub mod policy;
 pub mod put;
 pub mod rawx;
 pub mod rebuild;
+pub mod tags;
 
-pub use client::{Client, ClientConfig, ListPage, ObjectInfo, PutOptions};
+pub use client::{BodyMeta, Client, ClientConfig, ListPage, ObjectInfo, PutOptions};
 pub use error::{Error, Result};
-pub use oxio_proto::v1::{ContainerRecord, ContentHeader, ListEntry};
+pub use oxio_proto::v1::{ContainerRecord, ContentHeader, ListEntry, PutCondition, Tag};

@@ -87,6 +87,8 @@ fn from_status(s: Status) -> MultipartError {
     match s.code() {
         Code::NotFound if msg.contains("upload") => MultipartError::NoSuchUpload,
         Code::NotFound if msg.contains("container") => Error::NoSuchContainer.into(),
+        // A completion conditioned on an ETag of a key that holds nothing.
+        Code::NotFound if msg.contains("key") => Error::NoSuchKey.into(),
         Code::FailedPrecondition => {
             let (code, detail) = msg.split_once(':').unwrap_or((msg, ""));
             let detail = detail.trim().to_string();
@@ -95,6 +97,7 @@ fn from_status(s: Status) -> MultipartError {
                 "InvalidPartOrder" => MultipartError::InvalidPartOrder(detail),
                 "EntityTooSmall" => MultipartError::EntityTooSmall(detail),
                 "EntityTooLarge" => MultipartError::EntityTooLarge(detail),
+                "PreconditionFailed" => Error::PreconditionFailed.into(),
                 _ => unexpected(s).into(),
             }
         }
@@ -158,6 +161,7 @@ impl Client {
             content_type: opts.content_type,
             user_meta: opts.user_meta,
             system_meta: opts.system_meta,
+            tags: opts.tags,
             ..Default::default()
         };
         let mut last = None;
@@ -284,9 +288,10 @@ impl Client {
         }
     }
 
-    /// Completes an upload from `(part number, etag)` pairs in ascending order.
-    /// Returns the stored header; the replaced object's chunks and those of parts not
-    /// listed are deleted in the background.
+    /// Completes an upload from `(part number, etag)` pairs in ascending order, if
+    /// `condition` holds on the key (checked in the same directory command; a failed
+    /// condition leaves the upload in place). Returns the stored header; the replaced
+    /// object's chunks and those of parts not listed are deleted in the background.
     #[tracing::instrument(level = "debug", skip(self, parts), fields(parts = parts.len()))]
     pub async fn complete_upload(
         &self,
@@ -295,6 +300,7 @@ impl Client {
         key: &str,
         upload_id: &str,
         parts: &[(u32, String)],
+        condition: Option<PutCondition>,
     ) -> MpuResult<ContentHeader> {
         check_key(key)?;
         if parts.is_empty() {
@@ -324,6 +330,7 @@ impl Client {
                     key: key.to_string(),
                     upload_id: upload_id.to_string(),
                     parts: listed.clone(),
+                    condition: condition.clone(),
                 });
                 r.set_timeout(t);
                 async move { c.complete_upload(r).await }

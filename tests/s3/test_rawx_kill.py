@@ -9,12 +9,9 @@ files (they are never served: a GET only opens published chunk files).
 
 import concurrent.futures
 import hashlib
-import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -23,9 +20,9 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import OXIOD, free_port_base
+from conftest import free_port_base
+from procs import Proc, oxio, wait_rawx, write
 
-OXIO = os.environ.get("OXIO") or os.path.join(os.path.dirname(OXIOD), "oxio")
 RAWX = 7
 VICTIM = 3
 # Inline, THREECOPIES (size rule), and EC 4+2 with one and two metachunk stripes.
@@ -33,50 +30,6 @@ SIZES = [2_000, 100_000, 300_000, 1_500_000]
 WRITERS = 4
 STORM_BEFORE_KILL_S = 2.0
 STORM_AFTER_KILL_S = 8.0
-
-
-class Proc:
-    def __init__(self, name, config, data):
-        self.name = name
-        self.config = config
-        self.log = open(os.path.join(data, f"{name}.log"), "w")
-        self.proc = None
-
-    def start(self, deadline_s=120):
-        self.proc = subprocess.Popen(
-            [OXIOD, "run", self.config],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            env=dict(os.environ, RUST_LOG="warn"),
-        )
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            line = self.proc.stdout.readline()
-            if "oxiod ready" in line:
-                return self
-            if line == "" and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.proc.returncode}; see {self.log.name}")
-        raise RuntimeError(f"{self.name} not ready after {deadline_s} s")
-
-    def kill9(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 @pytest.fixture
@@ -127,23 +80,6 @@ workers = 1
         for p in procs.values():
             p.stop()
         shutil.rmtree(data, ignore_errors=True)
-
-
-def oxio(env, *args):
-    r = subprocess.run([OXIO, *args, "--format", "json"], env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, f"oxio {' '.join(args)}: {r.stderr}"
-    return json.loads(r.stdout)
-
-
-def wait_rawx(env, up, deadline_s=60):
-    end = time.monotonic() + deadline_s
-    while True:
-        states = oxio(env, "cluster", "list", "rawx")
-        ready = [s["id"] for s in states if s["up"] and s["score"] > 0]
-        if len(ready) >= up:
-            return
-        assert time.monotonic() < end, f"only {ready} ready"
-        time.sleep(0.2)
 
 
 def pending_files(volume):
