@@ -85,6 +85,7 @@ async fn a_group_replicates_between_two_nodes() {
         .unwrap();
     assert_eq!(r.data, Reply::Done);
     let header = ContentHeader {
+        placement_degraded: false,
         size: 3,
         inline_data: b"abc".to_vec(),
         ..Default::default()

@@ -209,6 +209,7 @@ fn assemble(
     let etags: Vec<&str> = chosen.iter().map(|p| p.etag.as_str()).collect();
     let etag = multipart_etag(&etags).ok_or(Refusal::InvalidPart)?;
     let mut header = ContentHeader {
+        placement_degraded: false,
         content_id: template.content_id.clone(),
         version: 0,
         size: 0,
@@ -224,6 +225,7 @@ fn assemble(
         chunks: Vec::with_capacity(chunk_count),
     };
     for p in &chosen {
+        header.placement_degraded |= p.placement_degraded;
         let base = header.metachunk_sizes.len() as u32;
         header.size = header.size.saturating_add(p.size);
         header.metachunk_sizes.extend_from_slice(&p.metachunk_sizes);

@@ -60,6 +60,7 @@ impl Sm {
 
     async fn create(&mut self, key: &str, id: &str, at: u64) -> Reply {
         let template = ContentHeader {
+            placement_degraded: false,
             content_id: vec![7; 16],
             policy: "EC42".into(),
             content_type: "text/plain".into(),
@@ -120,6 +121,7 @@ fn part(n: u32, metachunks: &[u64], tag: &str) -> PartRecord {
         }
     }
     PartRecord {
+        placement_degraded: false,
         part_number: n,
         size: metachunks.iter().sum(),
         etag: md5_hex(tag),
@@ -154,7 +156,10 @@ async fn completion_concatenates_parts_and_renumbers_metachunks() {
     s.put_part("obj", "u1", part(2, &[5 * MIB], "p2-old")).await;
     let r: PutPartReply = decode(s.put_part("obj", "u1", part(2, &[5 * MIB], "p2")).await);
     assert_eq!(r.replaced.unwrap().etag, md5_hex("p2-old"));
-    s.put_part("obj", "u1", part(3, &[MIB], "p3")).await;
+    // Part 3 was placed with less spread than wished: the object inherits the flag.
+    let mut p3 = part(3, &[MIB], "p3");
+    p3.placement_degraded = true;
+    s.put_part("obj", "u1", p3).await;
     s.put_part("obj", "u1", part(4, &[MIB], "p4")).await;
     // The replaced part's chunks left the reverse index; parts are indexed.
     let on0 = meta2::chunks_on_rawx(&s.sm.view(), "rawx-0", 100).unwrap();
@@ -182,6 +187,7 @@ async fn completion_concatenates_parts_and_renumbers_metachunks() {
     assert_eq!(h.content_id, vec![7; 16]);
     assert_eq!(h.user_meta.get("color").map(String::as_str), Some("blue"));
     assert_eq!(h.mtime_ms, 42);
+    assert!(h.placement_degraded, "a flagged part flags the object");
     let by_meta: Vec<(u32, &str)> = h
         .chunks
         .iter()
@@ -208,6 +214,7 @@ async fn completion_concatenates_parts_and_renumbers_metachunks() {
     assert_eq!((meta.objects, meta.bytes, meta.uploads), (1, 12 * MIB, 0));
     let stored = meta2::get_content(&view, CID, "obj").unwrap().unwrap();
     assert_eq!(stored.etag, h.etag);
+    assert!(stored.placement_degraded);
     let on0 = meta2::chunks_on_rawx(&view, "rawx-0", 100).unwrap();
     assert_eq!(on0.len(), 4);
     assert!(on0.iter().all(|e| e.version == 5_000 && e.key == "obj"));

@@ -51,6 +51,7 @@ impl Sm {
     /// Stores an EC-like content whose fragment j of metachunk 0 is `chunks[j]`.
     async fn put(&mut self, key: &str, chunks: &[(&str, &str)], proposed: u64) -> u64 {
         let header = ContentHeader {
+            placement_degraded: false,
             size: 10,
             policy: "EC42".into(),
             chunks: chunks

@@ -51,6 +51,7 @@ fn entry(index: u64, cmd: Command) -> DirEntry {
 
 fn header(size: u64, chunks: &[(&str, &str)]) -> Vec<u8> {
     ContentHeader {
+        placement_degraded: false,
         size,
         policy: "TWOCOPIES".into(),
         chunks: chunks

@@ -69,6 +69,7 @@ fn put(key: &str, etag: &str, chunk: &str, condition: Option<WriteCondition>) ->
         cid: CID.into(),
         key: key.into(),
         header: ContentHeader {
+            placement_degraded: false,
             size: 10,
             etag: etag.into(),
             policy: "TWOCOPIES".into(),

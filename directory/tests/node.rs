@@ -46,6 +46,7 @@ async fn wait_ready(c: &mut DirectoryClient<Channel>) -> Meta0Table {
 
 fn header(size: u64, data: &[u8]) -> ContentHeader {
     ContentHeader {
+        placement_degraded: false,
         content_id: vec![7; 16],
         size,
         policy: "INLINE".into(),

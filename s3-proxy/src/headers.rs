@@ -224,6 +224,7 @@ mod tests {
             "Tue, 14 Nov 2023 22:13:20 GMT"
         );
         let header = ContentHeader {
+            placement_degraded: false,
             content_type: opts.content_type.clone(),
             user_meta: opts.user_meta.clone(),
             system_meta: opts.system_meta.clone(),
@@ -258,6 +259,7 @@ mod tests {
     #[test]
     fn overrides_replace_only_what_they_name() {
         let header = ContentHeader {
+            placement_degraded: false,
             content_type: "text/plain".into(),
             system_meta: [(SYS_CACHE_CONTROL.to_string(), "no-cache".to_string())].into(),
             ..Default::default()

@@ -535,6 +535,7 @@ impl Client {
             }
         }
         let header = ContentHeader {
+            placement_degraded: up.placement_degraded,
             content_id: up.content_id.0.to_vec(),
             version: 0,
             size: up.size,

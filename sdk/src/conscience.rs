@@ -34,13 +34,15 @@ impl ConscienceHandle {
         })
     }
 
-    /// `count` distinct services of `service_type` for one metachunk.
+    /// `count` distinct services of `service_type` for one metachunk, and whether
+    /// they sit closer together than the topology would allow
+    /// (`PlaceReply::distance_degraded`).
     pub async fn place(
         &self,
         service_type: &str,
         count: usize,
         avoid: &[String],
-    ) -> Result<Vec<ServiceState>> {
+    ) -> Result<(Vec<ServiceState>, bool)> {
         if self.clients.is_empty() {
             return Err(Error::Placement("no conscience address configured".into()));
         }
@@ -56,14 +58,15 @@ impl ConscienceHandle {
             req.set_timeout(self.rpc_timeout);
             match c.clone().place(req).await {
                 Ok(r) => {
-                    let services = r.into_inner().services;
+                    let reply = r.into_inner();
+                    let services = reply.services;
                     if services.len() != count {
                         return Err(Error::Placement(format!(
                             "conscience {addr} gave {} services, {count} needed",
                             services.len()
                         )));
                     }
-                    return Ok(services);
+                    return Ok((services, reply.distance_degraded));
                 }
                 Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                     return Err(Error::Placement(s.message().to_string()))

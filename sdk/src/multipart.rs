@@ -156,6 +156,7 @@ impl Client {
         };
         let policy = self.choose_policy(&cid, m2, &probe).await?;
         let template = ContentHeader {
+            placement_degraded: false,
             content_id: ContentId::random().0.to_vec(),
             policy: policy.to_string(),
             content_type: opts.content_type,
@@ -251,6 +252,7 @@ impl Client {
             }
         }
         let part = PartRecord {
+            placement_degraded: up.placement_degraded,
             part_number,
             size: up.size,
             etag: hex::encode(up.md5),

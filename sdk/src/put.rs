@@ -34,6 +34,8 @@ pub struct Uploaded {
     pub metachunk_sizes: Vec<u64>,
     /// Every chunk written.
     pub chunks: Vec<ChunkRecord>,
+    /// Some metachunk was placed with less spread than the topology allows.
+    pub placement_degraded: bool,
 }
 
 /// Pulls the body into `buf` until it holds `want` bytes or the body ends.
@@ -130,6 +132,7 @@ where
             policy: "INLINE".into(),
             metachunk_sizes: Vec::new(),
             chunks: Vec::new(),
+            placement_degraded: false,
         });
     }
     if !more && pending.is_empty() {
@@ -144,9 +147,11 @@ where
             policy: policy.to_string(),
             metachunk_sizes: Vec::new(),
             chunks: Vec::new(),
+            placement_degraded: false,
         });
     }
     let mut written: Vec<ChunkRecord> = Vec::new();
+    let mut placement_degraded = false;
     let result = upload_chunked(
         inner,
         cid,
@@ -157,6 +162,7 @@ where
         &mut received,
         &mut md5,
         &mut written,
+        &mut placement_degraded,
     )
     .await;
     let result = result.and_then(|sizes| check_len(expected_len, received).map(|_| sizes));
@@ -169,6 +175,7 @@ where
             policy: policy.to_string(),
             metachunk_sizes,
             chunks: written,
+            placement_degraded,
         }),
         Err(e) => {
             inner.delete_chunks_later(written);
@@ -195,6 +202,7 @@ async fn upload_chunked<S, E>(
     received: &mut u64,
     md5: &mut Md5,
     written: &mut Vec<ChunkRecord>,
+    placement_degraded: &mut bool,
 ) -> Result<Vec<u64>>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
@@ -220,7 +228,15 @@ where
         if pending.is_empty() && !fill(body, pending, 1, received).await? {
             break;
         }
-        let targets = inner.conscience.place("rawx", width, &[]).await?;
+        let (targets, degraded) = inner.conscience.place("rawx", width, &[]).await?;
+        if degraded {
+            tracing::warn!(
+                content = %content_id,
+                metachunk,
+                "metachunk placed with less spread than the topology allows; content flagged"
+            );
+            *placement_degraded = true;
+        }
         let mut senders = Vec::with_capacity(width);
         let mut tasks = Vec::with_capacity(width);
         for (j, svc) in targets.iter().enumerate() {

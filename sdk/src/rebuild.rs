@@ -355,6 +355,7 @@ async fn regenerate(
         .conscience
         .place("rawx", 1, &avoid)
         .await?
+        .0
         .into_iter()
         .next()
         .and_then(|s| s.info)
@@ -617,6 +618,7 @@ mod tests {
             ..Default::default()
         };
         let h = ContentHeader {
+            placement_degraded: false,
             chunks: vec![c(0, 0, "r1"), c(0, 1, "r2"), c(0, 2, "r0"), c(1, 0, "r9")],
             ..Default::default()
         };

@@ -99,6 +99,12 @@ impl TestGrid {
     /// Starts `n` more rawx (ids and volumes numbered after the existing ones), each
     /// limited to `capacity` bytes when given. Does not wait for them to register.
     pub fn add_rawx(&mut self, n: usize, capacity: Option<u64>) -> Result<()> {
+        self.add_rawx_on("host1", n, capacity)
+    }
+
+    /// As [`TestGrid::add_rawx`], on host `host` of rack1 (location
+    /// `local.rack1.<host>.vol<i>`).
+    pub fn add_rawx_on(&mut self, host: &str, n: usize, capacity: Option<u64>) -> Result<()> {
         let any: std::net::SocketAddr = "127.0.0.1:0".parse()?;
         let first = self.rawx.len();
         for i in first..first + n {
@@ -107,7 +113,7 @@ impl TestGrid {
                 any,
                 self.dir.path().join(format!("vol{i}")),
             );
-            cfg.location = format!("local.rack1.host1.vol{i}");
+            cfg.location = format!("local.rack1.{host}.vol{i}");
             cfg.workers = 1;
             cfg.conscience = self.conscience_addrs();
             cfg.heartbeat_interval = Duration::from_millis(200);
