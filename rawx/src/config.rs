@@ -64,6 +64,9 @@ pub struct RawxConfig {
     /// free share of the capacity (capped by the file system's free bytes), and a PUT
     /// that would not fit is answered 507.
     pub capacity_bytes: Option<u64>,
+    /// Read and write chunk files with `O_DIRECT`, bypassing the page cache (the
+    /// volume's file system must support it: start fails when it does not).
+    pub direct_io: bool,
     /// Bytes per second the background scrubber reads at most; 0 disables it.
     pub scrub_rate_bytes_per_s: u64,
     /// Time from the end of one scrub pass to the start of the next.
@@ -86,6 +89,7 @@ impl RawxConfig {
             conscience: Vec::new(),
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             capacity_bytes: None,
+            direct_io: false,
             scrub_rate_bytes_per_s: DEFAULT_SCRUB_RATE_BYTES_PER_S,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
         }

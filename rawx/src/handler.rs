@@ -252,6 +252,9 @@ async fn info(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
         "chunks": stats.chunks(),
         "bytes": stats.bytes(),
         "driver": shared.driver,
+        "direct_io": shared.volume.direct_io(),
+        "capacity_bytes": shared.volume.capacity(),
+        "reserved_bytes": stats.reserved(),
         "requests": stats.requests(),
         "checksum_errors": stats.checksum_errors(),
     })

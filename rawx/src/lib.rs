@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod direct;
 pub mod error;
 pub mod format;
 pub mod handler;

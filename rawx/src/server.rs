@@ -104,6 +104,15 @@ fn bind_reuseport(addr: SocketAddr) -> Result<std::net::TcpListener> {
 pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started> {
     config.validate()?;
     let report = scan_volume(&config.volume)?;
+    if config.direct_io {
+        crate::direct::probe(&config.volume).map_err(|e| {
+            Error::Config(format!(
+                "direct-io: the file system of {} refuses O_DIRECT ({e}); turn direct-io off \
+                 for this volume (tmpfs, for one, does not support it)",
+                config.volume.display()
+            ))
+        })?;
+    }
     let stats = Arc::new(Stats::new(report.chunks, report.bytes));
     let metrics = Arc::new(RawxMetrics::new()?);
     let scrub = Arc::new(Scrubber::new(
@@ -128,7 +137,8 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     let bridge = spawn_bridge(shutdown, stop.clone())?;
     let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<DriverType, String>>();
     let volume = Volume::new(config.volume.clone(), config.segment_bytes, stats.clone())
-        .with_capacity(config.capacity_bytes);
+        .with_capacity(config.capacity_bytes)
+        .with_direct_io(config.direct_io);
     let mut handles = Vec::with_capacity(workers);
     for (index, listener) in listeners.into_iter().enumerate() {
         let ready = ready_tx.clone();
@@ -192,7 +202,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         }
     };
     metrics.set_info(&config.id, driver);
-    tracing::info!(id = %config.id, %addr, driver, workers, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
+    tracing::info!(id = %config.id, %addr, driver, workers, direct_io = config.direct_io, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
     let scrub_thread = match crate::scrub::spawn(&config, scrub, volume, stop.clone()) {
         Ok(h) => h,
         Err(e) => {

@@ -5,6 +5,7 @@
 //! Publication is `link(pending, final)` (fails if the id exists, so a chunk is never
 //! overwritten) then `unlink(pending)` and an fsync of the folder.
 
+use crate::direct::{self, AlignedBuf};
 use crate::error::{Error, Result};
 use crate::format::{self, ChunkAttrs, ChunkMeta, SegmentHasher, HEADER_BYTES};
 use crate::stats::Stats;
@@ -22,7 +23,11 @@ pub struct Volume {
     segment_bytes: u32,
     stats: Arc<Stats>,
     capacity: Option<u64>,
+    direct_io: bool,
 }
+
+/// Data staged per chunk writer before an aligned direct write: 1 MiB.
+const DIRECT_STAGE_BYTES: usize = 1 << 20;
 
 impl Volume {
     /// A volume rooted at `root`, writing segments of `segment_bytes`.
@@ -32,7 +37,19 @@ impl Volume {
             segment_bytes,
             stats,
             capacity: None,
+            direct_io: false,
         }
+    }
+
+    /// Reads and writes chunk files with `O_DIRECT` (bypassing the page cache).
+    pub fn with_direct_io(mut self, direct_io: bool) -> Self {
+        self.direct_io = direct_io;
+        self
+    }
+
+    /// True when chunk files are read and written with `O_DIRECT`.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io
     }
 
     /// Limits the bytes of chunk files this volume holds (None: the file system's
@@ -94,12 +111,12 @@ impl Volume {
             .await
             .map_err(|e| Error::io("create chunk folder", e))?;
         let pending = self.pending_path(id);
-        let file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&pending)
-            .await
-        {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        if self.direct_io {
+            options.custom_flags(libc::O_DIRECT);
+        }
+        let file = match options.open(&pending).await {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(Error::ChunkExists(id.to_string()))
@@ -119,12 +136,27 @@ impl Volume {
             stats: self.stats.clone(),
             capacity: self.capacity,
             reserved: 0,
+            stage: if self.direct_io {
+                Some(
+                    AlignedBuf::with_capacity(DIRECT_STAGE_BYTES)
+                        .map_err(|e| Error::io("allocate direct I/O buffer", e))?,
+                )
+            } else {
+                None
+            },
+            flushed: 0,
         })
     }
 
     /// Opens chunk `id` and validates its header.
     pub async fn open(&self, id: &str) -> Result<ChunkReader> {
-        let file = match File::open(self.chunk_path(id)).await {
+        let path = self.chunk_path(id);
+        let opened = if self.direct_io {
+            direct::open_read(&path).await
+        } else {
+            File::open(&path).await
+        };
+        let file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::ChunkNotFound(id.to_string()))
@@ -142,12 +174,25 @@ impl Volume {
                 reason: format!("file too short ({file_len} bytes)"),
             });
         }
-        let BufResult(res, header) = file
-            .read_exact_at(Vec::with_capacity(HEADER_BYTES as usize), 0)
-            .await;
-        res.map_err(|e| Error::io("read chunk header", e))?;
+        let header = if self.direct_io {
+            let mut header = Vec::new();
+            direct::read_range(&file, 0, HEADER_BYTES as usize, &mut header)
+                .await
+                .map_err(|e| Error::io("read chunk header", e))?;
+            header
+        } else {
+            let BufResult(res, header) = file
+                .read_exact_at(Vec::with_capacity(HEADER_BYTES as usize), 0)
+                .await;
+            res.map_err(|e| Error::io("read chunk header", e))?;
+            header
+        };
         let meta = ChunkMeta::decode_header(&header, file_len, id)?;
-        Ok(ChunkReader { file, meta })
+        Ok(ChunkReader {
+            file,
+            meta,
+            direct_io: self.direct_io,
+        })
     }
 
     /// Removes chunk `id`.
@@ -188,6 +233,11 @@ pub struct ChunkWriter {
     capacity: Option<u64>,
     /// Bytes this writer counts in [`Stats::reserved`] until it commits or drops.
     reserved: u64,
+    /// Direct I/O: data not yet written (less than the stage's capacity, written
+    /// when full and at commit).
+    stage: Option<AlignedBuf>,
+    /// Direct I/O: data bytes already in the file.
+    flushed: u64,
 }
 
 impl ChunkWriter {
@@ -219,6 +269,15 @@ impl ChunkWriter {
         }
         self.stats.reserve(buf.len() as u64);
         self.reserved += buf.len() as u64;
+        if self.stage.is_some() {
+            let res = self.append_direct(&buf).await;
+            if res.is_ok() {
+                if let Some(h) = self.hasher.as_mut() {
+                    h.update(&buf);
+                }
+            }
+            return (res, buf);
+        }
         let BufResult(res, buf) = file.write_all_at(buf, pos).await;
         match res {
             Ok(()) => {
@@ -227,6 +286,32 @@ impl ChunkWriter {
             }
             Err(e) => (Err(write_error("write chunk data", e)), buf),
         }
+    }
+
+    /// Direct I/O: copies `data` into the stage, writing each full stage out.
+    async fn append_direct(&mut self, mut data: &[u8]) -> Result<()> {
+        // Bounded: each round takes at least one byte or writes a full stage.
+        while !data.is_empty() {
+            let (Some(stage), Some(file)) = (self.stage.as_mut(), self.file.as_mut()) else {
+                return Err(Error::Runtime("chunk writer already finished".into()));
+            };
+            let n = stage.push(data);
+            data = &data[n..];
+            if stage.len() == stage.capacity() {
+                let full = self
+                    .stage
+                    .take()
+                    .ok_or_else(|| Error::Runtime("direct stage missing".into()))?;
+                let len = full.len() as u64;
+                let BufResult(res, mut full) =
+                    file.write_all_at(full, HEADER_BYTES + self.flushed).await;
+                full.clear();
+                self.stage = Some(full);
+                res.map_err(|e| write_error("write chunk data", e))?;
+                self.flushed += len;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the checksum table and the header, fsyncs, publishes the chunk under its
@@ -257,13 +342,36 @@ impl ChunkWriter {
             created_ms: oxio_common::now_ms(),
         };
         debug_assert_eq!(table.len() as u64, meta.table_count * 4);
-        if !table.is_empty() {
-            let BufResult(res, _) = file.write_all_at(table, meta.table_offset).await;
-            res.map_err(|e| write_error("write checksum table", e))?;
-        }
         let header = meta.encode_header()?;
-        let BufResult(res, _) = file.write_all_at(header, 0).await;
-        res.map_err(|e| Error::io("write chunk header", e))?;
+        if let Some(stage) = self.stage.take() {
+            // The unaligned tail and the table as one padded aligned write, then the
+            // file is cut back to its exact length.
+            let mut last = AlignedBuf::with_capacity(stage.len() + table.len())
+                .map_err(|e| Error::io("allocate direct I/O buffer", e))?;
+            last.push(stage.as_init());
+            last.push(&table);
+            last.pad_to_align();
+            if !last.is_empty() {
+                let BufResult(res, _) = file.write_all_at(last, HEADER_BYTES + self.flushed).await;
+                res.map_err(|e| write_error("write chunk tail and checksum table", e))?;
+            }
+            let mut head = AlignedBuf::with_capacity(header.len())
+                .map_err(|e| Error::io("allocate direct I/O buffer", e))?;
+            head.push(&header);
+            head.pad_to_align();
+            let BufResult(res, _) = file.write_all_at(head, 0).await;
+            res.map_err(|e| write_error("write chunk header", e))?;
+            file.set_len(meta.file_len())
+                .await
+                .map_err(|e| write_error("set chunk length", e))?;
+        } else {
+            if !table.is_empty() {
+                let BufResult(res, _) = file.write_all_at(table, meta.table_offset).await;
+                res.map_err(|e| write_error("write checksum table", e))?;
+            }
+            let BufResult(res, _) = file.write_all_at(header, 0).await;
+            res.map_err(|e| Error::io("write chunk header", e))?;
+        }
         file.sync_data()
             .await
             .map_err(|e| write_error("fsync chunk", e))?;
@@ -335,6 +443,7 @@ async fn sync_dir(dir: &std::path::Path) -> Result<()> {
 pub struct ChunkReader {
     file: File,
     meta: ChunkMeta,
+    direct_io: bool,
 }
 
 impl ChunkReader {
@@ -361,24 +470,39 @@ impl ChunkReader {
         let (start, _) = meta.segment_range(first);
         let (_, end) = meta.segment_range(first + count - 1);
         let len = (end - start) as usize;
-        buf.clear();
-        buf.reserve(len);
-        let BufResult(res, slice) = self
-            .file
-            .read_exact_at(buf.slice(0..len), HEADER_BYTES + start)
-            .await;
-        let buf = slice.into_inner();
-        if let Err(e) = res {
-            return (Err(Error::io("read chunk data", e)), buf);
-        }
         let table_pos = meta.table_offset + 4 * first;
-        let BufResult(res, table) = self
-            .file
-            .read_exact_at(Vec::with_capacity(4 * count as usize), table_pos)
-            .await;
-        if let Err(e) = res {
-            return (Err(Error::io("read checksum table", e)), buf);
-        }
+        let table_len = 4 * count as usize;
+        let (buf, table) = if self.direct_io {
+            if let Err(e) =
+                direct::read_range(&self.file, HEADER_BYTES + start, len, &mut buf).await
+            {
+                return (Err(Error::io("read chunk data", e)), buf);
+            }
+            let mut table = Vec::with_capacity(table_len);
+            if let Err(e) = direct::read_range(&self.file, table_pos, table_len, &mut table).await {
+                return (Err(Error::io("read checksum table", e)), buf);
+            }
+            (buf, table)
+        } else {
+            buf.clear();
+            buf.reserve(len);
+            let BufResult(res, slice) = self
+                .file
+                .read_exact_at(buf.slice(0..len), HEADER_BYTES + start)
+                .await;
+            let buf = slice.into_inner();
+            if let Err(e) = res {
+                return (Err(Error::io("read chunk data", e)), buf);
+            }
+            let BufResult(res, table) = self
+                .file
+                .read_exact_at(Vec::with_capacity(table_len), table_pos)
+                .await;
+            if let Err(e) = res {
+                return (Err(Error::io("read checksum table", e)), buf);
+            }
+            (buf, table)
+        };
         let seg = meta.segment_bytes as usize;
         for (i, (data, want)) in buf.chunks(seg).zip(table.chunks_exact(4)).enumerate() {
             let want = u32::from_le_bytes([want[0], want[1], want[2], want[3]]);
