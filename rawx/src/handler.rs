@@ -148,6 +148,12 @@ async fn handle(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u
 
 async fn route(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8>) -> Result<Flow> {
     let path = &req.target[1..];
+    if path == "chunks" || path.starts_with("chunks?") {
+        return match req.method {
+            Method::Get => list(conn, req, shared).await,
+            _ => Err(Error::MethodNotAllowed),
+        };
+    }
     if path == "info" {
         return match req.method {
             Method::Get => info(conn, shared).await,
@@ -243,6 +249,43 @@ async fn send_error(
         return res;
     }
     send_small(conn, head, body.as_bytes()).await.map(|_| ())
+}
+
+/// `GET /chunks?after=ID&limit=N`: one page of the complete chunks, in id order, as
+/// JSON `{chunks: [{id, bytes, mtime_ms}], truncated}` (for garbage collection).
+async fn list(conn: &mut Conn, req: &Request, shared: &Shared) -> Result<Flow> {
+    let (after, limit) = list_query(&req.target)?;
+    let volume = shared.volume.root().to_path_buf();
+    let chunks =
+        compio::runtime::spawn_blocking(move || crate::scan::list_chunks(&volume, &after, limit))
+            .await
+            .map_err(|_| Error::Runtime("chunk listing task panicked".into()))??;
+    let body = serde_json::json!({
+        "truncated": chunks.len() == limit.clamp(1, crate::scan::MAX_LIST),
+        "chunks": chunks,
+    })
+    .to_string();
+    let head = ResponseHead::new(200).header("content-type", "application/json");
+    send_small(conn, head, body.as_bytes()).await
+}
+
+/// `after` and `limit` of a `/chunks?...` target.
+fn list_query(target: &str) -> Result<(String, usize)> {
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let (mut after, mut limit) = (String::new(), crate::scan::MAX_LIST);
+    for pair in query.split('&').filter(|p| !str::is_empty(p)).take(8) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "after" {
+            after = value.to_string();
+        } else if name == "limit" {
+            limit = value
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("bad limit {value:?}")))?;
+        } else {
+            return Err(Error::BadRequest(format!("unknown parameter {name:?}")));
+        }
+    }
+    Ok((after, limit))
 }
 
 async fn info(conn: &mut Conn, shared: &Shared) -> Result<Flow> {

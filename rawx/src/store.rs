@@ -79,6 +79,11 @@ impl Volume {
         Ok(())
     }
 
+    /// The volume folder.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// Counters of this volume.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.stats

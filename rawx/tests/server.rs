@@ -684,3 +684,48 @@ fn cancel_from_panicking_thread_does_not_abort() {
     assert!(c.read_to_close().is_empty());
     srv.stop();
 }
+
+#[test]
+fn chunk_listing_pages_and_refuses_bad_parameters() {
+    let srv = start_fresh(Driver::Polling).unwrap();
+    let mut c = Client::connect(srv.addr);
+    let mut ids: Vec<String> = (0..3u8)
+        .map(|n| chunk_id(0x70 + n).to_ascii_uppercase())
+        .collect();
+    for id in &ids {
+        assert_eq!(
+            c.request("PUT", &format!("/{id}"), &[], Some(b"abc"))
+                .status,
+            201
+        );
+    }
+    ids.sort();
+    let page = |c: &mut Client, q: &str| -> serde_json::Value {
+        let r = c.request("GET", &format!("/chunks{q}"), &[], None);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    let p1 = page(&mut c, "?limit=2");
+    assert_eq!(p1["truncated"], true);
+    let got: Vec<&str> = p1["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[0].as_str(), ids[1].as_str()]);
+    assert_eq!(p1["chunks"][0]["bytes"], 4096 + 3 + 4);
+    let p2 = page(&mut c, &format!("?after={}&limit=2", ids[1]));
+    assert_eq!(p2["truncated"], false);
+    assert_eq!(p2["chunks"][0]["id"], ids[2].as_str());
+    assert_eq!(page(&mut c, "")["chunks"].as_array().unwrap().len(), 3);
+    for bad in ["?limit=x", "?color=red", "?after=not-hex"] {
+        assert_eq!(
+            c.request("GET", &format!("/chunks{bad}"), &[], None).status,
+            400,
+            "{bad}"
+        );
+    }
+    assert_eq!(c.request("DELETE", "/chunks", &[], None).status, 405);
+    srv.stop();
+}

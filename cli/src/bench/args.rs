@@ -102,6 +102,9 @@ pub struct BenchArgs {
     /// Volume folder of the in-process rawx (with --local).
     #[arg(long)]
     pub volume: Option<PathBuf>,
+    /// With --local: the rawx reads and writes with O_DIRECT (no page cache).
+    #[arg(long, requires = "local")]
+    pub direct_io: bool,
 }
 
 /// When a measured phase stops.
@@ -143,6 +146,8 @@ pub enum Target {
     Local {
         /// Volume folder.
         volume: PathBuf,
+        /// O_DIRECT reads and writes.
+        direct_io: bool,
     },
 }
 
@@ -234,7 +239,10 @@ impl BenchArgs {
             if !matches!(self.op, Op::Put | Op::Get) {
                 return Err(usage("--local measures --op put or --op get only"));
             }
-            Target::Local { volume }
+            Target::Local {
+                volume,
+                direct_io: self.direct_io,
+            }
         } else {
             let bucket = match self.bucket.as_deref().map(str::trim) {
                 Some(b) if !b.is_empty() => b.to_string(),
@@ -419,7 +427,8 @@ mod tests {
         assert_eq!(
             p.target,
             Target::Local {
-                volume: "/tmp/v".into()
+                volume: "/tmp/v".into(),
+                direct_io: false,
             }
         );
     }

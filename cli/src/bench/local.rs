@@ -109,21 +109,22 @@ impl Workload for LocalLoad {
 }
 
 /// Starts a rawx on `volume`, runs the plan against it, stops it.
-pub async fn run(plan: &Plan, volume: &Path) -> Result<Report> {
+pub async fn run(plan: &Plan, volume: &Path, direct_io: bool) -> Result<Report> {
     let shutdown = CancellationToken::new();
-    let config = RawxConfig::new(
+    let mut config = RawxConfig::new(
         "bench-rawx",
         SocketAddr::from(([127, 0, 0, 1], 0)),
         volume.to_path_buf(),
     );
+    config.direct_io = direct_io;
     let token = shutdown.clone();
     let started = tokio::task::spawn_blocking(move || oxio_rawx::start(config, token))
         .await
         .map_err(|e| Error::Worker(e.to_string()))??;
     let addr = started.addr;
     let driver = started.driver;
-    info!(%addr, driver, volume = %volume.display(), "local rawx started");
-    let result = measure(plan, addr, driver)
+    info!(%addr, driver, direct_io, volume = %volume.display(), "local rawx started");
+    let result = measure(plan, addr, driver, direct_io)
         .instrument(info_span!("bench_local", op = plan.op.as_str(), %addr))
         .await;
     shutdown.cancel();
@@ -135,7 +136,7 @@ pub async fn run(plan: &Plan, volume: &Path) -> Result<Report> {
     Ok(report)
 }
 
-async fn measure(plan: &Plan, addr: SocketAddr, driver: &str) -> Result<Report> {
+async fn measure(plan: &Plan, addr: SocketAddr, driver: &str, direct_io: bool) -> Result<Report> {
     let size = usize::try_from(plan.size_bytes)
         .map_err(|_| Error::Usage("--size does not fit in memory".into()))?;
     let run_id = rand::random::<u64>();
@@ -180,7 +181,10 @@ async fn measure(plan: &Plan, addr: SocketAddr, driver: &str) -> Result<Report> 
     let total = cpu::process_cpu().saturating_sub(total_before);
     let info = RunInfo {
         op: plan.op.as_str(),
-        target: format!("local rawx {addr} ({driver})"),
+        target: format!(
+            "local rawx {addr} ({driver}{})",
+            if direct_io { ", O_DIRECT" } else { "" }
+        ),
         bucket: None,
         size_bytes: plan.size_bytes,
         objects: plan.objects,
@@ -224,6 +228,7 @@ mod tests {
         Plan {
             target: Target::Local {
                 volume: volume.to_path_buf(),
+                direct_io: false,
             },
             op,
             size_bytes: 100_000,
@@ -256,16 +261,39 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn local_put_and_get_round_trip_and_clean_up() {
         let dir = tempfile::tempdir().unwrap();
-        let r = run(&plan(Op::Put, dir.path()), dir.path()).await.unwrap();
+        let r = run(&plan(Op::Put, dir.path()), dir.path(), false)
+            .await
+            .unwrap();
         assert_eq!((r.ops, r.errors), (20, 0), "{:?}", r.errors_by_kind);
         assert_eq!(r.bytes, 20 * 100_000);
         assert_eq!(r.cleanup.deleted, 20);
         assert!(r.latency_ms.p50 > 0.0 && r.latency_ms.max >= r.latency_ms.p99);
         assert!(r.server_cpu_s.is_some());
-        let r = run(&plan(Op::Get, dir.path()), dir.path()).await.unwrap();
+        let r = run(&plan(Op::Get, dir.path()), dir.path(), false)
+            .await
+            .unwrap();
         assert_eq!((r.ops, r.errors), (20, 0), "{:?}", r.errors_by_kind);
         assert_eq!(r.by_op.get("get").map(|f| f.bytes), Some(20 * 100_000));
         assert_eq!(r.cleanup.deleted, 5);
+        assert_eq!(chunk_files(dir.path()), 0, "chunks left behind");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_put_and_get_with_direct_io() {
+        let dir = tempfile::tempdir().unwrap();
+        if let Err(e) = oxio_rawx::direct::probe(dir.path()) {
+            eprintln!("NOTE: skipping, this file system refuses O_DIRECT: {e}");
+            return;
+        }
+        let r = run(&plan(Op::Put, dir.path()), dir.path(), true)
+            .await
+            .unwrap();
+        assert_eq!((r.ops, r.errors), (20, 0), "{:?}", r.errors_by_kind);
+        assert!(r.target.contains("O_DIRECT"), "{}", r.target);
+        let r = run(&plan(Op::Get, dir.path()), dir.path(), true)
+            .await
+            .unwrap();
+        assert_eq!((r.ops, r.errors), (20, 0), "{:?}", r.errors_by_kind);
         assert_eq!(chunk_files(dir.path()), 0, "chunks left behind");
     }
 }

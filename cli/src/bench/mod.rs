@@ -45,7 +45,7 @@ pub async fn run_plan(plan: &Plan) -> Result<Report> {
             let creds = rusty_s3::Credentials::new(access_key.clone(), secret_key.clone());
             s3::run(plan, endpoint, creds, region, bucket).await
         }
-        Target::Local { volume } => local::run(plan, volume).await,
+        Target::Local { volume, direct_io } => local::run(plan, volume, *direct_io).await,
     }
 }
 
