@@ -65,6 +65,9 @@ pub struct DirectoryRole {
     /// meta2 groups created by a single-node bootstrap.
     #[serde(default = "default_groups")]
     pub meta2_groups: u32,
+    /// Where `/metrics` is served (HTTP); none when unset.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_groups() -> u32 {
@@ -187,6 +190,12 @@ listen = "127.0.0.1:6000"
 data-dir = "/tmp/c"
 lock-new-services = 0
 extra-stats = { rawx = ["chunks"] }
+[directory]
+node-id = 1
+listen = "127.0.0.1:6001"
+data-dir = "/tmp/d"
+location = "s.r.h.meta"
+metrics-listen = "127.0.0.1:6021"
 [[rawx]]
 id = "rawx-0"
 listen = "127.0.0.1:6200"
@@ -203,6 +212,8 @@ capacity = "2GiB"
         assert_eq!(cfg.rawx[0].capacity_bytes().unwrap(), Some(2 << 30));
         let c = cfg.conscience.as_ref().unwrap();
         assert_eq!(c.lock_new_services, Some(0));
+        let d = cfg.directory.as_ref().unwrap();
+        assert_eq!(d.metrics_listen, Some("127.0.0.1:6021".parse().unwrap()));
         assert_eq!(c.extra_stats["rawx"], vec!["chunks".to_string()]);
         let mut bad = cfg;
         bad.rawx[0].capacity = Some("lots".into());

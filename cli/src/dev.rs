@@ -30,7 +30,8 @@ pub struct DevOptions {
     /// S3 listen address; default 127.0.0.1:(port_base + 7).
     pub s3_listen: Option<SocketAddr>,
     /// Base of internal ports: conscience = base, directory node i = base + i
-    /// (i from 1), rawx n = base + 200 + n.
+    /// (i from 1), rawx n = base + 200 + n; `/metrics` of the conscience on base + 9,
+    /// of directory node i on base + 20 + i.
     pub port_base: u16,
     /// Directory nodes, each hosting a replica of every group (1 keeps the single-node
     /// layout `<data>/directory`; more use `<data>/directory/node<i>`).
@@ -62,6 +63,12 @@ pub struct DevGrid {
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// Where directory node `i` (from 1) serves `/metrics`: base + 20 + i (`start` keeps
+/// the base far enough below `u16::MAX`).
+fn directory_metrics_port(port_base: u16, node: usize) -> u16 {
+    port_base + 20 + node as u16
 }
 
 /// Starts the grid and returns once S3 answers with working credentials.
@@ -175,6 +182,7 @@ async fn start_directory(
                 "local.rack1.host1.meta".to_string(),
                 conscience.to_vec(),
                 Some(DEV_GROUPS),
+                Some(loopback(directory_metrics_port(opts.port_base, 1))),
             )
             .await?;
         return Ok(vec![addr.to_string()]);
@@ -195,6 +203,7 @@ async fn start_directory(
                 format!("local.rack1.host{i}.meta"),
                 conscience.to_vec(),
                 None,
+                Some(loopback(directory_metrics_port(opts.port_base, i))),
             )
             .await?;
         nodes.push(oxio_proto::v1::GroupMember {

@@ -53,9 +53,11 @@ impl Host {
         location: String,
         conscience: Vec<String>,
         bootstrap: Option<BootstrapSpec>,
+        metrics_listen: Option<SocketAddr>,
     ) -> Result<SocketAddr> {
         let mut cfg = DirectoryConfig::new(node_id, data_dir);
         cfg.listen = listen;
+        cfg.metrics_listen = metrics_listen;
         cfg.location = location;
         cfg.conscience = conscience;
         cfg.bootstrap = bootstrap;

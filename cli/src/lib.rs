@@ -3,10 +3,17 @@
 //! This crate composes the service crates; it owns no service logic of its own.
 
 pub mod bench;
+pub mod chunk_check;
+pub mod cli_config;
 pub mod config;
+pub mod container_cmd;
 pub mod dev;
+pub mod grid_error;
+pub mod groups;
 pub mod host;
 pub mod keys;
 pub mod logging;
+pub mod object_cmd;
 pub mod output;
+pub mod progress;
 pub mod units;

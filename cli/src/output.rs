@@ -1,4 +1,4 @@
-//! Printing command results as aligned tables or JSON.
+//! Printing command results as aligned tables, JSON or YAML.
 
 use serde_json::Value;
 
@@ -9,6 +9,19 @@ pub enum Format {
     Table,
     /// One JSON array of objects for scripts.
     Json,
+    /// The same document as JSON, in YAML.
+    Yaml,
+}
+
+/// A whole document (what `--format json` prints) in a machine format: pretty JSON,
+/// or YAML. Table callers format their own text.
+pub fn render_document(doc: &Value, format: Format) -> String {
+    match format {
+        Format::Yaml => serde_yaml_ng::to_string(doc)
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default(),
+        Format::Json | Format::Table => serde_json::to_string_pretty(doc).unwrap_or_default(),
+    }
 }
 
 /// Rows with named columns.
@@ -34,7 +47,7 @@ impl Rows {
     /// Renders in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Json => {
+            Format::Json | Format::Yaml => {
                 let arr: Vec<Value> = self
                     .rows
                     .iter()
@@ -48,7 +61,7 @@ impl Rows {
                         )
                     })
                     .collect();
-                serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()
+                render_document(&Value::Array(arr), format)
             }
             Format::Table => {
                 let cells: Vec<Vec<String>> = self
@@ -97,13 +110,13 @@ impl Fields {
     /// Renders in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Json => {
+            Format::Json | Format::Yaml => {
                 let obj: serde_json::Map<String, Value> = self
                     .fields
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect();
-                serde_json::to_string_pretty(&Value::Object(obj)).unwrap_or_default()
+                render_document(&Value::Object(obj), format)
             }
             Format::Table => {
                 let mut lines: Vec<(String, String)> = Vec::new();
@@ -158,6 +171,12 @@ mod tests {
         let v: Value = serde_json::from_str(&r.render(Format::Json)).unwrap();
         assert_eq!(v[1]["id"], "rawx-10");
         assert_eq!(v[0]["score"], 87);
+        assert_eq!(
+            r.render(Format::Yaml),
+            "- id: rawx-0\n  score: 87\n- id: rawx-10\n  score: 5"
+        );
+        let y: Value = serde_yaml_ng::from_str(&r.render(Format::Yaml)).unwrap();
+        assert_eq!(y, v);
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct DirectoryConfig {
     pub location: String,
     /// Time between two heartbeats.
     pub heartbeat_interval: Duration,
+    /// Where `GET /metrics` (Prometheus text format) is served over HTTP; none when
+    /// unset.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl DirectoryConfig {
@@ -81,6 +84,7 @@ impl DirectoryConfig {
             conscience: Vec::new(),
             location: String::new(),
             heartbeat_interval: Duration::from_secs(1),
+            metrics_listen: None,
         }
     }
 
@@ -96,6 +100,13 @@ impl DirectoryConfig {
             return Err(Error::Config(
                 "heartbeat_interval must be positive when conscience is set".into(),
             ));
+        }
+        if let Some(m) = self.metrics_listen {
+            if m.port() != 0 && m == self.listen {
+                return Err(Error::Config(format!(
+                    "metrics_listen {m} is the gRPC listen address: give it a port of its own"
+                )));
+            }
         }
         if let Some(a) = &self.advertise {
             if a.is_empty() || !a.contains(':') {
@@ -131,6 +142,14 @@ mod tests {
         });
         assert!(c.validate().is_err());
         c.bootstrap = Some(BootstrapSpec::default());
+        c.metrics_listen = Some(c.listen);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("metrics_listen"));
+        c.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert!(c.validate().is_ok());
         c.advertise = Some("nohost".into());
         assert!(c.validate().is_err());
     }

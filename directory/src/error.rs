@@ -40,6 +40,17 @@ pub enum Error {
     /// The cluster is not in a state that allows the operation; the message says why.
     #[error("{0}")]
     Precondition(String),
+    /// A listener could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// A metric could not be registered or encoded.
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// Another directory node answered with an error or could not be reached.
     #[error("node {addr}: {message}")]
     Peer {

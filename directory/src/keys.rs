@@ -130,6 +130,12 @@ pub mod sm {
     pub const M2_UPLOAD_ORDER: &[u8] = b"2U";
     /// meta2: parts, followed by the cid, the upload id, 0 and the BE u32 part number.
     pub const M2_PART: &[u8] = b"2p";
+    /// meta2: recently applied puts, followed by the cid and the content id; the value
+    /// is the assigned version (BE u64) then the apply time (BE u64 microseconds).
+    pub const M2_PUT_ID: &[u8] = b"2i";
+    /// meta2: the same puts by apply time: followed by the BE u64 time, the cid and
+    /// the content id. Empty values.
+    pub const M2_PUT_ORDER: &[u8] = b"2I";
 
     /// `kind + a`.
     pub fn one(kind: &[u8], a: &[u8]) -> Vec<u8> {
@@ -212,6 +218,21 @@ pub mod sm {
     pub fn part(cid: &str, upload_id: &str, part_number: u32) -> Vec<u8> {
         let mut k = parts_of(cid, upload_id);
         k.extend_from_slice(&part_number.to_be_bytes());
+        k
+    }
+
+    /// Key of a recently applied put.
+    pub fn put_id(cid: &str, content_id: &[u8]) -> Vec<u8> {
+        let mut k = one(M2_PUT_ID, cid.as_bytes());
+        k.extend_from_slice(content_id);
+        k
+    }
+
+    /// Key of a recently applied put in apply-time order.
+    pub fn put_order(applied_us: u64, cid: &str, content_id: &[u8]) -> Vec<u8> {
+        let mut k = one(M2_PUT_ORDER, &applied_us.to_be_bytes());
+        k.extend_from_slice(cid.as_bytes());
+        k.extend_from_slice(content_id);
         k
     }
 

@@ -7,7 +7,7 @@
 //! ([`start`]): open, restart hosted groups, bootstrap a single-node directory, serve,
 //! heartbeat to the conscience, and shut down cleanly. A replicated directory is
 //! bootstrapped over several nodes by the `Bootstrap` RPC ([`cluster`], spread by
-//! [`placement`]).
+//! [`placement`]). Each node may serve Prometheus metrics ([`metrics`]).
 
 #![warn(missing_docs)]
 
@@ -20,6 +20,7 @@ pub mod log_store;
 pub mod meta0;
 pub mod meta1;
 pub mod meta2;
+pub mod metrics;
 pub mod multipart;
 pub mod network;
 pub mod node;
@@ -53,6 +54,8 @@ const DB_RELEASE_WAIT: Duration = Duration::from_secs(10);
 pub struct Started {
     /// The bound address (useful with port 0).
     pub addr: std::net::SocketAddr,
+    /// Where `/metrics` is served, when asked for.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Serves until the shutdown token fires, then stops every group and closes the
     /// database.
     pub task: tokio::task::JoinHandle<Result<()>>,
@@ -77,8 +80,18 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     };
     let db = Arc::new(db);
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.metrics_listen {
+        Some(m) => Some(metrics::bind(m).await?),
+        None => None,
+    };
+    let rpc_metrics = Arc::new(metrics::DirectoryMetrics::new()?);
     let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
 
     let node = Node::open(
@@ -95,12 +108,23 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve_stop = stop.clone();
+    let layer_metrics = rpc_metrics.clone();
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
+            .layer(metrics::RpcMetricsLayer::new(layer_metrics))
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, serve_stop.cancelled_owned())
             .await
     });
+
+    let (metrics_addr, metrics_task) = match metrics_listener {
+        Some((listener, at)) => {
+            let weak = Arc::downgrade(&node);
+            let task = metrics::spawn(listener, at, rpc_metrics, weak, stop.clone());
+            (Some(at), Some(task))
+        }
+        None => (None, None),
+    };
 
     if !config.conscience.is_empty() {
         let weak = Arc::downgrade(&node);
@@ -122,7 +146,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         if let Err(e) = node.bootstrap(spec).await {
             tracing::error!(error = %e, "bootstrap failed");
             stop.cancel();
-            finish(node, server).await.ok();
+            finish(node, server, metrics_task).await.ok();
             return Err(e);
         }
     }
@@ -130,17 +154,27 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
 
     let task = tokio::spawn(async move {
         stop.cancelled().await;
-        finish(node, server).await
+        finish(node, server, metrics_task).await
     });
-    Ok(Started { addr, task })
+    Ok(Started {
+        addr,
+        metrics_addr,
+        task,
+    })
 }
 
-/// Waits for the server to stop, stops every group and closes the database.
+/// Waits for the servers to stop, stops every group and closes the database.
 async fn finish(
     node: Arc<Node>,
     server: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 ) -> Result<()> {
     let served = server.await;
+    if let Some(t) = metrics_task {
+        if let Err(e) = t.await {
+            tracing::warn!(error = %e, "metrics server task failed");
+        }
+    }
     node.shutdown().await;
     let db = node.db().clone();
     drop(node);
@@ -175,6 +209,8 @@ mod cluster_tests;
 mod multipart_tests;
 #[cfg(test)]
 mod replicated_tests;
+#[cfg(test)]
+mod retry_tests;
 #[cfg(test)]
 mod sm_tests;
 #[cfg(test)]

@@ -52,7 +52,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The common prefix `key` rolls up into, if any.
-fn rollup<'k>(key: &'k [u8], prefix: &[u8], delimiter: &[u8]) -> Option<&'k [u8]> {
+pub(crate) fn rollup<'k>(key: &'k [u8], prefix: &[u8], delimiter: &[u8]) -> Option<&'k [u8]> {
     let rest = key.strip_prefix(prefix)?;
     let i = find(rest, delimiter)?;
     Some(&key[..prefix.len() + i + delimiter.len()])

@@ -11,6 +11,14 @@ use oxio_proto::v1::{ChunkRecord, ContainerStatsReply, ContentHeader};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
+#[path = "versions.rs"]
+pub mod versions;
+
+#[path = "version_listing.rs"]
+pub mod version_listing;
+
+use versions::Versioning;
+
 /// Longest object key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest encoded content header: 1 MiB of inline data plus 64 KiB of metadata.
@@ -25,9 +33,9 @@ pub struct ContainerMeta {
     pub account: String,
     /// Container name.
     pub name: String,
-    /// Number of keys.
+    /// Number of keys whose latest version is a live object.
     pub objects: u64,
-    /// Sum of the content sizes.
+    /// Sum of the sizes of every stored version.
     pub bytes: u64,
     /// Multipart uploads in progress.
     #[serde(default)]
@@ -39,6 +47,13 @@ pub struct ContainerMeta {
     /// The container's tag set, `(key, value)` in order (`None`: no tag set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<(String, String)>>,
+    /// Versioning state (`None`: never configured, the container is unversioned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<Versioning>,
+    /// Stored versions that are not the latest live object of their key (older
+    /// versions and delete markers).
+    #[serde(default)]
+    pub noncurrent: u64,
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -128,6 +143,8 @@ pub fn apply_init_container(
             uploads: 0,
             policy: None,
             tags: None,
+            versioning: None,
+            noncurrent: 0,
         };
         store_meta(ov, cid, &meta)?;
     }
@@ -150,12 +167,12 @@ pub fn apply_set_container_policy(
 }
 
 /// Applies `DropContainer`: only an empty container goes; multipart uploads in
-/// progress count as content (their parts hold chunks).
+/// progress and stored versions (delete markers included) count as content.
 pub fn apply_drop_container(ov: &mut Overlay<'_>, cid: &str) -> Result<Reply> {
     let Some(meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
     };
-    if meta.objects > 0 || meta.uploads > 0 {
+    if meta.objects > 0 || meta.uploads > 0 || meta.noncurrent > 0 {
         return Ok(Reply::Refused(Refusal::NotEmpty));
     }
     ov.delete(container_key(cid));
@@ -163,8 +180,10 @@ pub fn apply_drop_container(ov: &mut Overlay<'_>, cid: &str) -> Result<Reply> {
 }
 
 /// Applies `PutContent`: checks the condition against what the key holds, assigns
-/// `max(proposed, previous + 1)` as version, stores the header, updates the counts and
-/// the reverse index, returns the replaced header.
+/// `max(proposed, previous + 1)` as version, stores the header following the
+/// container's versioning (see [`versions`]), updates the counts and the reverse
+/// index, returns the header removed for good. An unversioned container answers
+/// `Reply::Put`; a versioned one an encoded `PutContentReply` with the version id.
 pub fn apply_put_content(
     ov: &mut Overlay<'_>,
     cid: &str,
@@ -179,12 +198,91 @@ pub fn apply_put_content(
     let Ok(h) = ContentHeader::decode(header) else {
         return Ok(Reply::Refused(Refusal::Invalid));
     };
+    if meta.versioning.is_some() && key.as_bytes().contains(&0) {
+        return Ok(Reply::Refused(Refusal::Invalid));
+    }
+    forget_old_puts(ov, proposed_version)?;
+    if let Some(version) = applied_put(ov, cid, &h.content_id)? {
+        // The same upload applied again: a client retry after a lost reply (leader
+        // change). Answer as the first time did, minus the replaced header, whose
+        // chunks the first reply already handed over for deletion.
+        return put_reply(&meta, version, None);
+    }
     if let Err(r) = check_condition(ov, cid, key, condition)? {
         return Ok(Reply::Refused(r));
     }
+    let content_id = h.content_id.clone();
     let (version, replaced) = store_content(ov, &mut meta, cid, key, h, proposed_version)?;
     store_meta(ov, cid, &meta)?;
-    Ok(Reply::Put { version, replaced })
+    record_put(ov, cid, &content_id, version, proposed_version);
+    put_reply(&meta, version, replaced)
+}
+
+/// How long a put is remembered to recognise a retry of it, in microseconds of the
+/// leaders' clock (the proposed versions): far longer than any client retry.
+pub const PUT_RETRY_WINDOW_US: u64 = 10 * 60 * 1_000_000;
+/// Most expired put records removed per applied put (keeps every apply bounded; puts
+/// arrive at least as fast as they expire, so the records cannot pile up).
+const PUT_RECORDS_PRUNED_PER_APPLY: usize = 16;
+
+/// The version a put of `content_id` was given, if one was applied in the last
+/// [`PUT_RETRY_WINDOW_US`].
+fn applied_put(ov: &Overlay<'_>, cid: &str, content_id: &[u8]) -> Result<Option<u64>> {
+    if content_id.is_empty() {
+        return Ok(None);
+    }
+    Ok(ov
+        .get(&sm::put_id(cid, content_id))?
+        .and_then(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+        .map(u64::from_be_bytes))
+}
+
+/// Remembers that the upload `content_id` was stored as `version` at `now_us`.
+fn record_put(ov: &mut Overlay<'_>, cid: &str, content_id: &[u8], version: u64, now_us: u64) {
+    if content_id.is_empty() {
+        return;
+    }
+    let mut v = version.to_be_bytes().to_vec();
+    v.extend_from_slice(&now_us.to_be_bytes());
+    ov.put(sm::put_id(cid, content_id), v);
+    ov.put(sm::put_order(now_us, cid, content_id), Vec::new());
+}
+
+/// Drops the oldest put records older than the retry window (a bounded number).
+fn forget_old_puts(ov: &mut Overlay<'_>, now_us: u64) -> Result<()> {
+    let (rows, _) = ov.scan(sm::M2_PUT_ORDER, PUT_RECORDS_PRUNED_PER_APPLY)?;
+    for (suffix, _) in rows {
+        if suffix.len() < 8 + 64 {
+            continue;
+        }
+        let at = u64::from_be_bytes(suffix[..8].try_into().unwrap_or([0; 8]));
+        if at.saturating_add(PUT_RETRY_WINDOW_US) >= now_us {
+            break;
+        }
+        let cid = String::from_utf8_lossy(&suffix[8..8 + 64]).into_owned();
+        ov.delete(sm::put_id(&cid, &suffix[8 + 64..]));
+        ov.delete(sm::one(sm::M2_PUT_ORDER, &suffix));
+    }
+    Ok(())
+}
+
+/// The reply to a put stored as `version`.
+fn put_reply(meta: &ContainerMeta, version: u64, replaced: Option<Vec<u8>>) -> Result<Reply> {
+    if meta.versioning.is_none() {
+        return Ok(Reply::Put { version, replaced });
+    }
+    let version_id = versions::reply_id(meta, version);
+    let replaced = replaced
+        .map(|b| ContentHeader::decode(b.as_slice()))
+        .transpose()?;
+    Ok(Reply::Encoded(
+        oxio_proto::v1::PutContentReply {
+            version,
+            replaced,
+            version_id,
+        }
+        .encode_to_vec(),
+    ))
 }
 
 /// Checks a write condition against the content `key` holds now (pending changes
@@ -205,42 +303,36 @@ pub(crate) fn check_condition(
     Ok(c.check(current.as_deref()))
 }
 
-/// Stores `h` under `key` as the next version (at least `proposed_version`), keeps the
-/// counts in `meta` and the reverse index in step, and returns the assigned version
-/// and the encoded header it replaced. The caller stores `meta`.
+/// Stores `h` under `key` as the next version (at least `proposed_version`) following
+/// the container's versioning, keeps the counts in `meta` and the reverse index in
+/// step, and returns the assigned version and the encoded header removed for good.
+/// The caller stores `meta`.
 pub(crate) fn store_content(
     ov: &mut Overlay<'_>,
     meta: &mut ContainerMeta,
     cid: &str,
     key: &str,
-    mut h: ContentHeader,
+    h: ContentHeader,
     proposed_version: u64,
 ) -> Result<(u64, Option<Vec<u8>>)> {
-    let ck = sm::content(cid, key);
-    let prev = match ov.get(&ck)? {
-        Some(v) => Some((ContentHeader::decode(v.as_slice())?, v)),
-        None => None,
-    };
-    let mut version = proposed_version;
-    if let Some((p, _)) = &prev {
-        version = version.max(p.version.saturating_add(1));
-        unindex(ov, cid, key, &p.chunks);
-        meta.bytes = meta.bytes.saturating_sub(p.size);
-    } else {
-        meta.objects = meta.objects.saturating_add(1);
-    }
-    h.version = version;
-    meta.bytes = meta.bytes.saturating_add(h.size);
-    index(ov, cid, key, &h.chunks, version)?;
-    ov.put(ck, h.encode_to_vec());
-    Ok((version, prev.map(|(_, bytes)| bytes)))
+    versions::store_version(ov, meta, cid, key, h, proposed_version)
 }
 
-/// Applies `DeleteContent`: removes the key, returns the removed header.
+/// Applies `DeleteContent`: removes the key's latest live version for good (in a
+/// versioned container the next newest object becomes the latest), returns the
+/// removed header.
 pub fn apply_delete_content(ov: &mut Overlay<'_>, cid: &str, key: &str) -> Result<Reply> {
     let Some(mut meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
     };
+    if meta.versioning.is_some() {
+        let removed = versions::delete_current(ov, &mut meta, cid, key)?;
+        store_meta(ov, cid, &meta)?;
+        return Ok(match removed {
+            Some(v) => Reply::Deleted(v),
+            None => Reply::Refused(Refusal::NoSuchKey),
+        });
+    }
     let ck = sm::content(cid, key);
     let Some(v) = ov.get(&ck)? else {
         return Ok(Reply::Refused(Refusal::NoSuchKey));
@@ -269,6 +361,11 @@ pub fn stats_of(meta: &ContainerMeta) -> ContainerStatsReply {
         bytes: meta.bytes,
         policy: meta.policy.clone().unwrap_or_default(),
         has_tags: meta.tags.is_some(),
+        versioning: meta
+            .versioning
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default(),
+        noncurrent_versions: meta.noncurrent,
         tags: meta
             .tags
             .iter()

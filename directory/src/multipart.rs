@@ -223,6 +223,7 @@ fn assemble(
         inline_data: Vec::new(),
         metachunk_sizes: Vec::new(),
         chunks: Vec::with_capacity(chunk_count),
+        ..Default::default()
     };
     for p in &chosen {
         header.placement_degraded |= p.placement_degraded;
@@ -292,6 +293,7 @@ pub fn apply_complete_upload(
         CompleteUploadReply {
             header: Some(ContentHeader {
                 version,
+                version_id: meta2::versions::reply_id(&meta, version),
                 ..assembled.header
             }),
             replaced,

@@ -7,7 +7,7 @@ use crate::keys;
 use crate::log_store::{write_synced, LogStore};
 use crate::meta0;
 use crate::network::{Channels, NetworkFactory};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SnapshotCounters, StateMachine};
 use crate::types::{
     Command, DirRaft, GroupKind, GroupRecord, MemberRecord, Reply, META0_GROUP, META2_BASE,
 };
@@ -69,6 +69,7 @@ pub struct Node {
     raft_config: Arc<openraft::Config>,
     channels: Channels,
     groups: RwLock<BTreeMap<u64, Arc<Group>>>,
+    snapshots: Arc<SnapshotCounters>,
 }
 
 /// The Raft settings of every group.
@@ -115,6 +116,7 @@ impl Node {
             raft_config: Arc::new(raft_config()?),
             channels: Channels::default(),
             groups: RwLock::new(BTreeMap::new()),
+            snapshots: Arc::default(),
         });
         for gid in node.persisted_groups()? {
             node.start_group(gid).await?;
@@ -127,6 +129,11 @@ impl Node {
     /// The database (shared by every group).
     pub fn db(&self) -> &Arc<DB> {
         &self.db
+    }
+
+    /// Snapshots built and installed by every group of this node since it opened.
+    pub fn snapshot_counters(&self) -> &SnapshotCounters {
+        &self.snapshots
     }
 
     /// The peer channel cache.
@@ -155,7 +162,8 @@ impl Node {
             return Ok(g);
         }
         let log = LogStore::new(self.db.clone(), gid);
-        let sm = StateMachine::new(self.db.clone(), gid, self.snapshot_dir.clone());
+        let sm = StateMachine::new(self.db.clone(), gid, self.snapshot_dir.clone())
+            .counting(self.snapshots.clone());
         let net = NetworkFactory::new(gid, self.id, self.channels.clone());
         let raft = DirRaft::new(self.id, self.raft_config.clone(), net, log, sm.clone())
             .await
@@ -328,16 +336,25 @@ impl Node {
         Ok(())
     }
 
-    /// Counts of groups hosted and led, for heartbeats.
+    /// Figures for heartbeats: groups hosted and led, and `apply_lag`, the largest
+    /// number of log entries any local replica has not applied yet.
     pub fn stats(&self) -> HashMap<String, f64> {
         let groups = self.groups_snapshot();
-        let led = groups
-            .iter()
-            .filter(|g| g.raft.metrics().borrow().current_leader == Some(self.id))
-            .count();
+        let mut led = 0usize;
+        let mut apply_lag = 0u64;
+        for g in &groups {
+            let m = g.raft.metrics().borrow().clone();
+            if m.current_leader == Some(self.id) {
+                led += 1;
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            apply_lag = apply_lag.max(last.saturating_sub(applied));
+        }
         HashMap::from([
             ("groups_hosted".to_string(), groups.len() as f64),
             ("groups_led".to_string(), led as f64),
+            ("apply_lag".to_string(), apply_lag as f64),
         ])
     }
 

@@ -81,12 +81,26 @@ pub fn apply_replace_chunk(
     if meta2::load_meta(ov, cid)?.is_none() {
         return Ok(Reply::Refused(Refusal::ContentChanged));
     }
+    // The version lives under the content key when it is the latest live one, in the
+    // version key space otherwise (older versions of a versioned container).
     let ck = sm::content(cid, key);
-    let Some(stored) = ov.get(&ck)? else {
-        return Ok(Reply::Refused(Refusal::ContentChanged));
+    let latest = match ov.get(&ck)? {
+        Some(b) => Some(ContentHeader::decode(b.as_slice())?),
+        None => None,
     };
-    let mut h = ContentHeader::decode(stored.as_slice())?;
-    if h.version != version {
+    let (ck, mut h) = match latest {
+        Some(h) if h.version == version => (ck, h),
+        _ => {
+            let vk = meta2::versions::version_key(cid, key, version);
+            match ov.get(&vk)? {
+                Some(b) if !key.as_bytes().contains(&0) => {
+                    (vk, ContentHeader::decode(b.as_slice())?)
+                }
+                _ => return Ok(Reply::Refused(Refusal::ContentChanged)),
+            }
+        }
+    };
+    if h.version != version || h.delete_marker {
         return Ok(Reply::Refused(Refusal::ContentChanged));
     }
     if h.chunks.iter().any(|c| c.chunk_id == new.chunk_id) {

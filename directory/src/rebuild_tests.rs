@@ -241,3 +241,66 @@ async fn reverse_index_pages_cover_every_chunk_once() {
         .entries
         .is_empty());
 }
+
+/// Older versions of a versioned container keep their chunks in the reverse index:
+/// a rebuild must be able to switch them too, without touching the latest version.
+#[tokio::test]
+async fn replace_reaches_older_versions() {
+    use crate::meta2::versions::{self, VersionRef, Versioning};
+    let mut s = Sm::new().await;
+    s.apply(Command::SetVersioning {
+        cid: CID.into(),
+        state: Versioning::Enabled,
+    })
+    .await;
+    let put = |chunk: &'static str, proposed: u64| {
+        let header = ContentHeader {
+            size: 10,
+            policy: "TWOCOPIES".into(),
+            chunks: vec![ChunkRecord {
+                rawx_id: "rawx-a".into(),
+                chunk_id: chunk.into(),
+                size: 10,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Command::PutContent {
+            cid: CID.into(),
+            key: "k".into(),
+            header: header.encode_to_vec(),
+            proposed_version: proposed,
+            condition: None,
+        }
+    };
+    let version_of = |r: Reply| match r {
+        Reply::Encoded(b) => {
+            oxio_proto::v1::PutContentReply::decode(b.as_slice())
+                .unwrap()
+                .version
+        }
+        other => panic!("put answered {other:?}"),
+    };
+    let c1 = put("A1", 100);
+    let v1 = version_of(s.apply(c1).await);
+    let c2 = put("A2", 200);
+    let v2 = version_of(s.apply(c2).await);
+    assert!(v2 > v1);
+
+    assert!(replaced(&s.replace("k", v1, "A1", ("rawx-n", "N1")).await));
+    let old = versions::find(&s.sm.view(), CID, "k", Some(VersionRef::Id(v1)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.chunks[0].chunk_id, "N1");
+    assert_eq!(old.version, v1);
+    assert_eq!(
+        s.header("k").chunks[0].chunk_id,
+        "A2",
+        "the latest is untouched"
+    );
+    let on_n = s.on("rawx-n");
+    assert_eq!((on_n.len(), on_n[0].version), (1, v1));
+    assert_eq!(s.on("rawx-a").len(), 1, "only A2 left on rawx-a");
+    // Idempotent on an older version too.
+    assert!(!replaced(&s.replace("k", v1, "A1", ("rawx-n", "N1")).await));
+}

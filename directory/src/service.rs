@@ -23,6 +23,8 @@ mod mpu;
 mod rebuild_rpc;
 #[path = "service_tags.rs"]
 mod tags_rpc;
+#[path = "service_versions.rs"]
+mod versions_rpc;
 
 /// Deadline of a GetMeta0 call this node makes to another node.
 const REMOTE_META0_TIMEOUT: Duration = Duration::from_secs(5);
@@ -532,7 +534,10 @@ impl Directory for DirectoryService {
             Reply::Put { version, replaced } => Ok(Response::new(PutContentReply {
                 version,
                 replaced: replaced.map(|b| decode(&b)).transpose()?,
+                version_id: String::new(),
             })),
+            // A versioned container answers the reply with its version id.
+            Reply::Encoded(b) => Ok(Response::new(decode(&b)?)),
             other => Err(unexpected(other)),
         }
     }
@@ -631,6 +636,38 @@ impl Directory for DirectoryService {
         request: Request<SetContainerTagsRequest>,
     ) -> Res<ContainerStatsReply> {
         self.tags_set_container(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn set_container_versioning(
+        &self,
+        request: Request<SetContainerVersioningRequest>,
+    ) -> Res<ContainerStatsReply> {
+        self.versions_set(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn get_content_version(
+        &self,
+        request: Request<GetContentVersionRequest>,
+    ) -> Res<ContentRecord> {
+        self.versions_get(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn delete_content_version(
+        &self,
+        request: Request<DeleteContentVersionRequest>,
+    ) -> Res<DeleteContentVersionReply> {
+        self.versions_delete(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_content_versions(
+        &self,
+        request: Request<ListContentVersionsRequest>,
+    ) -> Res<ListContentVersionsReply> {
+        self.versions_list(request.into_inner()).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]

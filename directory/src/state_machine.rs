@@ -16,7 +16,28 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageError};
 use rocksdb::DB;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Snapshots built and installed, counted over every group that shares it (one per
+/// node, read by the metrics).
+#[derive(Debug, Default)]
+pub struct SnapshotCounters {
+    built: AtomicU64,
+    installed: AtomicU64,
+}
+
+impl SnapshotCounters {
+    /// Snapshots built so far.
+    pub fn built(&self) -> u64 {
+        self.built.load(Ordering::Relaxed)
+    }
+
+    /// Snapshots received from a leader and installed so far.
+    pub fn installed(&self) -> u64 {
+        self.installed.load(Ordering::Relaxed)
+    }
+}
 
 /// State machine of one group.
 #[derive(Clone)]
@@ -25,6 +46,7 @@ pub struct StateMachine {
     group: u64,
     kind: GroupKind,
     snapshot_dir: PathBuf,
+    counters: Arc<SnapshotCounters>,
 }
 
 impl StateMachine {
@@ -35,7 +57,14 @@ impl StateMachine {
             group,
             kind: GroupKind::of(group),
             snapshot_dir,
+            counters: Arc::default(),
         }
+    }
+
+    /// The same state machine, counting its snapshots in `counters`.
+    pub fn counting(mut self, counters: Arc<SnapshotCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Read-only view of the group's data (for queries after a linearizable barrier).
@@ -191,6 +220,21 @@ impl StateMachine {
                 }
                 _ => wrong,
             },
+            Command::SetVersioning { cid, state } => match kind {
+                GroupKind::Meta2 => meta2::versions::apply_set_versioning(ov, cid, *state),
+                _ => wrong,
+            },
+            Command::DeleteVersion {
+                cid,
+                key,
+                version,
+                clock,
+            } => match kind {
+                GroupKind::Meta2 => {
+                    meta2::versions::apply_delete_version(ov, cid, key, *version, *clock)
+                }
+                _ => wrong,
+            },
         }
     }
 
@@ -258,6 +302,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .await
             .map_err(write_snap_err)?
             .map_err(write_snap_err)?;
+        self.counters.built.fetch_add(1, Ordering::Relaxed);
         self.open_current()
             .await
             .map_err(read_snap_err)?
@@ -323,7 +368,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || snapshot::install(&db, group, &dir, std_file, &meta))
             .await
             .map_err(write_snap_err)?
-            .map_err(write_snap_err)
+            .map_err(write_snap_err)?;
+        self.counters.installed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn get_current_snapshot(

@@ -61,15 +61,20 @@ impl GroupKind {
             GroupKind::Meta2 => oxio_proto::v1::GroupKind::Meta2,
         }
     }
+
+    /// The lower-case name (`meta0`, `meta1`, `meta2`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::Meta0 => "meta0",
+            GroupKind::Meta1 => "meta1",
+            GroupKind::Meta2 => "meta2",
+        }
+    }
 }
 
 impl std::fmt::Display for GroupKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            GroupKind::Meta0 => "meta0",
-            GroupKind::Meta1 => "meta1",
-            GroupKind::Meta2 => "meta2",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -281,6 +286,25 @@ pub enum Command {
         /// Upload id.
         upload_id: String,
     },
+    /// meta2: set a container's versioning (there is no way back to unversioned).
+    SetVersioning {
+        /// Container id.
+        cid: String,
+        /// The new state.
+        state: crate::meta2::versions::Versioning,
+    },
+    /// meta2: S3 DeleteObject with versioning semantics (a delete marker, or one
+    /// version removed for good).
+    DeleteVersion {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// The version to remove for good (`None`: delete the key).
+        version: Option<crate::meta2::versions::VersionRef>,
+        /// The leader's clock for a delete marker's version and modification time.
+        clock: crate::meta2::versions::DeleteClock,
+    },
     /// meta2: point one chunk record of a content at a rebuilt copy.
     ReplaceChunk {
         /// Container id.
@@ -318,6 +342,8 @@ impl Command {
             Command::CompleteUpload { .. } => "complete_upload",
             Command::AbortUpload { .. } => "abort_upload",
             Command::ReplaceChunk { .. } => "replace_chunk",
+            Command::SetVersioning { .. } => "set_versioning",
+            Command::DeleteVersion { .. } => "delete_version",
         }
     }
 }

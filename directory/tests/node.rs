@@ -45,9 +45,14 @@ async fn wait_ready(c: &mut DirectoryClient<Channel>) -> Meta0Table {
 }
 
 fn header(size: u64, data: &[u8]) -> ContentHeader {
+    // Every upload has its own content id (the directory recognises a retried put by it).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut content_id = vec![7; 16];
+    content_id[..8].copy_from_slice(&n.to_be_bytes());
     ContentHeader {
         placement_degraded: false,
-        content_id: vec![7; 16],
+        content_id,
         size,
         policy: "INLINE".into(),
         etag: format!("etag-{size}"),

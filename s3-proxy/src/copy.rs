@@ -1,7 +1,6 @@
 //! CopyObject: the source is read through the sdk and streamed into a new put,
 //! server side, never whole in memory. Covers the copy source (URL-decoded by
-//! `s3s`; `?versionId=null` accepted, any other version refused as on an
-//! unversioned bucket), the `x-amz-metadata-directive` (`COPY` keeps the source's
+//! `s3s`; `?versionId=` reads that version of a versioned bucket), the `x-amz-metadata-directive` (`COPY` keeps the source's
 //! headers and metadata, `REPLACE` takes the request's), the
 //! `x-amz-copy-source-if-*` conditions and AWS's refusal of a copy onto itself that
 //! changes nothing.
@@ -30,6 +29,8 @@ pub struct Source {
     pub bucket: String,
     /// Key, URL-decoded.
     pub key: String,
+    /// The version to read (`None`: the latest).
+    pub version_id: Option<String>,
 }
 
 /// What to do with the stored headers and metadata.
@@ -41,8 +42,8 @@ pub enum Directive {
     Replace,
 }
 
-/// The bucket and key of a copy source. Access point and outpost ARNs are not
-/// served; a version other than `null` is refused: buckets are unversioned.
+/// The bucket, key and version of a copy source. Access point and outpost ARNs are
+/// not served; a malformed version id is `InvalidArgument`.
 pub fn source(cs: &CopySource) -> S3Result<Source> {
     match cs {
         CopySource::Bucket {
@@ -50,17 +51,11 @@ pub fn source(cs: &CopySource) -> S3Result<Source> {
             key,
             version_id,
         } => {
-            if let Some(v) = version_id {
-                if &**v != "null" {
-                    return Err(s3_error!(
-                        InvalidArgument,
-                        "Invalid version id specified: buckets are not versioned"
-                    ));
-                }
-            }
+            let version_id = crate::versioning::version_arg(version_id.as_deref())?;
             Ok(Source {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
+                version_id: version_id.map(str::to_string),
             })
         }
         _ => Err(s3_error!(
@@ -79,14 +74,19 @@ pub fn directive(d: Option<&MetadataDirective>) -> S3Result<Directive> {
     }
 }
 
-/// Refuses copying an object onto itself while changing nothing, as S3 does.
+/// Refuses copying an object onto itself while changing nothing, as S3 does (copying
+/// a named version onto its key restores it, and is allowed).
 pub fn check_not_self_copy(
     src: &Source,
     dst_bucket: &str,
     dst_key: &str,
     d: Directive,
 ) -> S3Result<()> {
-    if d == Directive::Copy && src.bucket == dst_bucket && src.key == dst_key {
+    if d == Directive::Copy
+        && src.version_id.is_none()
+        && src.bucket == dst_bucket
+        && src.key == dst_key
+    {
         return Err(s3_error!(
             InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself \
@@ -115,10 +115,15 @@ pub async fn copy_object(
     let src = source(&input.copy_source)?;
     let d = directive(input.metadata_directive.as_ref())?;
     check_not_self_copy(&src, &input.bucket, &input.key, d)?;
-    let header = sdk
-        .head_object(account, &src.bucket, &src.key)
-        .await
-        .map_err(s3_error)?;
+    let header = crate::versioning::lookup(
+        sdk,
+        account,
+        &src.bucket,
+        &src.key,
+        src.version_id.as_deref(),
+    )
+    .await?;
+    let source_version = crate::versioning::version_header(&header);
     let conditions = Conditions {
         if_match: input.copy_source_if_match,
         if_none_match: input.copy_source_if_none_match,
@@ -177,6 +182,8 @@ pub async fn copy_object(
             last_modified: Some(timestamp_ms(stored.mtime_ms)),
             ..Default::default()
         }),
+        version_id: crate::versioning::version_header(&stored),
+        copy_source_version_id: source_version,
         ..Default::default()
     };
     Ok(Copied {
@@ -237,8 +244,15 @@ mod tests {
     }
 
     #[test]
-    fn version_null_is_accepted_others_refused() {
-        assert_eq!(parse("/bkt/k?versionId=null").unwrap().key, "k");
+    fn source_versions_are_kept_and_malformed_ones_refused() {
+        let s = parse("/bkt/k?versionId=null").unwrap();
+        assert_eq!(
+            (s.key.as_str(), s.version_id.as_deref()),
+            ("k", Some("null"))
+        );
+        let s = parse("/bkt/k?versionId=0000000000abcdef").unwrap();
+        assert_eq!(s.version_id.as_deref(), Some("0000000000abcdef"));
+        assert_eq!(parse("/bkt/k").unwrap().version_id, None);
         let e = parse("/bkt/k?versionId=3HL4kqtJlcpXroDTDmJ").unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::InvalidArgument);
     }
@@ -272,6 +286,7 @@ mod tests {
         let src = Source {
             bucket: "b".into(),
             key: "k".into(),
+            version_id: None,
         };
         let e = check_not_self_copy(&src, "b", "k", Directive::Copy).unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::InvalidRequest);

@@ -29,6 +29,7 @@ pub mod server;
 pub mod service;
 pub mod storage_class;
 pub mod tagging;
+pub mod versioning;
 
 pub use error::{Error, Result};
 pub use server::{start, S3Config, Started};

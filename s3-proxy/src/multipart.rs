@@ -190,6 +190,7 @@ pub async fn complete(
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         bucket: Some(input.bucket),
         key: Some(input.key),
+        version_id: crate::versioning::version_header(&header),
         e_tag: Some(ETag::Strong(header.etag)),
         ..Default::default()
     })

@@ -7,7 +7,6 @@
 
 use crate::conditional::{copy_error, Conditions};
 use crate::copy::{self, source_stream, MAX_COPY_BYTES};
-use crate::error::s3_error;
 use crate::multipart::{mpu_error, part_number};
 use crate::service::timestamp_ms;
 use oxio_sdk::multipart::MultipartError;
@@ -91,10 +90,14 @@ pub async fn upload_part_copy(
     if let Some(r) = input.copy_source_range.as_deref() {
         parse_range(r)?;
     }
-    let header = sdk
-        .head_object(account, &src.bucket, &src.key)
-        .await
-        .map_err(s3_error)?;
+    let header = crate::versioning::lookup(
+        sdk,
+        account,
+        &src.bucket,
+        &src.key,
+        src.version_id.as_deref(),
+    )
+    .await?;
     let conditions = Conditions {
         if_match: input.copy_source_if_match,
         if_none_match: input.copy_source_if_none_match,

@@ -6,7 +6,7 @@ use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs, Overrides, Served};
 use crate::metrics::{Layout, S3Metrics};
 use crate::storage_class::{served_class, StorageClasses};
-use crate::{checksum, copy, listing, multipart, part_copy, tagging};
+use crate::{checksum, copy, listing, multipart, part_copy, tagging, versioning};
 use base64::Engine;
 use bytes::Bytes;
 use oxio_sdk::{Client, ContentHeader};
@@ -273,6 +273,7 @@ impl S3 for OxioS3 {
             Layout::Chunked
         });
         Ok(S3Response::new(PutObjectOutput {
+            version_id: versioning::version_header(&header),
             e_tag: Some(etag(&header)),
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
@@ -290,11 +291,14 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
-        let header = self
-            .sdk
-            .head_object(&account, &input.bucket, &input.key)
-            .await
-            .map_err(s3_error)?;
+        let header = versioning::lookup(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
+        .await?;
         let served = conditions_then_served!(input, &header);
         let size = header.size;
         let (start, end, content_range) = match &input.range {
@@ -314,6 +318,7 @@ impl S3 for OxioS3 {
         let last_modified = timestamp_ms(header.mtime_ms);
         let storage_class = served_class(&header).map(StorageClass::from);
         let tag_count = tagging::count(&header.tags);
+        let version_id = versioning::version_header(&header);
         // The whole object's checksum, when asked for and the whole object is served.
         let sums = match (&input.checksum_mode, &input.range) {
             (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
@@ -337,6 +342,7 @@ impl S3 for OxioS3 {
             metadata: served.metadata,
             storage_class,
             tag_count,
+            version_id,
             checksum_crc32: sums.checksum_crc32,
             checksum_crc32c: sums.checksum_crc32c,
             checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -354,11 +360,14 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let account = self.account(&req).await?;
         let input = req.input;
-        let header = self
-            .sdk
-            .head_object(&account, &input.bucket, &input.key)
-            .await
-            .map_err(s3_error)?;
+        let header = versioning::lookup(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
+        .await?;
         let served = conditions_then_served!(input, &header);
         let tag_count = tagging::count(&header.tags);
         let sums = match &input.checksum_mode {
@@ -383,6 +392,7 @@ impl S3 for OxioS3 {
             expires: served.expires,
             metadata: served.metadata,
             storage_class: served_class(&header).map(StorageClass::from),
+            version_id: versioning::version_header(&header),
             ..Default::default()
         });
         // HeadObjectOutput has no field for it; GET and HEAD answer the same headers.
@@ -399,17 +409,16 @@ impl S3 for OxioS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let account = self.account(&req).await?;
-        match self
-            .sdk
-            .delete_object(&account, &req.input.bucket, &req.input.key)
-            .await
-        {
-            // Deleting a missing key succeeds, as in S3.
-            Ok(()) | Err(oxio_sdk::Error::NoSuchKey) => {
-                Ok(S3Response::new(DeleteObjectOutput::default()))
-            }
-            Err(e) => Err(s3_error(e)),
-        }
+        let input = req.input;
+        let done = versioning::delete(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
+        .await?;
+        Ok(S3Response::new(versioning::delete_output(&done)))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
@@ -434,26 +443,35 @@ impl S3 for OxioS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for obj in input.delete.objects {
-            match self
-                .sdk
-                .delete_object(&account, &input.bucket, &obj.key)
-                .await
+            match versioning::delete(
+                &self.sdk,
+                &account,
+                &input.bucket,
+                &obj.key,
+                obj.version_id.as_deref(),
+            )
+            .await
             {
-                Ok(()) | Err(oxio_sdk::Error::NoSuchKey) => {
+                Ok(done) => {
                     if !quiet {
+                        let id = (!done.version_id.is_empty()).then_some(done.version_id);
+                        let named = obj.version_id.is_some();
                         deleted.push(DeletedObject {
                             key: Some(obj.key),
-                            ..Default::default()
+                            delete_marker: done.delete_marker.then_some(true),
+                            delete_marker_version_id: (done.delete_marker && !named)
+                                .then(|| id.clone())
+                                .flatten(),
+                            version_id: if named { id } else { None },
                         });
                     }
                 }
-                Err(e) => {
-                    let err = s3_error(e);
+                Err(err) => {
                     errors.push(s3s::dto::Error {
                         code: Some(err.code().as_str().to_string()),
                         key: Some(obj.key),
                         message: err.message().map(str::to_string),
-                        version_id: None,
+                        version_id: obj.version_id,
                     });
                 }
             }
@@ -463,6 +481,36 @@ impl S3 for OxioS3 {
             errors: (!errors.is_empty()).then_some(errors),
             ..Default::default()
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let account = self.account(&req).await?;
+        versioning::put_bucket(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let account = self.account(&req).await?;
+        let out = versioning::get_bucket(&self.sdk, &account, &req.input.bucket).await?;
+        Ok(S3Response::new(out))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let account = self.account(&req).await?;
+        let out = versioning::list(&self.sdk, &account, req.input).await?;
+        Ok(S3Response::new(out))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]

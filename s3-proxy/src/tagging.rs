@@ -140,15 +140,27 @@ pub fn for_copy(
     }
 }
 
-/// Buckets are not versioned: only the `null` version may be named.
-fn check_version(v: Option<&str>) -> S3Result<()> {
-    match v {
-        None | Some("null") => Ok(()),
-        Some(_) => Err(s3_error!(
-            InvalidArgument,
-            "Invalid version id specified: buckets are not versioned"
-        )),
+/// Tag writes apply to the latest version: a `versionId` must name it (writing the
+/// tags of an older version is not supported).
+async fn check_version(
+    sdk: &Client,
+    account: &str,
+    bucket: &str,
+    key: &str,
+    v: Option<&str>,
+) -> S3Result<()> {
+    let Some(v) = v else {
+        return Ok(());
+    };
+    let h = crate::versioning::lookup(sdk, account, bucket, key, Some(v)).await?;
+    let latest = crate::versioning::lookup(sdk, account, bucket, key, None).await?;
+    if h.version != latest.version {
+        return Err(s3_error!(
+            NotImplemented,
+            "Changing the tags of a version other than the latest is not supported"
+        ));
     }
+    Ok(())
 }
 
 /// The `x-amz-tagging-count` value of an object (`None` without tags, as AWS).
@@ -162,7 +174,14 @@ pub async fn put_object(
     account: &str,
     input: PutObjectTaggingInput,
 ) -> S3Result<PutObjectTaggingOutput> {
-    check_version(input.version_id.as_deref())?;
+    check_version(
+        sdk,
+        account,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
     let tags = check(pairs_of(input.tagging.tag_set)?, MAX_OBJECT_TAGS, "Object")?;
     sdk.set_object_tags(account, &input.bucket, &input.key, tags)
         .await
@@ -176,14 +195,17 @@ pub async fn get_object(
     account: &str,
     input: GetObjectTaggingInput,
 ) -> S3Result<GetObjectTaggingOutput> {
-    check_version(input.version_id.as_deref())?;
-    let h = sdk
-        .head_object(account, &input.bucket, &input.key)
-        .await
-        .map_err(s3_error)?;
+    let h = crate::versioning::lookup(
+        sdk,
+        account,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
     Ok(GetObjectTaggingOutput {
         tag_set: tag_set(&h.tags),
-        version_id: None,
+        version_id: crate::versioning::version_header(&h),
     })
 }
 
@@ -193,7 +215,14 @@ pub async fn delete_object(
     account: &str,
     input: DeleteObjectTaggingInput,
 ) -> S3Result<DeleteObjectTaggingOutput> {
-    check_version(input.version_id.as_deref())?;
+    check_version(
+        sdk,
+        account,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+    )
+    .await?;
     sdk.set_object_tags(account, &input.bucket, &input.key, Vec::new())
         .await
         .map_err(s3_error)?;

@@ -16,6 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::Code;
 
+#[path = "versions.rs"]
+pub mod versions;
+
+pub use versions::{DeleteOutcome, VersionQuery};
+
 /// Where the grid is and how objects are stored.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -549,6 +554,8 @@ impl Client {
             inline_data: up.inline.map(|b| b.to_vec()).unwrap_or_default(),
             metachunk_sizes: up.metachunk_sizes,
             chunks: up.chunks,
+            delete_marker: false,
+            version_id: String::new(),
         };
         let k = key.to_string();
         let h = header.clone();
@@ -593,6 +600,7 @@ impl Client {
         }
         Ok(ContentHeader {
             version: reply.version,
+            version_id: reply.version_id,
             ..header
         })
     }
@@ -646,39 +654,12 @@ impl Client {
         get::read_range(self.inner.clone(), header, start, end)
     }
 
-    /// Deletes an object; its chunks are removed in the background.
+    /// Deletes an object; its chunks are removed in the background. In a versioned
+    /// container this adds a delete marker (see [`Client::delete_object_version`]).
     pub async fn delete_object(&self, account: &str, container: &str, key: &str) -> Result<()> {
-        let (cid, m2) = self.meta2_of(account, container).await?;
-        let k = key.to_string();
-        match self
-            .inner
-            .directory
-            .request(
-                m2,
-                DeleteContentRequest {
-                    group: m2,
-                    cid: cid.clone(),
-                    key: k.clone(),
-                },
-                |mut c, r| async move { c.delete_content(r).await },
-            )
-            .await?
-        {
-            Ok(rec) => {
-                if let Some(h) = rec.header {
-                    self.inner.delete_chunks_later(h.chunks);
-                }
-                Ok(())
-            }
-            Err(s) if s.code() == Code::NotFound => {
-                if s.message().contains("container") {
-                    Err(Error::NoSuchContainer)
-                } else {
-                    Err(Error::NoSuchKey)
-                }
-            }
-            Err(s) => Err(unexpected(s)),
-        }
+        self.delete_object_version(account, container, key, None)
+            .await
+            .map(|_| ())
     }
 
     /// One page of the objects of a container.

@@ -12,6 +12,7 @@ pub mod directory;
 pub mod directory_admin;
 pub mod ec;
 pub mod error;
+pub mod gc;
 pub mod get;
 pub mod multipart;
 pub mod policy;

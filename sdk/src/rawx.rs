@@ -170,6 +170,67 @@ impl RawxClient {
     }
 }
 
+/// One complete chunk file a rawx lists (`GET /chunks`).
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ListedChunk {
+    /// Upper-case 64-hex chunk id.
+    pub id: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Last modification, milliseconds since the epoch.
+    pub mtime_ms: u64,
+}
+
+/// One page of a rawx's chunk listing.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ChunkPage {
+    /// The chunks, in id order.
+    pub chunks: Vec<ListedChunk>,
+    /// More may follow the last one.
+    pub truncated: bool,
+}
+
+/// Largest listing page body accepted (1,000 entries take about 120 KB).
+const MAX_LIST_BODY: usize = 1 << 20;
+
+impl RawxClient {
+    /// Lists up to `limit` complete chunks of the rawx at `addr` with ids after
+    /// `after` ("" = from the start).
+    pub async fn list_chunks(&self, addr: &str, after: &str, limit: usize) -> Result<ChunkPage> {
+        let resp = tag(self
+            .http
+            .get(format!("http://{addr}/chunks?after={after}&limit={limit}")))
+        .send()
+        .await
+        .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::Unavailable(format!(
+                "rawx {addr} chunk listing: {status}"
+            )));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_LIST_BODY)
+        {
+            return Err(Error::Internal(format!(
+                "rawx {addr}: chunk listing too large"
+            )));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+        if body.len() > MAX_LIST_BODY {
+            return Err(Error::Internal(format!(
+                "rawx {addr}: chunk listing too large"
+            )));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::Internal(format!("rawx {addr}: bad chunk listing: {e}")))
+    }
+}
+
 /// The body of a chunk upload. The producer ends a complete chunk with an empty
 /// `Bytes`; a channel closed without it (the upload was abandoned: client gone,
 /// quorum lost, error) ends the body with an error, so the HTTP request is cut

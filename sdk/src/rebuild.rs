@@ -21,8 +21,8 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use oxio_common::{ChunkId, ContentId, StoragePolicy};
 use oxio_proto::v1::{
-    ChunkRecord, ContentHeader, GetContentRequest, GroupKind, ListRawxChunksRequest,
-    RawxChunkEntry, ReplaceChunkRequest,
+    ChunkRecord, ContentHeader, GetContentRequest, GetContentVersionRequest, GroupKind,
+    ListRawxChunksRequest, RawxChunkEntry, ReplaceChunkRequest,
 };
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -204,7 +204,10 @@ impl Client {
 
 /// Every `(meta2 group, entry)` the reverse indexes list for `rawx_id`, up to
 /// [`MAX_CHUNKS_PER_RUN`]; the bool says whether the cap cut the listing.
-async fn list_all(inner: &Inner, rawx_id: &str) -> Result<(Vec<(u64, RawxChunkEntry)>, bool)> {
+pub(crate) async fn list_all(
+    inner: &Inner,
+    rawx_id: &str,
+) -> Result<(Vec<(u64, RawxChunkEntry)>, bool)> {
     let meta0 = inner.directory.meta0().await?;
     let mut out = Vec::new();
     for group in meta0.groups_of(GroupKind::Meta2) {
@@ -279,8 +282,8 @@ async fn rebuild_one(inner: &Arc<Inner>, group: u64, rawx_id: &str, e: &RawxChun
     }
 }
 
-/// The current header of the entry's key, or `None` when it no longer holds the
-/// entry's version.
+/// The header of the entry's version of its key (the latest one, or an older version
+/// of a versioned container), or `None` when the key no longer holds that version.
 async fn get_header(
     inner: &Inner,
     group: u64,
@@ -296,10 +299,42 @@ async fn get_header(
         .request(group, req, |mut c, r| async move { c.get_content(r).await })
         .await?
     {
-        Ok(rec) => Ok(rec.header.filter(|h| h.version == e.version)),
-        Err(s) if s.code() == Code::NotFound => Ok(None),
-        Err(s) => Err(unexpected(s)),
+        Ok(rec) => {
+            if let Some(h) = rec.header.filter(|h| h.version == e.version) {
+                return Ok(Some(h));
+            }
+        }
+        Err(s) if s.code() == Code::NotFound => {}
+        Err(s) => return Err(unexpected(s)),
     }
+    // Not the latest: an older version, named by its id, or the `null` version.
+    for version_id in [format!("{:016x}", e.version), "null".to_string()] {
+        let req = GetContentVersionRequest {
+            group,
+            cid: e.cid.clone(),
+            key: e.key.clone(),
+            version_id,
+        };
+        match inner
+            .directory
+            .request(group, req, |mut c, r| async move {
+                c.get_content_version(r).await
+            })
+            .await?
+        {
+            Ok(rec) => {
+                if let Some(h) = rec
+                    .header
+                    .filter(|h| h.version == e.version && !h.delete_marker)
+                {
+                    return Ok(Some(h));
+                }
+            }
+            Err(s) if matches!(s.code(), Code::NotFound | Code::InvalidArgument) => {}
+            Err(s) => return Err(unexpected(s)),
+        }
+    }
+    Ok(None)
 }
 
 /// `Ok(replaced)`, `Err(None)` when the content changed, `Err(Some)` otherwise.

@@ -22,7 +22,8 @@ START_DEADLINE_S = 180
 
 
 def _ports_free(base, rawx):
-    ports = [base + i for i in range(10)] + [base + 200 + i for i in range(rawx)]
+    # gRPC, S3 and metrics ports (N..N+9), directory metrics (N+21..N+23), rawx.
+    ports = [base + i for i in range(10)] + [base + 20 + i for i in range(1, 4)] + [base + 200 + i for i in range(rawx)]
     for p in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:

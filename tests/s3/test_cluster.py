@@ -204,3 +204,18 @@ def test_cli_uses_any_live_conscience(grid):
     r = oxio(grid, "--conscience", dead, "cluster", "list", "rawx", env=env, check=False)
     assert r.returncode == EXIT_ERROR
     assert dead in r.stderr, r.stderr
+
+
+def test_directory_reports_its_groups(grid):
+    """Directory nodes send type-specific figures with their heartbeats (every second;
+    the first one may predate the bootstrap)."""
+    deadline = time.monotonic() + 30
+    while True:
+        stats = oxio_json(grid, "cluster", "show", "directory-1")["stats"]
+        if stats.get("groups_hosted", 0) >= 9:  # meta0 + 4 meta1 + 4 meta2 in a dev grid
+            break
+        assert time.monotonic() < deadline, stats
+        time.sleep(0.2)
+    assert stats["groups_led"] == stats["groups_hosted"], "a single node leads every group"
+    assert stats["apply_lag"] >= 0
+    assert {"cpu", "io", "space"} <= set(stats)

@@ -129,7 +129,10 @@ workers = 1
     finally:
         for p in procs.values():
             p.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        if os.environ.get("OXIO_KEEP"):  # keep the logs for a post-mortem
+            print(f"data and logs kept in {data}")
+        else:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def status_rows(env):
@@ -275,7 +278,11 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
     def check_everything(when):
         s3 = client()
         for k, seq in sorted(h.acked.items()):
-            got = seq_of(k, s3.get_object(Bucket="chaos", Key=k)["Body"].read())
+            try:
+                body = s3.get_object(Bucket="chaos", Key=k)["Body"].read()
+            except Exception as e:
+                raise AssertionError(f"{when}: reading {k} (acknowledged attempt {seq}) failed: {e}") from e
+            got = seq_of(k, body)
             assert seq <= got <= h.attempted[k], f"{when}: {k} read attempt {got}, acknowledged {seq}"
         listed = set()
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket="chaos"):

@@ -2,6 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use oxio_cli::cli_config;
+use oxio_cli::container_cmd::{self, ContainerCmd};
+use oxio_cli::grid_error::UsageError;
+use oxio_cli::object_cmd::{self, ObjectCmd};
 use oxio_cli::output::{Fields, Format, Rows};
 use oxio_cli::units::parse_duration;
 use oxio_proto::v1::ServiceState;
@@ -10,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// Exit status: the command failed (grid unreachable, request refused, not found).
 const EXIT_ERROR: i32 = 1;
+/// Exit status: bad arguments, options or configuration file.
+const EXIT_USAGE: i32 = 2;
 /// Exit status: `cluster wait` reached its timeout.
 const EXIT_WAIT_TIMEOUT: i32 = 3;
 /// Exit status: `volume rebuild` left chunks it could not rebuild.
@@ -24,7 +30,7 @@ const MAX_LAGGARDS_SHOWN: usize = 20;
 const EXIT_CODES_HELP: &str = "Exit codes:
   0  success
   1  error: grid unreachable, request refused, service not found
-  2  usage error: bad arguments or options
+  2  usage error: bad arguments or options, bad configuration file
   3  `cluster wait` timed out; the message names the services not ready
   4  `volume rebuild` could not rebuild some chunks; the summary lists why";
 
@@ -36,24 +42,19 @@ const EXIT_CODES_HELP: &str = "Exit codes:
     after_help = EXIT_CODES_HELP
 )]
 struct Cli {
-    /// Conscience address(es), comma separated.
-    #[arg(
-        long,
-        env = "OXIO_CONSCIENCE",
-        default_value = "127.0.0.1:6000",
-        global = true,
-        value_delimiter = ','
-    )]
-    conscience: Vec<String>,
-    /// Directory node address(es), comma separated.
-    #[arg(
-        long,
-        env = "OXIO_DIRECTORY",
-        default_value = "127.0.0.1:6001",
-        global = true,
-        value_delimiter = ','
-    )]
-    directory: Vec<String>,
+    /// Conscience address(es), comma separated [default: the configuration file's
+    /// `conscience`, else 127.0.0.1:6000].
+    #[arg(long, env = "OXIO_CONSCIENCE", global = true, value_delimiter = ',')]
+    conscience: Option<Vec<String>>,
+    /// Directory node address(es), comma separated [default: the configuration
+    /// file's `directory`, else 127.0.0.1:6001].
+    #[arg(long, env = "OXIO_DIRECTORY", global = true, value_delimiter = ',')]
+    directory: Option<Vec<String>>,
+    /// Configuration file (TOML with the keys `conscience`, `directory` and
+    /// `account`; a flag or environment variable wins over it) [default:
+    /// ~/.config/oxio/config.toml when it exists].
+    #[arg(long, env = "OXIO_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table", global = true)]
     format: Format,
@@ -81,11 +82,16 @@ enum Command {
     /// Directory nodes and their Raft groups: bootstrap, status.
     #[command(subcommand)]
     Directory(DirectoryCmd),
-    /// Volumes (rawx): rebuild a lost one.
+    /// Volumes (rawx): rebuild a lost one, delete orphan chunks.
     #[command(subcommand)]
     Volume(VolumeCmd),
     /// Load-test an S3 endpoint (any S3 service), or one in-process rawx with --local.
     Bench(Box<oxio_cli::bench::BenchArgs>),
+    /// Print a shell completion script (e.g. `oxio completion bash > /etc/bash_completion.d/oxio`).
+    Completion {
+        /// Shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,6 +108,18 @@ enum VolumeCmd {
         /// No progress bar (it is also off when stderr is not a terminal).
         #[arg(long)]
         no_progress: bool,
+    },
+    /// Delete the orphan chunks of a rawx: chunk files no meta2 record names (left by
+    /// failed writes or lost background deletes), older than the grace period.
+    Gc {
+        /// Service id of the rawx (as in `oxio cluster list`).
+        rawx_id: String,
+        /// Unrecorded chunks younger than this are kept (writes in flight).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        grace: Duration,
+        /// Report the orphans without deleting them.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -166,6 +184,11 @@ enum AccountCmd {
         /// Account name.
         name: String,
     },
+    /// Show an account: its containers, objects and bytes (summed over its containers).
+    Show {
+        /// Account name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,65 +202,6 @@ enum KeyCmd {
     List {
         /// Account.
         account: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ContainerCmd {
-    /// List the containers of an account.
-    List {
-        /// Account.
-        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
-        account: String,
-    },
-    /// Set properties of a container (its default storage policy).
-    Set {
-        /// Container (bucket) name.
-        container: String,
-        /// Default storage policy of new objects: SINGLE, TWOCOPIES, THREECOPIES or
-        /// EC<k><m> (e.g. EC42, EC84).
-        #[arg(long)]
-        policy: String,
-        /// Account.
-        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
-        account: String,
-    },
-    /// Clear properties of a container.
-    Unset {
-        /// Container (bucket) name.
-        container: String,
-        /// Clear the default storage policy.
-        #[arg(long, required = true)]
-        policy: bool,
-        /// Account.
-        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
-        account: String,
-    },
-    /// Show a container: cid, meta2 group, default policy, objects, bytes.
-    Show {
-        /// Container (bucket) name.
-        container: String,
-        /// Account.
-        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
-        account: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ObjectCmd {
-    /// List the objects of a container.
-    List {
-        /// Container (bucket) name.
-        container: String,
-        /// Account.
-        #[arg(long, env = "OXIO_ACCOUNT", default_value = "dev")]
-        account: String,
-        /// Only keys starting with this prefix.
-        #[arg(long, default_value = "")]
-        prefix: String,
-        /// At most this many objects (0 = all).
-        #[arg(long, default_value_t = 0)]
-        limit: usize,
     },
 }
 
@@ -269,8 +233,13 @@ enum DirectoryCmd {
 async fn main() {
     let cli = Cli::parse();
     match run(cli).await {
+        Ok(out) if out.is_empty() => {}
         Ok(out) => println!("{out}"),
         Err(e) => {
+            if e.downcast_ref::<UsageError>().is_some() {
+                eprintln!("oxio: {e:#}");
+                std::process::exit(EXIT_USAGE);
+            }
             if let Some(r) = e.downcast_ref::<RebuildIncomplete>() {
                 println!("{}", r.summary);
                 eprintln!("oxio: {}", r.message);
@@ -386,11 +355,15 @@ fn not_ready<'a>(
 }
 
 fn hint(addrs: &[String], what: &str) -> String {
-    format!(
-        "cannot reach the {what} at {}: is the grid running (make up)? Set --{what} or OXIO_{} otherwise",
-        addrs.join(","),
-        what.to_uppercase()
-    )
+    oxio_cli::grid_error::unreachable_hint(addrs, what)
+}
+
+/// A completion script for `shell`.
+fn completion(shell: clap_complete::Shell) -> Result<String> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "oxio", &mut out);
+    String::from_utf8(out).context("the completion script is not UTF-8")
 }
 
 async fn run(cli: Cli) -> Result<String> {
@@ -400,18 +373,25 @@ async fn run(cli: Cli) -> Result<String> {
             let report = oxio_cli::bench::run(&args).await?;
             return Ok(oxio_cli::bench::render(&report, args.json));
         }
+        Command::Completion { shell } => return completion(shell),
         other => other,
     };
-    let mut cfg = oxio_sdk::ClientConfig::new(cli.conscience.clone(), cli.directory.clone());
+    let file = cli_config::load(cli.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    let settings = file.resolve(cli.conscience.clone(), cli.directory.clone(), None);
+    let account = |a: Option<String>| file.resolve(None, None, a).account;
+    let (conscience, dirs) = (settings.conscience, settings.directory);
+    let mut cfg = oxio_sdk::ClientConfig::new(conscience.clone(), dirs.clone());
     cfg.retry_deadline = std::time::Duration::from_secs(5);
     cfg.rpc_timeout = std::time::Duration::from_secs(5);
     let sdk = oxio_sdk::Client::new(cfg)?;
     let f = cli.format;
-    let dir_hint = || hint(&cli.directory, "directory");
+    let dir_hint = || hint(&dirs, "directory");
     match command {
-        Command::Bench(_) => bail!("bench runs without the grid client"),
-        Command::Cluster(cmd) => cluster(&sdk, cmd, f, &cli.conscience).await,
-        Command::Directory(cmd) => directory(&sdk, cmd, f, &cli.directory).await,
+        Command::Bench(_) | Command::Completion { .. } => {
+            bail!("this command runs without the grid client")
+        }
+        Command::Cluster(cmd) => cluster(&sdk, cmd, f, &conscience).await,
+        Command::Directory(cmd) => directory(&sdk, cmd, f, &dirs).await,
         Command::Volume(cmd) => volume(&sdk, cmd, f).await.with_context(dir_hint),
         Command::Account(AccountCmd::List) => {
             let accounts = sdk.list_accounts().await.with_context(dir_hint)?;
@@ -427,139 +407,13 @@ async fn run(cli: Cli) -> Result<String> {
             rows.push(vec![json!(a.account), json!(a.ctime_ms)]);
             Ok(rows.render(f))
         }
+        Command::Account(AccountCmd::Show { name }) => {
+            container_cmd::account_show(&sdk, &name, &dirs, f).await
+        }
         Command::Key(cmd) => key(&sdk, cmd, f).await.with_context(dir_hint),
-        Command::Container(ContainerCmd::List { account }) => {
-            let containers = sdk.list_containers(&account).await.with_context(dir_hint)?;
-            let mut rows = Rows::new(&["name", "cid", "meta2_group", "created_ms"]);
-            for c in containers {
-                rows.push(vec![
-                    json!(c.name),
-                    json!(c.cid),
-                    json!(c.meta2_group),
-                    json!(c.ctime_ms),
-                ]);
-            }
-            Ok(rows.render(f))
-        }
-        Command::Container(ContainerCmd::Set {
-            container,
-            policy,
-            account,
-        }) => {
-            let p: oxio_common::StoragePolicy = policy.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid storage policy {policy:?}: expected SINGLE, TWOCOPIES, THREECOPIES or EC<k><m> (e.g. EC42, EC84)"
-                )
-            })?;
-            sdk.set_container_policy(&account, &container, Some(p))
-                .await
-                .map_err(|e| container_error(e, &account, &container, &cli.directory))?;
-            show_container(&sdk, &account, &container, &cli.directory, f).await
-        }
-        Command::Container(ContainerCmd::Unset {
-            container,
-            policy: _,
-            account,
-        }) => {
-            sdk.set_container_policy(&account, &container, None)
-                .await
-                .map_err(|e| container_error(e, &account, &container, &cli.directory))?;
-            show_container(&sdk, &account, &container, &cli.directory, f).await
-        }
-        Command::Container(ContainerCmd::Show { container, account }) => {
-            show_container(&sdk, &account, &container, &cli.directory, f).await
-        }
-        Command::Object(ObjectCmd::List {
-            container,
-            account,
-            prefix,
-            limit,
-        }) => {
-            let mut rows = Rows::new(&["key", "size", "etag", "policy", "mtime_ms"]);
-            let mut start = String::new();
-            let mut count = 0usize;
-            loop {
-                let page = sdk
-                    .list_objects(&account, &container, &prefix, "", &start, 1000)
-                    .await
-                    .map_err(|e| match e {
-                        oxio_sdk::Error::NoSuchContainer => {
-                            anyhow::anyhow!(
-                                "container {container:?} does not exist in account {account:?}"
-                            )
-                        }
-                        other => anyhow::Error::new(other).context(dir_hint()),
-                    })?;
-                for e in page.entries {
-                    if limit > 0 && count >= limit {
-                        break;
-                    }
-                    rows.push(vec![
-                        json!(e.key),
-                        json!(e.size),
-                        json!(e.etag),
-                        json!(e.policy),
-                        json!(e.mtime_ms),
-                    ]);
-                    count += 1;
-                }
-                if !page.truncated || (limit > 0 && count >= limit) {
-                    break;
-                }
-                start = page.next_start_after;
-            }
-            Ok(rows.render(f))
-        }
+        Command::Container(cmd) => container_cmd::run(&sdk, cmd, f, &dirs, account).await,
+        Command::Object(cmd) => object_cmd::run(&sdk, cmd, f, &dirs, account).await,
     }
-}
-
-/// An sdk error about a named container, with the container named when it is missing.
-fn container_error(
-    e: oxio_sdk::Error,
-    account: &str,
-    container: &str,
-    dirs: &[String],
-) -> anyhow::Error {
-    match e {
-        oxio_sdk::Error::NoSuchContainer => {
-            anyhow::anyhow!("container {container:?} does not exist in account {account:?}")
-        }
-        other => anyhow::Error::new(other).context(hint(dirs, "directory")),
-    }
-}
-
-/// `container show`: the meta1 record and the meta2 stats and default policy.
-async fn show_container(
-    sdk: &oxio_sdk::Client,
-    account: &str,
-    container: &str,
-    dirs: &[String],
-    f: Format,
-) -> Result<String> {
-    let rec = sdk
-        .get_container(account, container)
-        .await
-        .map_err(|e| container_error(e, account, container, dirs))?;
-    let stats = sdk
-        .container_stats(account, container)
-        .await
-        .map_err(|e| container_error(e, account, container, dirs))?;
-    let policy = if stats.policy.is_empty() {
-        serde_json::Value::Null
-    } else {
-        json!(stats.policy)
-    };
-    Ok(Fields::new(vec![
-        ("account", json!(rec.account)),
-        ("name", json!(rec.name)),
-        ("cid", json!(rec.cid)),
-        ("meta2_group", json!(rec.meta2_group)),
-        ("policy", policy),
-        ("objects", json!(stats.objects)),
-        ("bytes", json!(stats.bytes)),
-        ("created_ms", json!(rec.ctime_ms)),
-    ])
-    .render(f))
 }
 
 /// Parses `ID@HOST:PORT`.
@@ -953,6 +807,35 @@ async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
 
 async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<String> {
     match cmd {
+        VolumeCmd::Gc {
+            rawx_id,
+            grace,
+            dry_run,
+        } => {
+            let r = sdk
+                .collect_garbage(&rawx_id, oxio_sdk::gc::GcOptions { grace, dry_run })
+                .await?;
+            let out = Fields::new(vec![
+                ("rawx_id", json!(r.rawx_id)),
+                ("dry_run", json!(dry_run)),
+                ("listed", json!(r.listed)),
+                ("recorded", json!(r.recorded)),
+                ("young", json!(r.young)),
+                ("orphans", json!(r.orphans)),
+                ("orphan_bytes", json!(r.orphan_bytes)),
+                ("deleted", json!(r.deleted)),
+                ("failed", json!(r.failures.len())),
+            ])
+            .render(f);
+            if !r.failures.is_empty() {
+                bail!(
+                    "{out}\n{} orphan(s) could not be deleted: {}",
+                    r.failures.len(),
+                    r.failures.join("; ")
+                );
+            }
+            Ok(out)
+        }
         VolumeCmd::Rebuild {
             rawx_id,
             concurrency,
@@ -961,7 +844,7 @@ async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<Str
             use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             if no_progress
-                || f == Format::Json
+                || f != Format::Table
                 || !std::io::IsTerminal::is_terminal(&std::io::stderr())
             {
                 bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -1002,7 +885,7 @@ async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<Str
 
 fn rebuild_summary(rawx_id: &str, r: &oxio_sdk::rebuild::RebuildReport, f: Format) -> String {
     let p = &r.progress;
-    if f == Format::Json {
+    if f != Format::Table {
         let failures: Vec<serde_json::Value> = r
             .failures
             .iter()
@@ -1010,7 +893,7 @@ fn rebuild_summary(rawx_id: &str, r: &oxio_sdk::rebuild::RebuildReport, f: Forma
                 |x| json!({"cid": x.cid, "key": x.key, "chunk_id": x.chunk_id, "reason": x.reason}),
             )
             .collect();
-        return json!({
+        let doc = json!({
             "rawx_id": rawx_id,
             "total": p.total,
             "rebuilt": p.done,
@@ -1020,8 +903,8 @@ fn rebuild_summary(rawx_id: &str, r: &oxio_sdk::rebuild::RebuildReport, f: Forma
             "failures": failures,
             "failures_omitted": r.failures_omitted,
             "more_remaining": r.more_remaining,
-        })
-        .to_string();
+        });
+        return oxio_cli::output::render_document(&doc, f);
     }
     let mut out = Fields::new(vec![
         ("rawx_id", json!(rawx_id)),
@@ -1133,6 +1016,41 @@ mod tests {
             }
             _ => panic!("parsed as another command"),
         }
+    }
+
+    #[test]
+    fn object_commands_and_completion_parse() {
+        let cli = Cli::try_parse_from([
+            "oxio",
+            "object",
+            "locate",
+            "b",
+            "k",
+            "--check",
+            "--account",
+            "a",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Object(ObjectCmd::Locate {
+                container,
+                key,
+                check,
+                account,
+            }) => assert_eq!(
+                (container.as_str(), key.as_str(), check, account.as_deref()),
+                ("b", "k", true, Some("a"))
+            ),
+            _ => panic!("parsed as another command"),
+        }
+        let cli =
+            Cli::try_parse_from(["oxio", "--config", "/x.toml", "completion", "zsh"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/x.toml")));
+        assert!(completion(clap_complete::Shell::Bash)
+            .unwrap()
+            .contains("locate"));
+        assert!(Cli::try_parse_from(["oxio", "completion", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["oxio", "object", "create", "b"]).is_err());
     }
 
     #[test]

@@ -39,7 +39,7 @@ enum Command {
         #[arg(long)]
         s3_listen: Option<SocketAddr>,
         /// Internal ports: conscience = N, directory node i = N+i, rawx i = N+200+i,
-        /// S3 = N+7, conscience /metrics = N+9.
+        /// S3 = N+7, conscience /metrics = N+9, directory node i /metrics = N+20+i.
         #[arg(long, default_value_t = 6000)]
         port_base: u16,
         /// Directory nodes (1 to 5), each with a replica of every Raft group; several
@@ -148,6 +148,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             d.location.clone(),
             cfg.conscience_addrs.clone(),
             bootstrap,
+            d.metrics_listen,
         )
         .await?;
     }

@@ -1,0 +1,112 @@
+//! A put applied twice (the client retried after losing the reply, e.g. across a leader
+//! change) is recognised by its content id: the second apply answers the first
+//! version and replaces nothing, so no chunk of the stored object is ever handed over
+//! for deletion; the record expires after the retry window.
+
+use crate::meta2::{self, PUT_RETRY_WINDOW_US};
+use crate::node::open_db;
+use crate::state_machine::StateMachine;
+use crate::types::{Command, DirEntry, Reply};
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, EntryPayload, LogId};
+use oxio_proto::v1::{ChunkRecord, ContentHeader};
+use prost::Message;
+use std::sync::Arc;
+
+const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
+
+async fn apply(sm: &mut StateMachine, index: &mut u64, cmd: Command) -> Reply {
+    *index += 1;
+    let e = DirEntry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 0), *index),
+        payload: EntryPayload::Normal(cmd),
+    };
+    sm.apply(vec![e]).await.unwrap().remove(0)
+}
+
+fn put(upload: u8, at_us: u64) -> Command {
+    Command::PutContent {
+        cid: CID.into(),
+        key: "k".into(),
+        header: ContentHeader {
+            content_id: vec![upload; 16],
+            size: 10,
+            etag: format!("e{upload}"),
+            policy: "TWOCOPIES".into(),
+            chunks: vec![ChunkRecord {
+                rawx_id: "rawx-a".into(),
+                chunk_id: format!("C{upload}"),
+                size: 10,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        proposed_version: at_us,
+        condition: None,
+    }
+}
+
+fn put_reply(r: Reply) -> (u64, Option<u8>) {
+    match r {
+        Reply::Put { version, replaced } => (
+            version,
+            replaced.map(|b| ContentHeader::decode(b.as_slice()).unwrap().content_id[0]),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_retried_put_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open_db(dir.path()).unwrap());
+    std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+    let mut sm = StateMachine::new(db, 1001, dir.path().join("snapshots"));
+    let mut i = 0;
+    let init = Command::InitContainer {
+        cid: CID.into(),
+        account: "acct".into(),
+        name: "bucket".into(),
+    };
+    apply(&mut sm, &mut i, init).await;
+    let t0 = 1_000_000;
+
+    let (v1, replaced) = put_reply(apply(&mut sm, &mut i, put(1, t0)).await);
+    assert_eq!(replaced, None);
+    // The same upload again: same version, nothing replaced, nothing counted twice.
+    assert_eq!(
+        put_reply(apply(&mut sm, &mut i, put(1, t0 + 5)).await),
+        (v1, None)
+    );
+    let meta = meta2::container_meta(&sm.view(), CID).unwrap().unwrap();
+    assert_eq!((meta.objects, meta.bytes), (1, 10));
+    assert_eq!(
+        meta2::chunks_on_rawx(&sm.view(), "rawx-a", 10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Another upload replaces it; a late retry of the first must not come back.
+    let (v2, replaced) = put_reply(apply(&mut sm, &mut i, put(2, t0 + 10)).await);
+    assert!(v2 > v1);
+    assert_eq!(replaced, Some(1));
+    assert_eq!(
+        put_reply(apply(&mut sm, &mut i, put(1, t0 + 20)).await),
+        (v1, None)
+    );
+    let cur = meta2::get_content(&sm.view(), CID, "k").unwrap().unwrap();
+    assert_eq!(
+        cur.content_id,
+        vec![2; 16],
+        "the retry did not bring back upload 1"
+    );
+
+    // Past the retry window the records are dropped as new puts arrive.
+    let late = t0 + PUT_RETRY_WINDOW_US + 100;
+    put_reply(apply(&mut sm, &mut i, put(3, late)).await);
+    let (v, replaced) = put_reply(apply(&mut sm, &mut i, put(1, late + 1)).await);
+    assert!(v > v2, "upload 1 forgotten: stored anew");
+    assert_eq!(replaced, Some(3));
+}
