@@ -225,6 +225,7 @@ async fn start_directory(
                 meta2_groups: DEV_GROUPS.meta2_groups,
                 nodes,
                 forwarded: false,
+                node_locations: Default::default(),
             },
         )
         .await

@@ -2,6 +2,7 @@
 //! grid with `oxiod dev`, or the roles of one TOML file), `oxio` is the admin CLI.
 //! This crate composes the service crates; it owns no service logic of its own.
 
+pub mod admin_cmd;
 pub mod bench;
 pub mod chunk_check;
 pub mod cli_config;
@@ -17,3 +18,4 @@ pub mod object_cmd;
 pub mod output;
 pub mod progress;
 pub mod units;
+pub mod volume_cmd;

@@ -4,7 +4,7 @@
 //! score locks and the optional lock of services at their first registration (the
 //! only state kept on disk), and placement, which picks the services
 //! that receive the chunks of new data, weighted by score and spread across locations.
-//! It serves the `Conscience` gRPC API of `oxio.proto`; [`score`] and [`placement`]
+//! It serves the `Conscience` and `ConscienceAdmin` gRPC APIs of `oxio.proto`; [`score`] and [`placement`]
 //! are pure modules that other crates and tests may use directly. With
 //! [`ConscienceConfig::metrics_listen`] set it also serves Prometheus metrics
 //! ([`metrics`]) on a separate plain-HTTP port.
@@ -90,13 +90,18 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
         ),
         None => None,
     };
-    let svc = ConscienceServer::new(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let service = std::sync::Arc::new(service);
+    let admin =
+        oxio_proto::v1::conscience_admin_server::ConscienceAdminServer::from_arc(service.clone())
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let svc = ConscienceServer::from_arc(service).max_decoding_message_size(MAX_REQUEST_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .concurrency_limit_per_connection(MAX_CONCURRENT_REQUESTS_PER_CONNECTION)
             .timeout(REQUEST_TIMEOUT)
             .add_service(svc)
+            .add_service(admin)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await?;
         tracing::info!(%addr, "conscience stopped");

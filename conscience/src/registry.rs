@@ -394,6 +394,16 @@ impl Registry {
         }
     }
 
+    /// Forgets a service: its registry entry, its lock and its "known" mark, so that
+    /// a service registering later under the same type and id is treated as new.
+    /// True when it was registered. A service that still heartbeats registers again
+    /// at its next heartbeat.
+    pub fn deregister(&mut self, key: &ServiceKey) -> bool {
+        self.locks.remove(key);
+        self.known.remove(key);
+        self.services.remove(key).is_some()
+    }
+
     /// Copy of what the lock file holds: locks and known services.
     pub fn lock_state(&self) -> LockState {
         LockState {
@@ -643,6 +653,37 @@ mod tests {
         let r = off.heartbeat(report("b", 90.0), t0).unwrap();
         assert_eq!((r.score, r.lock_state_changed), (90, false));
         assert_eq!(off.lock_state(), LockState::default());
+    }
+
+    #[test]
+    fn deregistered_services_are_forgotten_and_new_again() {
+        let t0 = Instant::now();
+        let mut reg = registry(100).with_lock_new_services(Some(0), Known::new());
+        let key = ("test".to_string(), "a".to_string());
+        assert!(reg.heartbeat(report("a", 90.0), t0).unwrap().is_new);
+        reg.heartbeat(report("b", 90.0), t0).unwrap();
+        assert!(reg.lock_state().known.contains(&key));
+        assert!(reg.deregister(&key));
+        assert!(reg.get("test", "a", t0).is_none());
+        assert_eq!(reg.list(Some("test"), t0).len(), 1);
+        assert!(reg.candidates("test", t0).iter().all(|c| c.id != "a"));
+        let state = reg.lock_state();
+        assert!(!state.known.contains(&key) && !state.locks.contains_key(&key));
+        assert!(state
+            .locks
+            .contains_key(&("test".to_string(), "b".to_string())));
+        // Forgotten: a later heartbeat registers it as new, locked again at first
+        // registration.
+        let r = reg.heartbeat(report("a", 90.0), t0).unwrap();
+        assert!(r.is_new && r.lock_state_changed);
+        assert_eq!(r.score, 0);
+        // Unknown service: nothing to remove.
+        assert!(!reg.deregister(&("test".to_string(), "zz".to_string())));
+        // A lock on a service that never registered is dropped too.
+        let ghost = ("test".to_string(), "ghost".to_string());
+        reg.apply_lock(ghost.clone(), Some(3));
+        assert!(!reg.deregister(&ghost));
+        assert!(!reg.locks().contains_key(&ghost));
     }
 
     #[test]

@@ -17,6 +17,9 @@ use std::time::Instant;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+#[path = "deregister.rs"]
+mod deregister;
+
 /// Most services one `Place` call may ask for.
 pub const MAX_PLACE_COUNT: u32 = 1024;
 /// Most ids one `Place` call may ask to avoid.

@@ -141,7 +141,7 @@ async fn status_of(node: &Node, addr: &str, timeout: Duration) -> Result<StatusR
 
 /// The listed nodes that answer Status under their listed id, and a line per node
 /// that does not.
-async fn probe(node: &Node, nodes: &[MemberRecord]) -> (Vec<MemberRecord>, Vec<String>) {
+async fn probe(node: &Node, nodes: &[MemberRecord]) -> Probed {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in nodes.iter().enumerate() {
         let addr = n.addr.clone();
@@ -151,7 +151,10 @@ async fn probe(node: &Node, nodes: &[MemberRecord]) -> (Vec<MemberRecord>, Vec<S
             let mut r = Request::new(StatusRequest {});
             r.set_timeout(PROBE_TIMEOUT);
             match tokio::time::timeout(PROBE_TIMEOUT, c.status(r)).await {
-                Ok(Ok(reply)) => Ok((i, reply.into_inner().node_id)),
+                Ok(Ok(reply)) => {
+                    let reply = reply.into_inner();
+                    Ok((i, reply.node_id, reply.location))
+                }
                 Ok(Err(s)) => Err(format!("{addr} unreachable ({})", s.message())),
                 Err(_) => Err(format!("{addr} did not answer")),
             }
@@ -159,10 +162,16 @@ async fn probe(node: &Node, nodes: &[MemberRecord]) -> (Vec<MemberRecord>, Vec<S
     }
     let mut up = Vec::new();
     let mut problems = Vec::new();
+    let mut locations = HashMap::new();
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(Ok((i, id))) if id == nodes[i].node_id => up.push(nodes[i].clone()),
-            Ok(Ok((i, id))) => problems.push(format!(
+            Ok(Ok((i, id, location))) if id == nodes[i].node_id => {
+                up.push(nodes[i].clone());
+                if !location.is_empty() {
+                    locations.insert(id, location);
+                }
+            }
+            Ok(Ok((i, id, _))) => problems.push(format!(
                 "{} answers as node {id}, not {}",
                 nodes[i].addr, nodes[i].node_id
             )),
@@ -172,7 +181,21 @@ async fn probe(node: &Node, nodes: &[MemberRecord]) -> (Vec<MemberRecord>, Vec<S
     }
     up.sort_by_key(|n| n.node_id);
     problems.sort();
-    (up, problems)
+    Probed {
+        up,
+        problems,
+        locations,
+    }
+}
+
+/// What probing the listed nodes found.
+struct Probed {
+    /// Nodes that answered as themselves, by id.
+    up: Vec<MemberRecord>,
+    /// Why the others did not.
+    problems: Vec<String>,
+    /// Locations the nodes that answered reported, by node id.
+    locations: HashMap<u64, String>,
 }
 
 /// The meta0 table if any node in `nodes` serves one.
@@ -302,10 +325,11 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
             req.replicas
         )));
     }
-    let up = if req.forwarded {
-        listed
+    let (up, locations) = if req.forwarded {
+        (listed, req.node_locations.clone())
     } else {
-        let (up, problems) = probe(node, &listed).await;
+        let probed = probe(node, &listed).await;
+        let (up, problems) = (probed.up, probed.problems);
         if up.len() < req.replicas as usize {
             let ids: Vec<String> = up
                 .iter()
@@ -323,7 +347,7 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
                 }
             )));
         }
-        up
+        (up, probed.locations)
     };
     if let Some(table) = existing_table(node, &up).await {
         tracing::info!("directory already bootstrapped");
@@ -332,7 +356,7 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
             table: Some(table),
         });
     }
-    let plan = placement::spread(&spec, req.replicas, &up)?;
+    let plan = placement::spread_located(&spec, req.replicas, &up, &locations)?;
     tracing::info!(
         replicas = req.replicas,
         nodes = up.len(),
@@ -374,7 +398,7 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
                 node.id
             )))
         } else {
-            forward(node, &req, &up, leader).await
+            forward(node, &req, &up, &locations, leader).await
         };
         match attempt {
             Ok(reply) => return Ok(reply),
@@ -392,6 +416,7 @@ async fn forward(
     node: &Node,
     req: &BootstrapRequest,
     up: &[MemberRecord],
+    locations: &HashMap<u64, String>,
     leader: u64,
 ) -> Result<BootstrapReply> {
     let addr = up
@@ -406,6 +431,7 @@ async fn forward(
         meta2_groups: req.meta2_groups,
         nodes: up.iter().map(member_to_proto).collect(),
         forwarded: true,
+        node_locations: locations.clone(),
     });
     r.set_timeout(LEADER_WAIT + RPC_TIMEOUT);
     c.bootstrap(r)

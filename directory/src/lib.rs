@@ -11,14 +11,17 @@
 
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod incomplete;
 pub mod keys;
 pub mod listing;
 pub mod log_store;
 pub mod meta0;
 pub mod meta1;
+pub mod meta1_admin;
 pub mod meta2;
 pub mod metrics;
 pub mod multipart;
@@ -33,6 +36,7 @@ pub mod state_machine;
 pub mod status;
 pub mod tags;
 pub mod types;
+pub mod version_tags;
 
 pub use config::{BootstrapSpec, DirectoryConfig};
 pub use error::{Error, Result};
@@ -101,6 +105,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         data_dir.join("snapshots"),
     )
     .await?;
+    node.set_location(&config.location);
 
     let stop = shutdown.child_token();
     let svc = DirectoryServer::new(service::DirectoryService::new(node.clone()))
@@ -213,5 +218,7 @@ mod replicated_tests;
 mod retry_tests;
 #[cfg(test)]
 mod sm_tests;
+#[cfg(test)]
+mod spread_tests;
 #[cfg(test)]
 mod write_tests;

@@ -54,6 +54,9 @@ pub struct ContainerMeta {
     /// versions and delete markers).
     #[serde(default)]
     pub noncurrent: u64,
+    /// Canned ACL (`None`: private); see [`crate::acl`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -145,6 +148,7 @@ pub fn apply_init_container(
             tags: None,
             versioning: None,
             noncurrent: 0,
+            acl: None,
         };
         store_meta(ov, cid, &meta)?;
     }
@@ -339,6 +343,7 @@ pub fn apply_delete_content(ov: &mut Overlay<'_>, cid: &str, key: &str) -> Resul
     };
     let h = ContentHeader::decode(v.as_slice())?;
     unindex(ov, cid, key, &h.chunks);
+    crate::incomplete::forget(ov, cid, key, h.version);
     meta.objects = meta.objects.saturating_sub(1);
     meta.bytes = meta.bytes.saturating_sub(h.size);
     ov.delete(ck);
@@ -366,6 +371,7 @@ pub fn stats_of(meta: &ContainerMeta) -> ContainerStatsReply {
             .map(|v| v.as_str().to_string())
             .unwrap_or_default(),
         noncurrent_versions: meta.noncurrent,
+        acl: meta.acl.clone().unwrap_or_default(),
         tags: meta
             .tags
             .iter()

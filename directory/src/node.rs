@@ -70,6 +70,7 @@ pub struct Node {
     channels: Channels,
     groups: RwLock<BTreeMap<u64, Arc<Group>>>,
     snapshots: Arc<SnapshotCounters>,
+    location: RwLock<String>,
 }
 
 /// The Raft settings of every group.
@@ -117,6 +118,7 @@ impl Node {
             channels: Channels::default(),
             groups: RwLock::new(BTreeMap::new()),
             snapshots: Arc::default(),
+            location: RwLock::new(String::new()),
         });
         for gid in node.persisted_groups()? {
             node.start_group(gid).await?;
@@ -124,6 +126,19 @@ impl Node {
         let n = node.groups_snapshot().len();
         tracing::info!(node = id, groups = n, "directory node opened");
         Ok(node)
+    }
+
+    /// Sets the node's dotted location (reported by `Status`, used to spread groups).
+    pub fn set_location(&self, location: &str) {
+        *self.location.write().unwrap_or_else(|p| p.into_inner()) = location.to_string();
+    }
+
+    /// The node's dotted location ("" when not configured).
+    pub fn location(&self) -> String {
+        self.location
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The database (shared by every group).

@@ -5,7 +5,9 @@
 use crate::config::BootstrapSpec;
 use crate::error::{Error, Result};
 use crate::types::{GroupKind, GroupRecord, MemberRecord, META0_GROUP, META2_BASE};
-use std::collections::HashSet;
+use oxio_common::Location;
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
 
 /// Most voters per group.
 pub const MAX_REPLICAS: u32 = 7;
@@ -48,15 +50,30 @@ pub fn check_nodes(nodes: &[MemberRecord]) -> Result<()> {
     Ok(())
 }
 
-/// Spreads `replicas` voters of every group of `spec` over `nodes`, round robin over
-/// the nodes ordered by id: group `k` (in [`group_ids`] order) gets nodes
-/// `k, k+1, .., k+replicas-1` (mod n). Each node then holds the same number of
-/// replicas (±1) and is the first member, the preferred leader, of as many groups
-/// (±1). The same inputs always give the same plan, whatever their order.
+/// Spreads `replicas` voters of every group of `spec` over `nodes` without location
+/// information: see [`spread_located`].
 pub fn spread(
     spec: &BootstrapSpec,
     replicas: u32,
     nodes: &[MemberRecord],
+) -> Result<Vec<GroupRecord>> {
+    spread_located(spec, replicas, nodes, &HashMap::new())
+}
+
+/// Spreads `replicas` voters of every group of `spec` over `nodes`, whose dotted
+/// locations (`site.rack.host.volume`) `locations` gives by node id. For each group
+/// (in [`group_ids`] order, nodes ordered by id, ties broken by a rotation that starts
+/// one node further for each group): the first member, the preferred leader, is the
+/// node leading fewest groups so far (then holding fewest replicas); each further
+/// member is the node farthest from those already chosen (never two on one host when
+/// there are enough hosts, racks before hosts), then the least loaded. Leaders and
+/// replicas end up balanced. A node without a known location counts as far
+/// from every other. The same inputs always give the same plan, whatever their order.
+pub fn spread_located(
+    spec: &BootstrapSpec,
+    replicas: u32,
+    nodes: &[MemberRecord],
+    locations: &HashMap<u64, String>,
 ) -> Result<Vec<GroupRecord>> {
     spec.validate()?;
     check_nodes(nodes)?;
@@ -75,21 +92,51 @@ pub fn spread(
     let mut sorted = nodes.to_vec();
     sorted.sort_by_key(|n| n.node_id);
     let n = sorted.len();
-    Ok(group_ids(spec)
-        .into_iter()
-        .enumerate()
-        .map(|(k, id)| GroupRecord {
+    let locs: Vec<Option<Location>> = sorted
+        .iter()
+        .map(|m| locations.get(&m.node_id).and_then(|l| l.parse().ok()))
+        .collect();
+    let far = Location::MAX_LEVELS as u32;
+    let dist = |a: usize, b: usize| match (&locs[a], &locs[b]) {
+        (Some(x), Some(y)) => x.distance(y),
+        _ => far,
+    };
+    let mut load = vec![0usize; n];
+    let mut leads = vec![0usize; n];
+    let mut plan = Vec::new();
+    for (k, id) in group_ids(spec).into_iter().enumerate() {
+        let start = k % n;
+        let rot = |i: usize| (i + n - start) % n;
+        let first = (0..n)
+            .min_by_key(|&i| (leads[i], load[i], rot(i)))
+            .ok_or_else(|| Error::Precondition("no directory node".into()))?;
+        let mut chosen = vec![first];
+        load[first] += 1;
+        // Bounded: one pick per member, each over at most MAX_NODES candidates.
+        while chosen.len() < r {
+            let best = (0..n)
+                .filter(|i| !chosen.contains(i))
+                .max_by_key(|&i| {
+                    let d = chosen.iter().map(|&c| dist(i, c)).min().unwrap_or(far);
+                    (d, Reverse(load[i]), Reverse(rot(i)))
+                })
+                .ok_or_else(|| Error::Precondition("not enough directory nodes".into()))?;
+            chosen.push(best);
+            load[best] += 1;
+        }
+        leads[first] += 1;
+        plan.push(GroupRecord {
             id,
             kind: GroupKind::of(id),
-            members: (0..r).map(|j| sorted[(k + j) % n].clone()).collect(),
-        })
-        .collect())
+            members: chosen.iter().map(|&i| sorted[i].clone()).collect(),
+        });
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn nodes(n: u64) -> Vec<MemberRecord> {
         (1..=n)
@@ -155,5 +202,51 @@ mod tests {
         let mut dup = nodes(3);
         dup[2].addr = dup[0].addr.clone();
         assert!(spread(&spec, 3, &dup).is_err());
+    }
+
+    #[test]
+    fn spread_uses_locations() {
+        let spec = BootstrapSpec {
+            meta1_groups: 4,
+            meta2_groups: 8,
+        };
+        // Six nodes, two per rack: every group of three spans the three racks.
+        let locations: HashMap<u64, String> = (1..=6u64)
+            .map(|i| (i * 10, format!("dc1.rack{}.host{i}.meta", (i - 1) / 2)))
+            .collect();
+        let plan = spread_located(&spec, 3, &nodes(6), &locations).unwrap();
+        let mut replicas: HashMap<u64, usize> = HashMap::new();
+        for g in &plan {
+            let racks: HashSet<&str> = g
+                .members
+                .iter()
+                .map(|m| locations[&m.node_id].split('.').nth(1).unwrap())
+                .collect();
+            assert_eq!(racks.len(), 3, "group {} on racks {racks:?}", g.id);
+            for m in &g.members {
+                *replicas.entry(m.node_id).or_default() += 1;
+            }
+        }
+        let (min, max) = (
+            replicas.values().min().unwrap(),
+            replicas.values().max().unwrap(),
+        );
+        assert!(max - min <= 1, "replicas balanced: {replicas:?}");
+        // Four nodes on two hosts: three voters must use both hosts.
+        let two_hosts: HashMap<u64, String> = (1..=4u64)
+            .map(|i| (i * 10, format!("dc1.rack1.host{}.m{i}", i % 2)))
+            .collect();
+        for g in spread_located(&spec, 3, &nodes(4), &two_hosts).unwrap() {
+            let hosts: HashSet<&str> = g
+                .members
+                .iter()
+                .map(|m| two_hosts[&m.node_id].split('.').nth(2).unwrap())
+                .collect();
+            assert_eq!(hosts.len(), 2);
+        }
+        // Same plan whatever the node order.
+        let mut rev = nodes(6);
+        rev.reverse();
+        assert_eq!(plan, spread_located(&spec, 3, &rev, &locations).unwrap());
     }
 }

@@ -82,6 +82,7 @@ fn request(nodes: Vec<GroupMember>) -> BootstrapRequest {
         meta2_groups: 3,
         nodes,
         forwarded: false,
+        node_locations: Default::default(),
     }
 }
 

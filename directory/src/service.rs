@@ -17,6 +17,12 @@ use std::time::Duration;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+#[path = "service_accounts.rs"]
+mod accounts_rpc;
+#[path = "service_acl.rs"]
+mod acl_rpc;
+#[path = "service_incomplete.rs"]
+mod incomplete_rpc;
 #[path = "service_mpu.rs"]
 mod mpu;
 #[path = "service_rebuild.rs"]
@@ -350,6 +356,19 @@ impl Directory for DirectoryService {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn delete_access_key(
+        &self,
+        request: Request<DeleteAccessKeyRequest>,
+    ) -> Res<AccessKeyRecord> {
+        self.accounts_delete_key(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn delete_account(&self, request: Request<DeleteAccountRequest>) -> Res<AccountRecord> {
+        self.accounts_delete_account(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
     async fn create_container(
         &self,
         request: Request<CreateContainerRequest>,
@@ -639,6 +658,14 @@ impl Directory for DirectoryService {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn set_container_acl(
+        &self,
+        request: Request<SetContainerAclRequest>,
+    ) -> Res<ContainerStatsReply> {
+        self.acl_set_container(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
     async fn set_container_versioning(
         &self,
         request: Request<SetContainerVersioningRequest>,
@@ -716,6 +743,22 @@ impl Directory for DirectoryService {
         self.rebuild_replace(request.into_inner()).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group))]
+    async fn list_incomplete_contents(
+        &self,
+        request: Request<ListIncompleteContentsRequest>,
+    ) -> Res<ListIncompleteContentsReply> {
+        self.incomplete_list(request.into_inner()).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
+    async fn add_missing_chunk(
+        &self,
+        request: Request<AddMissingChunkRequest>,
+    ) -> Res<AddMissingChunkReply> {
+        self.incomplete_add(request.into_inner()).await
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn status(&self, _request: Request<StatusRequest>) -> Res<StatusReply> {
         let groups = self
@@ -749,6 +792,7 @@ impl Directory for DirectoryService {
             node_id: self.node.id,
             addr: self.node.addr.clone(),
             groups,
+            location: self.node.location(),
         }))
     }
 

@@ -16,10 +16,18 @@ impl DirectoryService {
         check_key(&req.key)?;
         let tags = check_tags(&req.tags, MAX_OBJECT_TAGS).map_err(Status::invalid_argument)?;
         let g = self.group(req.group, GroupKind::Meta2)?;
-        let cmd = Command::SetContentTags {
-            cid,
-            key: req.key,
-            tags,
+        let cmd = match super::versions_rpc::parse_version(&req.version_id)? {
+            None => Command::SetContentTags {
+                cid,
+                key: req.key,
+                tags,
+            },
+            Some(version) => Command::SetVersionTags {
+                cid,
+                key: req.key,
+                version,
+                tags,
+            },
         };
         match self.write(&g, cmd).await? {
             Reply::Encoded(b) => Ok(Response::new(decode(&b)?)),

@@ -14,7 +14,7 @@ use versions::{VersionRef, Versioning};
 const MAX_VERSION_ID_BYTES: usize = 64;
 
 /// `None` for "", the parsed id otherwise; INVALID_ARGUMENT when malformed.
-fn parse_version(v: &str) -> Result<Option<VersionRef>, Status> {
+pub(super) fn parse_version(v: &str) -> Result<Option<VersionRef>, Status> {
     if v.is_empty() {
         return Ok(None);
     }

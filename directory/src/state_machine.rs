@@ -118,6 +118,14 @@ impl StateMachine {
                 GroupKind::Meta1 => meta1::apply_delete_container(ov, cid),
                 _ => wrong,
             },
+            Command::DeleteAccessKey { access_key } => match kind {
+                GroupKind::Meta1 => crate::meta1_admin::apply_delete_access_key(ov, access_key),
+                _ => wrong,
+            },
+            Command::DeleteAccount { account } => match kind {
+                GroupKind::Meta1 => crate::meta1_admin::apply_delete_account(ov, account),
+                _ => wrong,
+            },
             Command::InitContainer { cid, account, name } => match kind {
                 GroupKind::Meta2 => meta2::apply_init_container(ov, cid, account, name),
                 _ => wrong,
@@ -149,6 +157,21 @@ impl StateMachine {
             },
             Command::SetContentTags { cid, key, tags } => match kind {
                 GroupKind::Meta2 => tags::apply_set_content_tags(ov, cid, key, tags),
+                _ => wrong,
+            },
+            Command::SetVersionTags {
+                cid,
+                key,
+                version,
+                tags,
+            } => match kind {
+                GroupKind::Meta2 => {
+                    crate::version_tags::apply_set_version_tags(ov, cid, key, *version, tags)
+                }
+                _ => wrong,
+            },
+            Command::SetContainerAcl { cid, acl } => match kind {
+                GroupKind::Meta2 => crate::acl::apply_set_container_acl(ov, cid, acl),
                 _ => wrong,
             },
             Command::SetContainerTags { cid, tags } => match kind {
@@ -217,6 +240,17 @@ impl StateMachine {
             } => match kind {
                 GroupKind::Meta2 => {
                     rebuild::apply_replace_chunk(ov, cid, key, *version, old_chunk_id, chunk)
+                }
+                _ => wrong,
+            },
+            Command::AddMissingChunk {
+                cid,
+                key,
+                version,
+                chunk,
+            } => match kind {
+                GroupKind::Meta2 => {
+                    crate::incomplete::apply_add_missing_chunk(ov, cid, key, *version, chunk)
                 }
                 _ => wrong,
             },

@@ -173,6 +173,17 @@ pub enum Command {
         /// Container id.
         cid: String,
     },
+    /// meta1: remove an access key and its account index entry (see
+    /// [`crate::meta1_admin`]).
+    DeleteAccessKey {
+        /// The access key.
+        access_key: String,
+    },
+    /// meta1: remove an account record (see [`crate::meta1_admin`]).
+    DeleteAccount {
+        /// Account name.
+        account: String,
+    },
     /// meta2: create a container's record (idempotent).
     InitContainer {
         /// Container id.
@@ -218,6 +229,24 @@ pub enum Command {
         key: String,
         /// The new tag set, `(key, value)` in order.
         tags: Vec<(String, String)>,
+    },
+    /// meta2: replace the tag set of one named version in place.
+    SetVersionTags {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// The version.
+        version: crate::meta2::versions::VersionRef,
+        /// The new tag set, `(key, value)` in order.
+        tags: Vec<(String, String)>,
+    },
+    /// meta2: set a container's canned ACL (see [`crate::acl`]).
+    SetContainerAcl {
+        /// Container id.
+        cid: String,
+        /// `private` or `public-read`.
+        acl: String,
     },
     /// meta2: set (`Some`) or remove (`None`) a container's tag set.
     SetContainerTags {
@@ -319,6 +348,18 @@ pub enum Command {
         #[serde(with = "hex_bytes")]
         chunk: Vec<u8>,
     },
+    /// meta2: add a regenerated chunk to an empty slot of an incomplete content.
+    AddMissingChunk {
+        /// Container id.
+        cid: String,
+        /// Object key.
+        key: String,
+        /// Version the repair read; any other version refuses.
+        version: u64,
+        /// Encoded `ChunkRecord` naming its metachunk and fragment.
+        #[serde(with = "hex_bytes")]
+        chunk: Vec<u8>,
+    },
 }
 
 impl Command {
@@ -330,6 +371,8 @@ impl Command {
             Command::PutAccessKey { .. } => "put_access_key",
             Command::CreateContainer { .. } => "create_container",
             Command::DeleteContainer { .. } => "delete_container",
+            Command::DeleteAccessKey { .. } => "delete_access_key",
+            Command::DeleteAccount { .. } => "delete_account",
             Command::InitContainer { .. } => "init_container",
             Command::SetContainerPolicy { .. } => "set_container_policy",
             Command::DropContainer { .. } => "drop_container",
@@ -337,11 +380,14 @@ impl Command {
             Command::DeleteContent { .. } => "delete_content",
             Command::SetContentTags { .. } => "set_content_tags",
             Command::SetContainerTags { .. } => "set_container_tags",
+            Command::SetVersionTags { .. } => "set_version_tags",
+            Command::SetContainerAcl { .. } => "set_container_acl",
             Command::CreateUpload { .. } => "create_upload",
             Command::PutPart { .. } => "put_part",
             Command::CompleteUpload { .. } => "complete_upload",
             Command::AbortUpload { .. } => "abort_upload",
             Command::ReplaceChunk { .. } => "replace_chunk",
+            Command::AddMissingChunk { .. } => "add_missing_chunk",
             Command::SetVersioning { .. } => "set_versioning",
             Command::DeleteVersion { .. } => "delete_version",
         }

@@ -288,6 +288,7 @@ fn drop_version(
     h: ContentHeader,
 ) -> Option<ContentHeader> {
     meta2::unindex(ov, cid, key, &h.chunks);
+    crate::incomplete::forget(ov, cid, key, h.version);
     meta.bytes = meta.bytes.saturating_sub(h.size);
     (!h.delete_marker).then_some(h)
 }
@@ -408,6 +409,7 @@ pub(crate) fn store_version(
     meta.objects = meta.objects.saturating_add(1);
     meta.bytes = meta.bytes.saturating_add(h.size);
     meta2::index(ov, cid, key, &h.chunks, version)?;
+    crate::incomplete::note(ov, cid, key, &h)?;
     ov.put(sm::content(cid, key), h.encode_to_vec());
     Ok((version, replaced.map(|r| r.encode_to_vec())))
 }

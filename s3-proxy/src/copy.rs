@@ -2,8 +2,9 @@
 //! server side, never whole in memory. Covers the copy source (URL-decoded by
 //! `s3s`; `?versionId=` reads that version of a versioned bucket), the `x-amz-metadata-directive` (`COPY` keeps the source's
 //! headers and metadata, `REPLACE` takes the request's), the
-//! `x-amz-copy-source-if-*` conditions and AWS's refusal of a copy onto itself that
-//! changes nothing.
+//! `x-amz-copy-source-if-*` conditions, the destination's `If-None-Match: *` /
+//! `If-Match` (checked in the Raft apply as for PutObject) and AWS's refusal of a
+//! copy onto itself that changes nothing.
 
 use crate::conditional::{copy_error, Conditions};
 use crate::error::s3_error;
@@ -105,12 +106,34 @@ pub struct Copied {
     pub inline: bool,
 }
 
+/// The write condition on the destination key a CopyObject carries in `If-Match` /
+/// `If-None-Match` (the input type of `s3s` has no field for them); the same rules
+/// as PutObject's.
+pub fn destination_condition(
+    headers: &http::HeaderMap,
+) -> S3Result<Option<oxio_sdk::PutCondition>> {
+    let parse = |name: http::header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| {
+                ETagCondition::parse_http_header(v.as_bytes())
+                    .map_err(|_| s3_error!(InvalidArgument, "invalid ETag condition"))
+            })
+            .transpose()
+    };
+    crate::conditional::write_condition(
+        parse(http::header::IF_MATCH)?,
+        parse(http::header::IF_NONE_MATCH)?,
+    )
+}
+
 /// CopyObject within the account `account`.
 pub async fn copy_object(
     sdk: &Client,
     classes: &StorageClasses,
     account: &str,
     input: CopyObjectInput,
+    condition: Option<oxio_sdk::PutCondition>,
 ) -> S3Result<Copied> {
     let src = source(&input.copy_source)?;
     let d = directive(input.metadata_directive.as_ref())?;
@@ -154,6 +177,7 @@ pub async fn copy_object(
         })?,
     };
     opts.expected_len = Some(header.size);
+    opts.condition = condition;
     opts.tags = crate::tagging::for_copy(
         input.tagging_directive.as_ref(),
         input.tagging.as_deref(),

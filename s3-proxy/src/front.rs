@@ -5,9 +5,9 @@
 //! authentication.
 //!
 //! `/metrics` is answered here only when the request has no `Authorization` header
-//! and no `X-Amz-*` query parameter: such an anonymous request would be refused by
-//! the S3 layer anyway, so this cannot shadow a real request; an authenticated
-//! `GET /metrics` stays a ListObjects of bucket `metrics`.
+//! and no `X-Amz-*` query parameter: only an unsigned listing of a public bucket
+//! named `metrics` is shadowed; an authenticated `GET /metrics` stays a ListObjects
+//! of bucket `metrics`.
 
 use crate::metrics::{S3Metrics, CONTENT_TYPE};
 use base64::Engine;
@@ -62,9 +62,10 @@ pub fn is_anonymous_metrics<B>(req: &Request<B>) -> bool {
 #[derive(Clone, Debug, Default)]
 struct OperationSlot(Arc<OnceLock<String>>);
 
-/// Access control of the gateway: the default rule of s3s (signed requests only;
-/// the signature itself is checked by the auth provider), plus recording the
-/// operation name for the metrics.
+/// Access control of the gateway: signed requests (the signature itself is checked
+/// by the auth provider), and unsigned ones only for the reads a public bucket may
+/// serve ([`crate::anonymous`]; the bucket's ACL is checked by the operation), plus
+/// recording the operation name for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordOperation;
 
@@ -77,7 +78,8 @@ impl S3Access for RecordOperation {
         }
         match cx.credentials() {
             Some(_) => Ok(()),
-            None => Err(s3_error!(AccessDenied, "Signature is required")),
+            None if crate::anonymous::allowed_operation(cx.s3_op().name()) => Ok(()),
+            None => Err(s3_error!(AccessDenied, "Access Denied")),
         }
     }
 }

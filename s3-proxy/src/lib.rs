@@ -7,13 +7,16 @@
 //! v1 and v2 ([`listing`]), conditional GET / HEAD ([`conditional`]) and the stored
 //! system headers with their `response-*` overrides ([`headers`]), and maps
 //! `x-amz-storage-class` to storage policies ([`storage_class`]) and serves object and
-//! bucket tagging ([`tagging`]).
+//! bucket tagging ([`tagging`]). Buckets take the `private` and `public-read` canned
+//! ACLs ([`acl`]); unsigned reads of public buckets are served ([`anonymous`]).
 //!
 //! Every response carries a fresh `x-amz-request-id`; the id goes into the request's
 //! `tracing` span and, as `x-oxio-request-id`, onto every chunk request to a rawx.
 //! Unauthenticated `GET /metrics` answers the gateway's Prometheus metrics
 //! ([`metrics`], [`front`]).
 
+pub mod acl;
+pub mod anonymous;
 pub mod auth;
 pub mod checksum;
 pub mod conditional;

@@ -1,12 +1,13 @@
 //! S3 operations mapped onto the sdk.
 
+use crate::anonymous::PublicBuckets;
 use crate::auth::KeyStore;
 use crate::conditional::{get_error, write_condition, Conditions};
 use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs, Overrides, Served};
 use crate::metrics::{Layout, S3Metrics};
 use crate::storage_class::{served_class, StorageClasses};
-use crate::{checksum, copy, listing, multipart, part_copy, tagging, versioning};
+use crate::{acl, checksum, copy, listing, multipart, part_copy, tagging, versioning};
 use base64::Engine;
 use bytes::Bytes;
 use oxio_sdk::{Client, ContentHeader};
@@ -27,12 +28,14 @@ pub struct OxioS3 {
     region: String,
     metrics: Option<Arc<S3Metrics>>,
     classes: Arc<StorageClasses>,
+    public: PublicBuckets,
 }
 
 impl OxioS3 {
     /// An S3 front end over `sdk`.
     pub fn new(sdk: Client, keys: KeyStore, region: String) -> Self {
         OxioS3 {
+            public: PublicBuckets::new(sdk.clone()),
             sdk,
             keys,
             region,
@@ -64,6 +67,16 @@ impl OxioS3 {
             return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
         };
         Ok(self.keys.lookup(&cred.access_key).await?.1)
+    }
+
+    /// The account a read of `bucket` is served from: the signer's, or for an
+    /// unsigned request the owner of a public-read bucket of that name (see
+    /// [`crate::anonymous`]).
+    async fn reader<T>(&self, req: &S3Request<T>, bucket: &str) -> S3Result<String> {
+        if req.credentials.is_some() {
+            return self.account(req).await;
+        }
+        self.public.owner_of(bucket).await
     }
 }
 
@@ -150,10 +163,15 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let account = self.account(&req).await?;
         let bucket = &req.input.bucket;
+        let canned = acl::for_create(&req.input)?;
         self.sdk
             .create_container(&account, bucket)
             .await
             .map_err(s3_error)?;
+        self.public.forget(bucket);
+        if let Some(canned) = canned.filter(|a| *a != acl::CannedAcl::Private) {
+            acl::set(&self.sdk, &account, bucket, canned).await?;
+        }
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
         }))
@@ -210,6 +228,7 @@ impl S3 for OxioS3 {
             .delete_container(&account, &req.input.bucket)
             .await
             .map_err(s3_error)?;
+        self.public.forget(&req.input.bucket);
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -289,7 +308,7 @@ impl S3 for OxioS3 {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let account = self.account(&req).await?;
+        let account = self.reader(&req, &req.input.bucket).await?;
         let input = req.input;
         let header = versioning::lookup(
             &self.sdk,
@@ -358,7 +377,7 @@ impl S3 for OxioS3 {
         &self,
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
-        let account = self.account(&req).await?;
+        let account = self.reader(&req, &req.input.bucket).await?;
         let input = req.input;
         let header = versioning::lookup(
             &self.sdk,
@@ -518,7 +537,7 @@ impl S3 for OxioS3 {
         &self,
         req: S3Request<ListObjectsInput>,
     ) -> S3Result<S3Response<ListObjectsOutput>> {
-        let account = self.account(&req).await?;
+        let account = self.reader(&req, &req.input.bucket).await?;
         let out = listing::list_v1(&self.sdk, &account, req.input).await?;
         Ok(S3Response::new(out))
     }
@@ -528,7 +547,7 @@ impl S3 for OxioS3 {
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        let account = self.account(&req).await?;
+        let account = self.reader(&req, &req.input.bucket).await?;
         let out = listing::list_v2(&self.sdk, &account, req.input).await?;
         Ok(S3Response::new(out))
     }
@@ -539,7 +558,9 @@ impl S3 for OxioS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let account = self.account(&req).await?;
-        let copied = copy::copy_object(&self.sdk, &self.classes, &account, req.input).await?;
+        let condition = copy::destination_condition(&req.headers)?;
+        let copied =
+            copy::copy_object(&self.sdk, &self.classes, &account, req.input, condition).await?;
         self.object_stored(if copied.inline {
             Layout::Inline
         } else {
@@ -668,6 +689,27 @@ impl S3 for OxioS3 {
         let account = self.account(&req).await?;
         tagging::delete_bucket(&self.sdk, &account, &req.input.bucket).await?;
         Ok(S3Response::new(DeleteBucketTaggingOutput {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<PutBucketAclInput>,
+    ) -> S3Result<S3Response<PutBucketAclOutput>> {
+        let account = self.account(&req).await?;
+        let canned = acl::for_put(&req.input, &account)?;
+        acl::set(&self.sdk, &account, &req.input.bucket, canned).await?;
+        Ok(S3Response::new(PutBucketAclOutput {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
+        let account = self.account(&req).await?;
+        let out = acl::get_bucket(&self.sdk, &account, &req.input.bucket).await?;
+        Ok(S3Response::new(out))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]

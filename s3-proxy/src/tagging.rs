@@ -140,27 +140,19 @@ pub fn for_copy(
     }
 }
 
-/// Tag writes apply to the latest version: a `versionId` must name it (writing the
-/// tags of an older version is not supported).
+/// Tag writes apply to the latest version, or to the version a `versionId` names
+/// (an older one included, rewritten in place). The named version is looked up
+/// first so that a delete marker answers 405 `MethodNotAllowed` and an unknown id
+/// 404 `NoSuchVersion`, as for GET. Returns the version id to answer.
 async fn check_version(
     sdk: &Client,
     account: &str,
     bucket: &str,
     key: &str,
     v: Option<&str>,
-) -> S3Result<()> {
-    let Some(v) = v else {
-        return Ok(());
-    };
-    let h = crate::versioning::lookup(sdk, account, bucket, key, Some(v)).await?;
-    let latest = crate::versioning::lookup(sdk, account, bucket, key, None).await?;
-    if h.version != latest.version {
-        return Err(s3_error!(
-            NotImplemented,
-            "Changing the tags of a version other than the latest is not supported"
-        ));
-    }
-    Ok(())
+) -> S3Result<Option<String>> {
+    let h = crate::versioning::lookup(sdk, account, bucket, key, v).await?;
+    Ok(crate::versioning::version_header(&h))
 }
 
 /// The `x-amz-tagging-count` value of an object (`None` without tags, as AWS).
@@ -174,7 +166,7 @@ pub async fn put_object(
     account: &str,
     input: PutObjectTaggingInput,
 ) -> S3Result<PutObjectTaggingOutput> {
-    check_version(
+    let version_id = check_version(
         sdk,
         account,
         &input.bucket,
@@ -183,10 +175,16 @@ pub async fn put_object(
     )
     .await?;
     let tags = check(pairs_of(input.tagging.tag_set)?, MAX_OBJECT_TAGS, "Object")?;
-    sdk.set_object_tags(account, &input.bucket, &input.key, tags)
-        .await
-        .map_err(s3_error)?;
-    Ok(PutObjectTaggingOutput::default())
+    sdk.set_object_version_tags(
+        account,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        tags,
+    )
+    .await
+    .map_err(s3_error)?;
+    Ok(PutObjectTaggingOutput { version_id })
 }
 
 /// GetObjectTagging.
@@ -215,7 +213,7 @@ pub async fn delete_object(
     account: &str,
     input: DeleteObjectTaggingInput,
 ) -> S3Result<DeleteObjectTaggingOutput> {
-    check_version(
+    let version_id = check_version(
         sdk,
         account,
         &input.bucket,
@@ -223,10 +221,16 @@ pub async fn delete_object(
         input.version_id.as_deref(),
     )
     .await?;
-    sdk.set_object_tags(account, &input.bucket, &input.key, Vec::new())
-        .await
-        .map_err(s3_error)?;
-    Ok(DeleteObjectTaggingOutput::default())
+    sdk.set_object_version_tags(
+        account,
+        &input.bucket,
+        &input.key,
+        input.version_id.as_deref(),
+        Vec::new(),
+    )
+    .await
+    .map_err(s3_error)?;
+    Ok(DeleteObjectTaggingOutput { version_id })
 }
 
 /// PutBucketTagging.

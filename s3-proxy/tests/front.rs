@@ -120,7 +120,9 @@ async fn every_response_has_a_unique_request_id_seen_by_the_sdk() {
     assert!(status < 300, "{status}: {body}");
     ids.insert(get_id.clone());
     for _ in 0..20 {
-        let (status, id, _) = call(&f, anonymous("GET", "/bucket/key")).await;
+        // Unsigned writes are refused by the access hook (unsigned reads go on to
+        // the operation, which checks the bucket's ACL).
+        let (status, id, _) = call(&f, anonymous("PUT", "/bucket/key")).await;
         assert_eq!(status, 403);
         ids.insert(id);
     }
@@ -137,20 +139,21 @@ async fn metrics_count_operations_statuses_and_bytes() {
     call(&f, put_example()).await;
     call(&f, get_example()).await;
     call(&f, get_example()).await;
-    let (status, _, _) = call(&f, anonymous("GET", "/bucket/key")).await;
+    let (status, _, _) = call(&f, anonymous("PUT", "/bucket/key")).await;
     assert_eq!(status, 403);
     let (status, _, text) = call(&f, anonymous("GET", "/metrics")).await;
     assert_eq!(status, 200);
     let put = "oxio_s3_http_requests_total{operation=\"PutObject\",status=\"200\"}";
     let get = "oxio_s3_http_requests_total{operation=\"GetObject\",status=\"200\"}";
-    let denied = "oxio_s3_http_requests_total{operation=\"GetObject\",status=\"403\"}";
+    let denied = "oxio_s3_http_requests_total{operation=\"PutObject\",status=\"403\"}";
     assert_eq!(sample(&text, put), 1.0, "{text}");
     assert_eq!(sample(&text, get), 2.0, "{text}");
     assert_eq!(sample(&text, denied), 1.0, "{text}");
     assert!(sample(&text, "oxio_s3_http_received_bytes_total") >= PUT_BODY.len() as f64);
     assert!(sample(&text, "oxio_s3_http_sent_bytes_total") > 0.0);
+    // The signed PUT and the refused one.
     let put_latency = "oxio_s3_http_request_duration_seconds_count{operation=\"PutObject\"}";
-    assert_eq!(sample(&text, put_latency), 1.0);
+    assert_eq!(sample(&text, put_latency), 2.0);
 }
 
 #[tokio::test]

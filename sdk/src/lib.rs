@@ -5,20 +5,27 @@
 //! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
 //! missing or corrupt fragments on the fly.
 
+pub mod account_admin;
+pub mod acl;
 pub mod admin;
 pub mod client;
 pub mod conscience;
+pub mod deregister;
 pub mod directory;
 pub mod directory_admin;
+pub mod drain;
 pub mod ec;
 pub mod error;
 pub mod gc;
 pub mod get;
+pub mod missing;
 pub mod multipart;
 pub mod policy;
 pub mod put;
 pub mod rawx;
 pub mod rebuild;
+pub mod repair;
+pub mod scrub;
 pub mod tags;
 
 pub use client::{BodyMeta, Client, ClientConfig, ListPage, ObjectInfo, PutOptions};

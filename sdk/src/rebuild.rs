@@ -103,7 +103,7 @@ impl RebuildReport {
         self.progress.failed == 0 && !self.more_remaining
     }
 
-    fn record(&mut self, entry: &RawxChunkEntry, outcome: Outcome) {
+    pub(crate) fn record(&mut self, entry: &RawxChunkEntry, outcome: Outcome) {
         match outcome {
             Outcome::Done(bytes) => {
                 self.progress.done += 1;
@@ -133,7 +133,7 @@ impl RebuildReport {
 
 /// What happened to one chunk.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     Done(u64),
     Skipped(&'static str),
     Failed(String),
@@ -246,7 +246,12 @@ pub(crate) async fn list_all(
     Ok((out, false))
 }
 
-async fn rebuild_one(inner: &Arc<Inner>, group: u64, rawx_id: &str, e: &RawxChunkEntry) -> Outcome {
+pub(crate) async fn rebuild_one(
+    inner: &Arc<Inner>,
+    group: u64,
+    rawx_id: &str,
+    e: &RawxChunkEntry,
+) -> Outcome {
     if e.version == 0 {
         return Outcome::Skipped("part of a multipart upload not completed");
     }
@@ -284,7 +289,7 @@ async fn rebuild_one(inner: &Arc<Inner>, group: u64, rawx_id: &str, e: &RawxChun
 
 /// The header of the entry's version of its key (the latest one, or an older version
 /// of a versioned container), or `None` when the key no longer holds that version.
-async fn get_header(
+pub(crate) async fn get_header(
     inner: &Inner,
     group: u64,
     e: &RawxChunkEntry,
@@ -338,7 +343,7 @@ async fn get_header(
 }
 
 /// `Ok(replaced)`, `Err(None)` when the content changed, `Err(Some)` otherwise.
-async fn replace(
+pub(crate) async fn replace(
     inner: &Inner,
     group: u64,
     e: &RawxChunkEntry,
@@ -368,8 +373,9 @@ async fn replace(
     }
 }
 
-/// Writes a new copy of `lost` on a freshly placed rawx and returns its record.
-async fn regenerate(
+/// Writes a new copy of `lost` on a freshly placed rawx and returns its record. A
+/// `lost` with an empty chunk id and rawx id regenerates a slot that has no chunk.
+pub(crate) async fn regenerate(
     inner: &Arc<Inner>,
     e: &RawxChunkEntry,
     header: &ContentHeader,
@@ -385,28 +391,11 @@ async fn regenerate(
         .get(n)
         .ok_or_else(|| Error::Internal(format!("content has no metachunk {n}")))?;
     let mc_start: u64 = header.metachunk_sizes[..n].iter().sum();
-    let avoid = avoid_list(header, lost);
-    let target = inner
-        .conscience
-        .place("rawx", 1, &avoid)
-        .await?
-        .0
-        .into_iter()
-        .next()
-        .and_then(|s| s.info)
-        .ok_or_else(|| Error::Placement("conscience gave no service".into()))?;
-    let content_id = ContentId::from_slice(&header.content_id)
-        .map_err(|err| Error::Internal(format!("stored content id: {err}")))?;
-    let chunk_id = ChunkId::random().to_string();
-    let meta = ChunkMeta {
-        cid: e.cid.clone(),
-        content_id: content_id.to_string(),
-        position: match policy {
-            StoragePolicy::ErasureCoded { .. } => format!("{}.{}", lost.metachunk, lost.fragment),
-            StoragePolicy::Replicated { .. } => format!("{}", lost.metachunk),
-        },
-        policy: policy.to_string(),
-    };
+    let NewChunk {
+        target,
+        chunk_id,
+        meta,
+    } = place_new_chunk(inner, &e.cid, header, lost, policy).await?;
     // Read the metachunk back without the lost chunk: the read path decodes around it
     // (EC) or uses another copy (replicated).
     let mut without = header.clone();
@@ -461,16 +450,66 @@ async fn regenerate(
     Ok(new)
 }
 
+/// Where a new copy of a chunk goes, under which id, with which header.
+pub(crate) struct NewChunk {
+    /// The rawx the conscience placed it on.
+    pub(crate) target: oxio_proto::v1::ServiceInfo,
+    /// A fresh chunk id.
+    pub(crate) chunk_id: String,
+    /// The chunk file header fields.
+    pub(crate) meta: ChunkMeta,
+}
+
+/// Places a new copy of `lost` (of the content `header` in container `cid`) on a rawx
+/// away from the metachunk's other chunks and the lost one.
+pub(crate) async fn place_new_chunk(
+    inner: &Inner,
+    cid: &str,
+    header: &ContentHeader,
+    lost: &ChunkRecord,
+    policy: StoragePolicy,
+) -> Result<NewChunk> {
+    let avoid = avoid_list(header, lost);
+    let target = inner
+        .conscience
+        .place("rawx", 1, &avoid)
+        .await?
+        .0
+        .into_iter()
+        .next()
+        .and_then(|s| s.info)
+        .ok_or_else(|| Error::Placement("conscience gave no service".into()))?;
+    let content_id = ContentId::from_slice(&header.content_id)
+        .map_err(|err| Error::Internal(format!("stored content id: {err}")))?;
+    let meta = ChunkMeta {
+        cid: cid.to_string(),
+        content_id: content_id.to_string(),
+        position: match policy {
+            StoragePolicy::ErasureCoded { .. } => format!("{}.{}", lost.metachunk, lost.fragment),
+            StoragePolicy::Replicated { .. } => format!("{}", lost.metachunk),
+        },
+        policy: policy.to_string(),
+    };
+    Ok(NewChunk {
+        target,
+        chunk_id: ChunkId::random().to_string(),
+        meta,
+    })
+}
+
 /// The rawx a new copy must avoid: those holding the metachunk's other chunks, and
 /// the lost one.
-fn avoid_list(header: &ContentHeader, lost: &ChunkRecord) -> Vec<String> {
+pub(crate) fn avoid_list(header: &ContentHeader, lost: &ChunkRecord) -> Vec<String> {
     let mut avoid: Vec<String> = header
         .chunks
         .iter()
         .filter(|c| c.metachunk == lost.metachunk)
         .map(|c| c.rawx_id.clone())
         .collect();
-    avoid.push(lost.rawx_id.clone());
+    if !lost.rawx_id.is_empty() {
+        avoid.push(lost.rawx_id.clone());
+    }
+    avoid.retain(|r| !r.is_empty());
     avoid.sort();
     avoid.dedup();
     avoid

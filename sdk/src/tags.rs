@@ -20,6 +20,23 @@ impl Client {
         key: &str,
         tags: Vec<Tag>,
     ) -> Result<u64> {
+        self.set_object_version_tags(account, container, key, None, tags)
+            .await
+    }
+
+    /// Replaces the tag set of one version of an object in place (`None`: the
+    /// latest live one), older versions included. Returns the version, which does
+    /// not change; `Error::NoSuchKey` when the version is not stored or is a delete
+    /// marker.
+    #[tracing::instrument(level = "debug", skip(self, tags), fields(tags = tags.len()))]
+    pub async fn set_object_version_tags(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: Vec<Tag>,
+    ) -> Result<u64> {
         let (cid, m2) = self.resolve_meta2(account, container).await?;
         let reply = self
             .shared()
@@ -31,6 +48,7 @@ impl Client {
                     cid: cid.clone(),
                     key: key.to_string(),
                     tags,
+                    version_id: version_id.unwrap_or_default().to_string(),
                 },
                 |mut c, r| async move { c.set_content_tags(r).await },
             )

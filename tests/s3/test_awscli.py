@@ -79,3 +79,121 @@ def test_cp_multipart_with_default_thresholds(cli, tmp_path):
     assert filecmp.cmp(src, dst, shallow=False)
     aws(cli, "s3", "rm", f"{b}/big.bin")
     aws(cli, "s3", "rb", b)
+
+
+def tree(root):
+    """Relative path → bytes of every file under `root`."""
+    out = {}
+    for d, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root)] = f.read()
+    return out
+
+
+def write_tree(root, files):
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_sync_tree_up_and_back_with_delete(cli, tmp_path):
+    b = "s3://awscli-sync"
+    aws(cli, "s3", "mb", b)
+    up, down = tmp_path / "up", tmp_path / "down"
+    files = {
+        "top.txt": b"top level\n",
+        "empty.bin": b"",
+        "a/one.bin": os.urandom(1000),
+        "a/b/two.bin": os.urandom(40 * 1024),
+        "a/b/c/deep.bin": os.urandom(9 * 1024 * 1024),  # multipart with the defaults
+        "x y/space é.txt": "unicode and spaces\n".encode(),
+        "gone/soon.txt": b"deleted locally before the second sync\n",
+    }
+    write_tree(up, files)
+    aws(cli, "s3", "sync", str(up), f"{b}/tree")
+    listed = aws(cli, "s3", "ls", "--recursive", f"{b}/tree/").stdout
+    for rel in files:
+        assert f"tree/{rel}" in listed, rel
+
+    # A local deletion, a change and an addition; --delete removes the remote copy.
+    os.remove(up / "gone" / "soon.txt")
+    os.rmdir(up / "gone")
+    files.pop("gone/soon.txt")
+    files["a/one.bin"] = os.urandom(2000)
+    files["a/new.txt"] = b"added\n"
+    write_tree(up, {"a/one.bin": files["a/one.bin"], "a/new.txt": files["a/new.txt"]})
+    out = aws(cli, "s3", "sync", "--delete", str(up), f"{b}/tree").stdout
+    assert "delete: s3://awscli-sync/tree/gone/soon.txt" in out, out
+    listed = aws(cli, "s3", "ls", "--recursive", f"{b}/tree/").stdout
+    assert "gone/soon.txt" not in listed
+
+    # Back down into an empty folder: the same tree, byte for byte.
+    aws(cli, "s3", "sync", f"{b}/tree", str(down))
+    assert tree(down) == files
+    # Nothing left to do either way.
+    assert aws(cli, "s3", "sync", str(up), f"{b}/tree").stdout.strip() == ""
+    assert aws(cli, "s3", "sync", f"{b}/tree", str(down)).stdout.strip() == ""
+
+    # A remote deletion synced down with --delete removes the local file.
+    aws(cli, "s3", "rm", f"{b}/tree/a/b/two.bin")
+    aws(cli, "s3", "sync", "--delete", f"{b}/tree", str(down))
+    files.pop("a/b/two.bin")
+    assert tree(down) == files
+
+    aws(cli, "s3", "rm", "--recursive", f"{b}/")
+    aws(cli, "s3", "rb", b)
+
+
+def test_s3api_object_and_bucket_tagging(cli, tmp_path):
+    import json
+
+    bucket = "awscli-tagging"
+    aws(cli, "s3", "mb", f"s3://{bucket}")
+    src = tmp_path / "obj.bin"
+    src.write_bytes(os.urandom(100 * 1024))
+    aws(cli, "s3", "cp", str(src), f"s3://{bucket}/obj.bin")
+    aws(
+        cli, "s3api", "put-object-tagging", "--bucket", bucket, "--key", "obj.bin",
+        "--tagging", json.dumps({"TagSet": [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": "prod"}]}),
+    )
+    got = json.loads(aws(cli, "s3api", "get-object-tagging", "--bucket", bucket, "--key", "obj.bin").stdout)
+    assert {t["Key"]: t["Value"] for t in got["TagSet"]} == {"team": "data", "env": "prod"}
+    aws(cli, "s3api", "delete-object-tagging", "--bucket", bucket, "--key", "obj.bin")
+    got = json.loads(aws(cli, "s3api", "get-object-tagging", "--bucket", bucket, "--key", "obj.bin").stdout)
+    assert got["TagSet"] == []
+
+    r = aws(cli, "s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert r.returncode != 0 and "NoSuchTagSet" in r.stderr
+    aws(
+        cli, "s3api", "put-bucket-tagging", "--bucket", bucket,
+        "--tagging", json.dumps({"TagSet": [{"Key": "cost-center", "Value": "42"}]}),
+    )
+    got = json.loads(aws(cli, "s3api", "get-bucket-tagging", "--bucket", bucket).stdout)
+    assert got["TagSet"] == [{"Key": "cost-center", "Value": "42"}]
+    aws(cli, "s3api", "delete-bucket-tagging", "--bucket", bucket)
+    r = aws(cli, "s3api", "get-bucket-tagging", "--bucket", bucket, check=False)
+    assert r.returncode != 0 and "NoSuchTagSet" in r.stderr
+
+    # The object is untouched by the tag changes.
+    dst = tmp_path / "back.bin"
+    aws(cli, "s3", "cp", f"s3://{bucket}/obj.bin", str(dst))
+    assert filecmp.cmp(src, dst, shallow=False)
+    aws(cli, "s3", "rm", f"s3://{bucket}/obj.bin")
+    aws(cli, "s3", "rb", f"s3://{bucket}")
+
+
+def test_s3api_bucket_acl(cli):
+    import json
+
+    bucket = "awscli-acl"
+    aws(cli, "s3api", "create-bucket", "--bucket", bucket, "--acl", "public-read")
+    got = json.loads(aws(cli, "s3api", "get-bucket-acl", "--bucket", bucket).stdout)
+    perms = sorted(g["Permission"] for g in got["Grants"])
+    assert perms == ["FULL_CONTROL", "READ"]
+    aws(cli, "s3api", "put-bucket-acl", "--bucket", bucket, "--acl", "private")
+    got = json.loads(aws(cli, "s3api", "get-bucket-acl", "--bucket", bucket).stdout)
+    assert [g["Permission"] for g in got["Grants"]] == ["FULL_CONTROL"]
+    aws(cli, "s3", "rb", f"s3://{bucket}")

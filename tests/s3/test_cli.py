@@ -372,3 +372,128 @@ def test_volume_gc_removes_old_orphans_only(grid, s3, bucket):
 
     r = oxio(grid, "volume", "gc", "rawx-77", check=False)
     assert r.returncode == 1 and "rawx-77" in r.stderr
+
+
+def wait_until(what, predicate, deadline_s, pause_s=0.5):
+    """Polls `predicate` until it returns a true value, failing after `deadline_s`."""
+    import time
+
+    deadline = time.monotonic() + deadline_s
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not true after {deadline_s}s")
+        time.sleep(pause_s)
+
+
+# The S3 gateway trusts a looked-up secret for this long (s3-proxy `KEY_TTL`); a
+# deleted key may keep working that long, plus a margin for slow machines.
+KEY_CACHE_DEADLINE_S = 30 + 20
+
+
+def test_key_delete_stops_the_key_at_the_gateway(grid):
+    from botocore.exceptions import ClientError
+
+    account = unique("keydel")
+    oxio(grid, "account", "create", account)
+    kept = oxio_json(grid, "key", "create", account)[0]
+    key = oxio_json(grid, "key", "create", account)[0]
+    s3 = grid.client(key["access_key"], key["secret_key"])
+    s3.list_buckets()  # Works, and puts the secret in the gateway's cache.
+
+    deleted = oxio_json(grid, "key", "delete", key["access_key"])
+    assert deleted == [{"access_key": key["access_key"], "account": account, "deleted": True}]
+    listed = [k["access_key"] for k in oxio_json(grid, "key", "list", account)]
+    assert listed == [kept["access_key"]]
+
+    def refused():
+        try:
+            s3.list_buckets()
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "InvalidAccessKeyId", e.response
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+            return True
+        return False
+
+    wait_until("the gateway refuses the deleted key", refused, KEY_CACHE_DEADLINE_S)
+    # The other key of the account still signs.
+    grid.client(kept["access_key"], kept["secret_key"]).list_buckets()
+
+    r = oxio(grid, "key", "delete", key["access_key"], check=False)
+    assert_clear_error(r, 1, f'no access key "{key["access_key"]}"')
+    yaml_out = oxio(grid, "key", "delete", kept["access_key"], "--format", "yaml").stdout
+    assert f"access_key: {kept['access_key']}" in yaml_out and "deleted: true" in yaml_out
+    assert oxio_json(grid, "key", "list", account) == []
+    oxio(grid, "account", "delete", account)
+
+
+def test_account_delete_refuses_while_not_empty(grid):
+    account = unique("acctdel")
+    oxio(grid, "account", "create", account)
+    keys = sorted(oxio_json(grid, "key", "create", account)[0]["access_key"] for _ in range(2))
+    oxio(grid, "container", "create", "c1", "--account", account)
+
+    r = oxio(grid, "account", "delete", account, check=False)
+    assert_clear_error(r, 1, f'account "{account}" is not empty', "1 container(s) (c1)", "2 access key(s)", "oxio container delete")
+    # --force deletes keys, never containers.
+    r = oxio(grid, "account", "delete", account, "--force", check=False)
+    assert_clear_error(r, 1, "1 container(s) (c1)")
+    assert "access key" not in r.stderr
+    assert sorted(k["access_key"] for k in oxio_json(grid, "key", "list", account)) == keys
+    assert account in [a["account"] for a in oxio_json(grid, "account", "list")]
+
+    oxio(grid, "container", "delete", "c1", "--account", account)
+    r = oxio(grid, "account", "delete", account, check=False)
+    assert_clear_error(r, 1, "2 access key(s)", keys[0], "--force")
+    assert "container(s)" not in r.stderr
+
+    done = oxio_json(grid, "account", "delete", account, "--force")
+    assert len(done) == 1 and done[0]["account"] == account
+    assert sorted(done[0]["keys_deleted"]) == keys
+    assert account not in [a["account"] for a in oxio_json(grid, "account", "list")]
+    assert oxio_json(grid, "key", "list", account) == []
+    r = oxio(grid, "account", "delete", account, check=False)
+    assert_clear_error(r, 1, f'no account "{account}"')
+
+    # An empty account goes without --force; the table names it.
+    empty = unique("acctdel")
+    oxio(grid, "account", "create", empty)
+    table = oxio(grid, "account", "delete", empty).stdout.splitlines()
+    assert table[0].split() == ["ACCOUNT", "CREATED_MS", "KEYS_DELETED"] and empty in table[1]
+
+
+def test_cluster_deregister(grid):
+    # A lock naming a service that never registered is forgotten with it.
+    ghost = unique("ghost")
+    oxio(grid, "cluster", "lock", "rawx", ghost, "--score", "0")
+    rows = oxio_json(grid, "cluster", "deregister", "rawx", ghost)
+    assert [(r["type"], r["id"], r["registered"], r["lock_state_changed"]) for r in rows] == [
+        ("rawx", ghost, False, True)
+    ]
+    assert rows[0]["conscience"] == grid.env["OXIO_CONSCIENCE"]
+    r = oxio(grid, "cluster", "deregister", "rawx", ghost, check=False)
+    assert_clear_error(r, 1, f"no service rawx/{ghost} is known", "oxio cluster list")
+
+    # A running service is forgotten, then registers again at its next heartbeat.
+    def rawx_ids():
+        return {s["id"] for s in oxio_json(grid, "cluster", "list", "rawx")}
+
+    assert "rawx-5" in rawx_ids()
+    rows = oxio_json(grid, "cluster", "deregister", "rawx", "rawx-5")
+    assert rows[0]["registered"] is True
+    wait_until("rawx-5 registers again", lambda: "rawx-5" in rawx_ids(), 20)
+    oxio(grid, "cluster", "wait", "rawx", "--score", "1", "--timeout", "30s")
+
+    help_text = oxio(grid, "cluster", "deregister", "--help").stdout
+    assert "re-registers at its" in help_text and "next heartbeat" in help_text
+
+    env = dict(base_env(), OXIO_CONSCIENCE=f"{grid.env['OXIO_CONSCIENCE']},127.0.0.1:1")
+    env["OXIO_DIRECTORY"] = grid.env["OXIO_DIRECTORY"]
+    oxio(grid, "cluster", "lock", "rawx", ghost, "--score", "0", env=dict(env, OXIO_CONSCIENCE=grid.env["OXIO_CONSCIENCE"]))
+    r = oxio(grid, "cluster", "deregister", "rawx", ghost, check=False, env=env)
+    assert_clear_error(r, 1, "deregister not applied on 1 of 2 conscience(s)", "127.0.0.1:1")
+    # The reachable replica did forget it.
+    r = oxio(grid, "cluster", "deregister", "rawx", ghost, check=False)
+    assert_clear_error(r, 1, f"no service rawx/{ghost} is known")

@@ -159,3 +159,29 @@ def test_concurrent_create_only_puts_have_one_winner(grid, bucket):
     assert s3.get_object(Bucket=bucket, Key="race")["Body"].read() == bodies[winner]
     # Only the winner's chunks remain; the losers' were deleted.
     assert settled_new_chunks(grid, before, per_object) == per_object
+
+
+def test_copy_object_destination_conditions(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"source")
+    s3.put_object(Bucket=bucket, Key="taken", Body=b"taken")
+    # If-None-Match: * copies only onto a free key.
+    s3.copy_object(Bucket=bucket, Key="free", CopySource={"Bucket": bucket, "Key": "src"}, IfNoneMatch="*")
+    assert s3.get_object(Bucket=bucket, Key="free")["Body"].read() == b"source"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"}, IfNoneMatch="*")
+    assert code(e) == "PreconditionFailed" and status(e) == 412
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"taken"
+    # If-Match compares the destination's current ETag.
+    etag = s3.head_object(Bucket=bucket, Key="taken")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(
+            Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"},
+            IfMatch='"0123456789abcdef0123456789abcdef"',
+        )
+    assert code(e) == "PreconditionFailed"
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"taken"
+    s3.copy_object(Bucket=bucket, Key="taken", CopySource={"Bucket": bucket, "Key": "src"}, IfMatch=etag)
+    assert s3.get_object(Bucket=bucket, Key="taken")["Body"].read() == b"source"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="missing", CopySource={"Bucket": bucket, "Key": "src"}, IfMatch=etag)
+    assert code(e) == "NoSuchKey" and status(e) == 404

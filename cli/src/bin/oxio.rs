@@ -32,7 +32,8 @@ const EXIT_CODES_HELP: &str = "Exit codes:
   1  error: grid unreachable, request refused, service not found
   2  usage error: bad arguments or options, bad configuration file
   3  `cluster wait` timed out; the message names the services not ready
-  4  `volume rebuild` could not rebuild some chunks; the summary lists why";
+  4  `volume rebuild`, `drain`, `repair-missing` or `scrub --repair` left chunks it
+     could not handle; the summary lists why";
 
 #[derive(Parser)]
 #[command(
@@ -82,7 +83,7 @@ enum Command {
     /// Directory nodes and their Raft groups: bootstrap, status.
     #[command(subcommand)]
     Directory(DirectoryCmd),
-    /// Volumes (rawx): rebuild a lost one, delete orphan chunks.
+    /// Volumes (rawx): rebuild a lost one, scrub and repair, drain, delete orphan chunks.
     #[command(subcommand)]
     Volume(VolumeCmd),
     /// Load-test an S3 endpoint (any S3 service), or one in-process rawx with --local.
@@ -121,6 +122,8 @@ enum VolumeCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    #[command(flatten)]
+    Repair(oxio_cli::volume_cmd::VolumeRepairCmd),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +154,14 @@ enum ClusterCmd {
     /// Unlock a service's score: it follows its stats again.
     Unlock {
         /// Service type.
+        service_type: String,
+        /// Service id.
+        id: String,
+    },
+    #[command(long_about = oxio_cli::admin_cmd::DEREGISTER_HELP)]
+    /// Forget a service that is gone (a running one re-registers at its next heartbeat).
+    Deregister {
+        /// Service type (rawx, ...).
         service_type: String,
         /// Service id.
         id: String,
@@ -189,6 +200,15 @@ enum AccountCmd {
         /// Account name.
         name: String,
     },
+    /// Delete an account. Refused while it has containers (delete them first) or
+    /// access keys (unless --force).
+    Delete {
+        /// Account name.
+        name: String,
+        /// Delete the account's access keys too (never its containers).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +222,12 @@ enum KeyCmd {
     List {
         /// Account.
         account: String,
+    },
+    /// Delete an access key. The S3 gateway caches secrets for up to 30 s: it may
+    /// accept the key for that long after the deletion.
+    Delete {
+        /// The access key.
+        access_key: String,
     },
 }
 
@@ -239,6 +265,11 @@ async fn main() {
             if e.downcast_ref::<UsageError>().is_some() {
                 eprintln!("oxio: {e:#}");
                 std::process::exit(EXIT_USAGE);
+            }
+            if let Some(r) = e.downcast_ref::<oxio_cli::volume_cmd::VolumeIncomplete>() {
+                println!("{}", r.summary);
+                eprintln!("oxio: {}", r.message);
+                std::process::exit(EXIT_REBUILD_INCOMPLETE);
             }
             if let Some(r) = e.downcast_ref::<RebuildIncomplete>() {
                 println!("{}", r.summary);
@@ -410,7 +441,10 @@ async fn run(cli: Cli) -> Result<String> {
         Command::Account(AccountCmd::Show { name }) => {
             container_cmd::account_show(&sdk, &name, &dirs, f).await
         }
-        Command::Key(cmd) => key(&sdk, cmd, f).await.with_context(dir_hint),
+        Command::Account(AccountCmd::Delete { name, force }) => {
+            oxio_cli::admin_cmd::account_delete(&sdk, &name, force, f, &dirs).await
+        }
+        Command::Key(cmd) => key(&sdk, cmd, f, &dirs).await,
         Command::Container(cmd) => container_cmd::run(&sdk, cmd, f, &dirs, account).await,
         Command::Object(cmd) => object_cmd::run(&sdk, cmd, f, &dirs, account).await,
     }
@@ -491,6 +525,7 @@ async fn directory(
                         meta2_groups,
                         nodes,
                         forwarded: false,
+                        node_locations: Default::default(),
                     },
                 )
                 .await?;
@@ -639,6 +674,9 @@ async fn cluster(
                 .with_context(c_hint)?;
             after_lock(sdk, &service_type, &id, None, f).await
         }
+        ClusterCmd::Deregister { service_type, id } => {
+            oxio_cli::admin_cmd::cluster_deregister(sdk, &service_type, &id, f, conscience).await
+        }
         ClusterCmd::Unlockall { service_type } => {
             let t = service_type.unwrap_or_default();
             let unlocked = sdk.unlock_all(&t).await.with_context(c_hint)?;
@@ -769,10 +807,21 @@ impl std::fmt::Display for RebuildIncomplete {
 
 impl std::error::Error for RebuildIncomplete {}
 
-async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
+async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format, dirs: &[String]) -> Result<String> {
+    use oxio_cli::grid_error::{explain, Target};
     match cmd {
         KeyCmd::Create { account } => {
-            let accounts = sdk.list_accounts().await?;
+            let why = |e| {
+                explain(
+                    e,
+                    Target {
+                        account: &account,
+                        ..Default::default()
+                    },
+                    dirs,
+                )
+            };
+            let accounts = sdk.list_accounts().await.map_err(why)?;
             if !accounts.iter().any(|a| a.account == account) {
                 bail!(
                     "no account {account:?}: create it first with `oxio account create {account}`"
@@ -780,7 +829,8 @@ async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
             }
             let k = sdk
                 .put_access_key(oxio_cli::keys::new_access_key(&account))
-                .await?;
+                .await
+                .map_err(why)?;
             let mut rows = Rows::new(&["access_key", "secret_key", "account", "created_ms"]);
             rows.push(vec![
                 json!(k.access_key),
@@ -790,8 +840,20 @@ async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
             ]);
             Ok(rows.render(f))
         }
+        KeyCmd::Delete { access_key } => {
+            oxio_cli::admin_cmd::key_delete(sdk, &access_key, f, dirs).await
+        }
         KeyCmd::List { account } => {
-            let keys = sdk.list_access_keys(&account).await?;
+            let keys = sdk.list_access_keys(&account).await.map_err(|e| {
+                explain(
+                    e,
+                    Target {
+                        account: &account,
+                        ..Default::default()
+                    },
+                    dirs,
+                )
+            })?;
             let mut rows = Rows::new(&["access_key", "account", "created_ms"]);
             for k in keys {
                 rows.push(vec![
@@ -807,6 +869,7 @@ async fn key(sdk: &oxio_sdk::Client, cmd: KeyCmd, f: Format) -> Result<String> {
 
 async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<String> {
     match cmd {
+        VolumeCmd::Repair(cmd) => oxio_cli::volume_cmd::run(sdk, cmd, f).await,
         VolumeCmd::Gc {
             rawx_id,
             grace,

