@@ -257,7 +257,7 @@ fn counts(rawx_id: Option<&str>, r: &RebuildReport) -> Vec<(&'static str, serde_
 }
 
 /// The counts, then the failures (a table, or a `failures` list in JSON / YAML).
-fn summary(
+pub fn summary(
     mut fields: Vec<(&'static str, serde_json::Value)>,
     r: &RebuildReport,
     f: Format,

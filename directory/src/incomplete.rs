@@ -14,11 +14,9 @@ use crate::keys::{push_lp, sm};
 use crate::meta2;
 use crate::sm_data::{Overlay, SmView};
 use crate::types::{Refusal, Reply};
-use oxio_common::StoragePolicy;
 use oxio_proto::v1::{AddMissingChunkReply, ChunkRecord, ContentHeader};
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 /// meta2: incomplete contents, followed by the cid, lp(key) and the BE u64 version.
 pub const M2_INCOMPLETE: &[u8] = b"2m";
@@ -56,30 +54,7 @@ fn entry_key(cid: &str, key: &str, version: u64) -> Vec<u8> {
     k
 }
 
-/// The chunks `h` lacks: `(metachunk, fragment)` of every empty slot, in order.
-/// Inline contents and unknown policies lack nothing.
-pub fn missing_slots(h: &ContentHeader) -> Vec<(u32, u32)> {
-    if h.delete_marker || h.chunks.is_empty() {
-        return Vec::new();
-    }
-    let Ok(policy) = h.policy.parse::<StoragePolicy>() else {
-        return Vec::new();
-    };
-    let width = policy.width() as u32;
-    let metachunks = (h.metachunk_sizes.len() as u32).max(
-        h.chunks
-            .iter()
-            .map(|c| c.metachunk.saturating_add(1))
-            .max()
-            .unwrap_or(0),
-    );
-    let present: BTreeSet<(u32, u32)> =
-        h.chunks.iter().map(|c| (c.metachunk, c.fragment)).collect();
-    (0..metachunks)
-        .flat_map(|mc| (0..width).map(move |f| (mc, f)))
-        .filter(|slot| !present.contains(slot))
-        .collect()
-}
+pub use oxio_proto::content::missing_slots;
 
 /// Writes or removes the entry of `h` (stored under `cid`/`key` at `h.version`) after
 /// its chunk records changed.

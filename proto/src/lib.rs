@@ -11,6 +11,7 @@ pub mod v1 {
     tonic::include_proto!("oxio.v1");
 }
 
+pub mod content;
 pub mod reporter;
 pub mod sysstat;
 

@@ -114,18 +114,12 @@ impl Client {
                 Some(Moved::Regenerated) => report.regenerated += 1,
                 None => {}
             }
-            match deleted {
-                Some(Ok(())) => report.deleted += 1,
-                Some(Err(e)) => {
-                    tracing::warn!(chunk = %entry.chunk_id, error = %e, "drained chunk delete failed");
-                    if report.delete_failures.len() < MAX_REPORTED {
-                        report
-                            .delete_failures
-                            .push(format!("{}: {e}", entry.chunk_id));
-                    }
-                }
-                None => {}
-            }
+            crate::repair::note_delete(
+                deleted,
+                &entry.chunk_id,
+                &mut report.deleted,
+                &mut report.delete_failures,
+            );
             report.rebuild.record(&entry, outcome);
             progress(report.rebuild.progress);
         }

@@ -21,7 +21,6 @@ use oxio_proto::v1::{
     AddMissingChunkRequest, ChunkRecord, ContentHeader, GroupKind, IncompleteContentEntry,
     ListIncompleteContentsRequest, RawxChunkEntry,
 };
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tonic::Code;
@@ -127,29 +126,7 @@ async fn list_incomplete(inner: &Inner) -> Result<(Vec<(u64, IncompleteContentEn
     Ok((out, false))
 }
 
-/// The empty slots `(metachunk, fragment)` of `h` under its policy.
-pub fn missing_slots(h: &ContentHeader) -> Vec<(u32, u32)> {
-    if h.delete_marker || h.chunks.is_empty() {
-        return Vec::new();
-    }
-    let Ok(policy) = h.policy.parse::<StoragePolicy>() else {
-        return Vec::new();
-    };
-    let width = policy.width() as u32;
-    let metachunks = (h.metachunk_sizes.len() as u32).max(
-        h.chunks
-            .iter()
-            .map(|c| c.metachunk.saturating_add(1))
-            .max()
-            .unwrap_or(0),
-    );
-    let present: BTreeSet<(u32, u32)> =
-        h.chunks.iter().map(|c| (c.metachunk, c.fragment)).collect();
-    (0..metachunks)
-        .flat_map(|mc| (0..width).map(move |f| (mc, f)))
-        .filter(|slot| !present.contains(slot))
-        .collect()
-}
+pub use oxio_proto::content::missing_slots;
 
 /// Fills every empty slot of one content, reporting each slot's outcome.
 async fn complete_one<F, Fut>(inner: &Arc<Inner>, group: u64, e: &IncompleteContentEntry, done: F)

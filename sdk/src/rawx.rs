@@ -197,38 +197,42 @@ impl RawxClient {
     /// Lists up to `limit` complete chunks of the rawx at `addr` with ids after
     /// `after` ("" = from the start).
     pub async fn list_chunks(&self, addr: &str, after: &str, limit: usize) -> Result<ChunkPage> {
-        let resp = tag(self
+        let req = tag(self
             .http
-            .get(format!("http://{addr}/chunks?after={after}&limit={limit}")))
+            .get(format!("http://{addr}/chunks?after={after}&limit={limit}")));
+        get_json(req, addr, "chunk listing", MAX_LIST_BODY).await
+    }
+}
+
+/// Sends a GET built by `req` to the rawx at `addr` and decodes its JSON answer of at
+/// most `max_body` bytes; `what` names the resource in errors.
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    addr: &str,
+    what: &str,
+    max_body: usize,
+) -> Result<T> {
+    let resp = req
         .send()
         .await
         .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(Error::Unavailable(format!(
-                "rawx {addr} chunk listing: {status}"
-            )));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_LIST_BODY)
-        {
-            return Err(Error::Internal(format!(
-                "rawx {addr}: chunk listing too large"
-            )));
-        }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
-        if body.len() > MAX_LIST_BODY {
-            return Err(Error::Internal(format!(
-                "rawx {addr}: chunk listing too large"
-            )));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| Error::Internal(format!("rawx {addr}: bad chunk listing: {e}")))
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(Error::Unavailable(format!("rawx {addr} {what}: {status}")));
     }
+    let too_large = || Error::Internal(format!("rawx {addr}: {what} too large"));
+    if resp.content_length().is_some_and(|n| n as usize > max_body) {
+        return Err(too_large());
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
+    if body.len() > max_body {
+        return Err(too_large());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::Internal(format!("rawx {addr}: bad {what}: {e}")))
 }
 
 /// The body of a chunk upload. The producer ends a complete chunk with an empty

@@ -113,18 +113,12 @@ impl Client {
             })
             .buffer_unordered(options.concurrency);
         while let Some((entry, outcome, deleted)) = results.next().await {
-            match deleted {
-                Some(Ok(())) => report.deleted += 1,
-                Some(Err(e)) => {
-                    tracing::warn!(chunk = %entry.chunk_id, error = %e, "corrupt chunk delete failed");
-                    if report.delete_failures.len() < MAX_REPORTED {
-                        report
-                            .delete_failures
-                            .push(format!("{}: {e}", entry.chunk_id));
-                    }
-                }
-                None => {}
-            }
+            note_delete(
+                deleted,
+                &entry.chunk_id,
+                &mut report.deleted,
+                &mut report.delete_failures,
+            );
             report.rebuild.record(&entry, outcome);
             progress(report.rebuild.progress);
         }
@@ -136,5 +130,26 @@ impl Client {
             "repair finished"
         );
         Ok(report)
+    }
+}
+
+/// Counts the outcome of deleting an old copy after its record moved (`None`: no
+/// delete was tried): a success in `deleted`, a failure with its reason in `failures`
+/// (at most [`MAX_REPORTED`]).
+pub(crate) fn note_delete(
+    result: Option<Result<()>>,
+    chunk_id: &str,
+    deleted: &mut u64,
+    failures: &mut Vec<String>,
+) {
+    match result {
+        Some(Ok(())) => *deleted += 1,
+        Some(Err(e)) => {
+            tracing::warn!(chunk = %chunk_id, error = %e, "old chunk delete failed");
+            if failures.len() < MAX_REPORTED {
+                failures.push(format!("{chunk_id}: {e}"));
+            }
+        }
+        None => {}
     }
 }

@@ -164,36 +164,8 @@ fn http() -> Result<reqwest::Client> {
 
 /// `GET /scrub` of the rawx at `addr`.
 pub(crate) async fn scrub_status_at(addr: &str) -> Result<ScrubReport> {
-    let resp = http()?
-        .get(format!("http://{addr}/scrub"))
-        .send()
-        .await
-        .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(Error::Unavailable(format!(
-            "rawx {addr} scrub status: {status}"
-        )));
-    }
-    if resp
-        .content_length()
-        .is_some_and(|n| n as usize > MAX_STATUS_BODY)
-    {
-        return Err(Error::Internal(format!(
-            "rawx {addr}: scrub status too large"
-        )));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Error::Unavailable(format!("rawx {addr}: {e}")))?;
-    if body.len() > MAX_STATUS_BODY {
-        return Err(Error::Internal(format!(
-            "rawx {addr}: scrub status too large"
-        )));
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| Error::Internal(format!("rawx {addr}: bad scrub status: {e}")))
+    let req = http()?.get(format!("http://{addr}/scrub"));
+    crate::rawx::get_json(req, addr, "scrub status", MAX_STATUS_BODY).await
 }
 
 #[cfg(test)]

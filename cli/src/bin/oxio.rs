@@ -948,53 +948,16 @@ async fn volume(sdk: &oxio_sdk::Client, cmd: VolumeCmd, f: Format) -> Result<Str
 
 fn rebuild_summary(rawx_id: &str, r: &oxio_sdk::rebuild::RebuildReport, f: Format) -> String {
     let p = &r.progress;
-    if f != Format::Table {
-        let failures: Vec<serde_json::Value> = r
-            .failures
-            .iter()
-            .map(
-                |x| json!({"cid": x.cid, "key": x.key, "chunk_id": x.chunk_id, "reason": x.reason}),
-            )
-            .collect();
-        let doc = json!({
-            "rawx_id": rawx_id,
-            "total": p.total,
-            "rebuilt": p.done,
-            "skipped": p.skipped,
-            "failed": p.failed,
-            "bytes": p.bytes,
-            "failures": failures,
-            "failures_omitted": r.failures_omitted,
-            "more_remaining": r.more_remaining,
-        });
-        return oxio_cli::output::render_document(&doc, f);
-    }
-    let mut out = Fields::new(vec![
+    let fields = vec![
         ("rawx_id", json!(rawx_id)),
         ("total", json!(p.total)),
         ("rebuilt", json!(p.done)),
         ("skipped", json!(p.skipped)),
         ("failed", json!(p.failed)),
         ("bytes", json!(p.bytes)),
-    ])
-    .render(f);
-    if !r.failures.is_empty() {
-        let mut rows = Rows::new(&["cid", "key", "chunk_id", "reason"]);
-        for x in &r.failures {
-            rows.push(vec![
-                json!(x.cid),
-                json!(x.key),
-                json!(x.chunk_id),
-                json!(x.reason),
-            ]);
-        }
-        out.push('\n');
-        out.push_str(&rows.render(f));
-        if r.failures_omitted > 0 {
-            out.push_str(&format!("\n... and {} more failures", r.failures_omitted));
-        }
-    }
-    out
+        ("more_remaining", json!(r.more_remaining)),
+    ];
+    oxio_cli::volume_cmd::summary(fields, r, f)
 }
 
 #[cfg(test)]
