@@ -221,4 +221,6 @@ mod sm_tests;
 #[cfg(test)]
 mod spread_tests;
 #[cfg(test)]
+mod test_sm;
+#[cfg(test)]
 mod write_tests;

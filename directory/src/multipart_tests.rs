@@ -4,58 +4,36 @@
 
 use crate::meta2;
 use crate::multipart::{self, MIN_PART_BYTES};
-use crate::node::open_db;
-use crate::state_machine::StateMachine;
-use crate::types::{Command, DirEntry, Refusal, Reply};
+use crate::test_sm::TestSm;
+use crate::types::{Command, Refusal, Reply};
 use md5::{Digest, Md5};
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
 use oxio_proto::v1::{
     AbortUploadReply, ChunkRecord, CompleteUploadReply, ContentHeader, PartRecord, PutPartReply,
 };
 use prost::Message;
 use std::collections::HashMap;
-use std::sync::Arc;
-use tempfile::TempDir;
 
 const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 const MIB: u64 = 1024 * 1024;
 
-struct Sm {
-    sm: StateMachine,
-    index: u64,
-    _dir: TempDir,
+struct Sm(TestSm);
+
+impl std::ops::Deref for Sm {
+    type Target = TestSm;
+    fn deref(&self) -> &TestSm {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sm {
+    fn deref_mut(&mut self) -> &mut TestSm {
+        &mut self.0
+    }
 }
 
 impl Sm {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(open_db(dir.path()).unwrap());
-        let snaps = dir.path().join("snapshots");
-        std::fs::create_dir_all(&snaps).unwrap();
-        let mut s = Sm {
-            sm: StateMachine::new(db, 1000, snaps),
-            index: 0,
-            _dir: dir,
-        };
-        let r = s
-            .apply(Command::InitContainer {
-                cid: CID.into(),
-                account: "acct".into(),
-                name: "bucket".into(),
-            })
-            .await;
-        assert_eq!(r, Reply::Done);
-        s
-    }
-
-    async fn apply(&mut self, cmd: Command) -> Reply {
-        self.index += 1;
-        let e = DirEntry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), self.index),
-            payload: EntryPayload::Normal(cmd),
-        };
-        self.sm.apply(vec![e]).await.unwrap().remove(0)
+    async fn new() -> Sm {
+        Sm(TestSm::with_container(1000, CID).await)
     }
 
     async fn create(&mut self, key: &str, id: &str, at: u64) -> Reply {

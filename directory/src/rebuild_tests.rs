@@ -1,51 +1,30 @@
 //! Tests of `ReplaceChunk` and the reverse-index paging through the real apply path.
 
 use super::*;
-use crate::node::open_db;
-use crate::state_machine::StateMachine;
-use crate::types::{Command, DirEntry};
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
-use std::sync::Arc;
-use tempfile::TempDir;
+use crate::test_sm::TestSm;
+use crate::types::Command;
 
 const CID: &str = "00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF";
 const META2: u64 = 1000;
 
-struct Sm {
-    _dir: TempDir,
-    sm: StateMachine,
-    index: u64,
+struct Sm(TestSm);
+
+impl std::ops::Deref for Sm {
+    type Target = TestSm;
+    fn deref(&self) -> &TestSm {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sm {
+    fn deref_mut(&mut self) -> &mut TestSm {
+        &mut self.0
+    }
 }
 
 impl Sm {
     async fn new() -> Sm {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(open_db(dir.path()).unwrap());
-        let snaps = dir.path().join("snapshots");
-        std::fs::create_dir_all(&snaps).unwrap();
-        let sm = StateMachine::new(db, META2, snaps);
-        let mut s = Sm {
-            _dir: dir,
-            sm,
-            index: 0,
-        };
-        s.apply(Command::InitContainer {
-            cid: CID.into(),
-            account: "acct".into(),
-            name: "bucket".into(),
-        })
-        .await;
-        s
-    }
-
-    async fn apply(&mut self, cmd: Command) -> Reply {
-        self.index += 1;
-        let e = DirEntry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), self.index),
-            payload: EntryPayload::Normal(cmd),
-        };
-        self.sm.apply(vec![e]).await.unwrap().remove(0)
+        Sm(TestSm::with_container(META2, CID).await)
     }
 
     /// Stores an EC-like content whose fragment j of metachunk 0 is `chunks[j]`.

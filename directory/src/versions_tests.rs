@@ -4,51 +4,31 @@
 
 use super::*;
 use crate::meta2::version_listing::{list_versions, VersionParams};
-use crate::node::open_db;
-use crate::state_machine::StateMachine;
-use crate::types::{Command, DirEntry};
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
+use crate::test_sm::TestSm;
+use crate::types::Command;
 use oxio_proto::v1::{ChunkRecord, ContainerStatsReply, ListContentVersionsReply, PutContentReply};
-use std::sync::Arc;
-use tempfile::TempDir;
 
 const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
 const META2: u64 = 1002;
 
-struct Sm {
-    _dir: TempDir,
-    sm: StateMachine,
-    index: u64,
+struct Sm(TestSm);
+
+impl std::ops::Deref for Sm {
+    type Target = TestSm;
+    fn deref(&self) -> &TestSm {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sm {
+    fn deref_mut(&mut self) -> &mut TestSm {
+        &mut self.0
+    }
 }
 
 impl Sm {
     async fn new() -> Sm {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(open_db(dir.path()).unwrap());
-        let snaps = dir.path().join("snapshots");
-        std::fs::create_dir_all(&snaps).unwrap();
-        let mut sm = Sm {
-            sm: StateMachine::new(db, META2, snaps),
-            _dir: dir,
-            index: 0,
-        };
-        sm.apply(Command::InitContainer {
-            cid: CID.into(),
-            account: "acct".into(),
-            name: "bucket".into(),
-        })
-        .await;
-        sm
-    }
-
-    async fn apply(&mut self, cmd: Command) -> Reply {
-        self.index += 1;
-        let e = DirEntry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), self.index),
-            payload: EntryPayload::Normal(cmd),
-        };
-        self.sm.apply(vec![e]).await.unwrap().remove(0)
+        Sm(TestSm::with_container(META2, CID).await)
     }
 
     async fn set(&mut self, state: Versioning) -> ContainerStatsReply {

@@ -2,61 +2,32 @@
 //! reverse index) and of conditional writes (checked inside the apply).
 
 use crate::meta2;
-use crate::node::open_db;
-use crate::state_machine::StateMachine;
-use crate::types::{Command, DirEntry, Refusal, Reply, WriteCondition};
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
+use crate::test_sm::TestSm;
+use crate::types::{Command, Refusal, Reply, WriteCondition};
 use oxio_proto::v1::{ChunkRecord, ContainerStatsReply, ContentHeader, SetContentTagsReply};
 use prost::Message;
-use std::sync::Arc;
-use tempfile::TempDir;
 
 const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 const META2: u64 = 1001;
 
-struct Sm {
-    _dir: TempDir,
-    sm: StateMachine,
-    index: u64,
+struct Sm(TestSm);
+
+impl std::ops::Deref for Sm {
+    type Target = TestSm;
+    fn deref(&self) -> &TestSm {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sm {
+    fn deref_mut(&mut self) -> &mut TestSm {
+        &mut self.0
+    }
 }
 
 impl Sm {
     async fn new() -> Sm {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(open_db(dir.path()).unwrap());
-        let snaps = dir.path().join("snapshots");
-        std::fs::create_dir_all(&snaps).unwrap();
-        let mut sm = Sm {
-            sm: StateMachine::new(db, META2, snaps),
-            _dir: dir,
-            index: 0,
-        };
-        sm.apply(Command::InitContainer {
-            cid: CID.into(),
-            account: "acct".into(),
-            name: "bucket".into(),
-        })
-        .await;
-        sm
-    }
-
-    async fn apply_all(&mut self, cmds: Vec<Command>) -> Vec<Reply> {
-        let entries: Vec<DirEntry> = cmds
-            .into_iter()
-            .map(|cmd| {
-                self.index += 1;
-                DirEntry {
-                    log_id: LogId::new(CommittedLeaderId::new(1, 0), self.index),
-                    payload: EntryPayload::Normal(cmd),
-                }
-            })
-            .collect();
-        self.sm.apply(entries).await.unwrap()
-    }
-
-    async fn apply(&mut self, cmd: Command) -> Reply {
-        self.apply_all(vec![cmd]).await.remove(0)
+        Sm(TestSm::with_container(META2, CID).await)
     }
 
     fn content(&self, key: &str) -> Option<ContentHeader> {
