@@ -195,6 +195,25 @@ async fn route(conn: &mut Conn, req: &Request, shared: &Shared, buf: &mut Vec<u8
     }
 }
 
+/// A read found a chunk damaged: counted, and put on the scrubber's corrupt list (the
+/// list `oxio volume scrub --repair` repairs from), with the header's ids when known.
+fn report_corruption(shared: &Shared, err: &Error, meta: Option<&ChunkMeta>) {
+    shared.volume.stats().checksum_error();
+    let chunk_id = match err {
+        Error::ChecksumMismatch { chunk, .. } | Error::CorruptHeader { chunk, .. } => chunk.clone(),
+        _ => return,
+    };
+    let field = |f: fn(&ChunkMeta) -> &String| meta.map(f).cloned().unwrap_or_default();
+    shared.scrub.record_corrupt(crate::scrub::CorruptChunk {
+        chunk_id,
+        container: field(|m| &m.container),
+        content: field(|m| &m.content),
+        position: field(|m| &m.position),
+        error: err.to_string(),
+        found_ms: oxio_common::now_ms(),
+    });
+}
+
 /// Sends a head and a small body in one write.
 async fn send_small(conn: &mut Conn, mut head: ResponseHead, body: &[u8]) -> Result<Flow> {
     head.content_length = body.len() as u64;
@@ -221,7 +240,7 @@ async fn send_error(
 ) -> Result<()> {
     let status = err.status();
     if err.is_corruption() {
-        shared.volume.stats().checksum_error();
+        report_corruption(shared, err, None);
         tracing::error!(error = %err, "chunk corruption detected");
     } else if status >= 500 {
         tracing::error!(error = %err, status, "request failed");
@@ -465,7 +484,7 @@ async fn get(
                 return Err(e);
             }
             if e.is_corruption() {
-                shared.volume.stats().checksum_error();
+                report_corruption(shared, &e, Some(reader.meta()));
             }
             tracing::error!(chunk = %id, error = %e, "read failed mid-stream, closing connection");
             return Ok(Flow::Close);

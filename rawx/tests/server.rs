@@ -387,6 +387,18 @@ fn corruption_detected(driver: Driver) {
         None,
     );
     assert_eq!(r.status, 206);
+    // Both damaged chunks found by reads are on the scrubber's corrupt list, the input
+    // of `oxio volume scrub --repair`, with the header's ids when the header was read.
+    let r = c.request("GET", "/scrub", &[], None);
+    let status: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let listed: Vec<&serde_json::Value> = status["corrupt"].as_array().unwrap().iter().collect();
+    for bad in [&id, &id2] {
+        let e = listed
+            .iter()
+            .find(|e| e["chunk_id"] == bad.as_str())
+            .unwrap_or_else(|| panic!("{bad} not listed: {status}"));
+        assert!(e["error"].as_str().unwrap().contains("segment"), "{e}");
+    }
 
     // garbage header
     file[2] = b'?';
