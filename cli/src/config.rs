@@ -21,6 +21,9 @@ pub struct HostConfig {
     pub rawx: Vec<RawxRole>,
     /// Run an S3 gateway here.
     pub s3: Option<S3Role>,
+    /// Time between two heartbeats of every service of this host, e.g. "1s"
+    /// (default 1 s). The conscience's `service-timeout` must be longer.
+    pub heartbeat_interval: Option<String>,
 }
 
 /// `[conscience]`
@@ -42,6 +45,17 @@ pub struct ConscienceRole {
     /// `rawx = ["chunks"]`.
     #[serde(default)]
     pub extra_stats: std::collections::HashMap<String, Vec<String>>,
+    /// Score expression per service type (`default` for the others), e.g.
+    /// `rawx = "root(3, cpu * io * space)"`; see `docs/ARCHITECTURE.md`.
+    #[serde(default)]
+    pub expressions: std::collections::HashMap<String, String>,
+    /// A service silent for longer scores 0 and is shown down, e.g. "5s" (default).
+    #[serde(default)]
+    pub service_timeout: Option<String>,
+    /// Largest rise of a score per heartbeat, 1..=100 (default 10); drops are
+    /// immediate.
+    #[serde(default)]
+    pub score_rise_step: Option<i32>,
 }
 
 /// `[directory]`
@@ -99,6 +113,36 @@ pub struct RawxRole {
     /// The `space` score then counts the free share of this capacity.
     #[serde(default)]
     pub capacity: Option<String>,
+    /// Read and write chunk files with O_DIRECT (the file system must support it).
+    #[serde(default)]
+    pub direct_io: bool,
+    /// I/O driver: `auto` (io_uring when the kernel allows it, else polling; the
+    /// default), `io-uring` (fail to start without it) or `polling`.
+    #[serde(default)]
+    pub driver: RawxDriver,
+}
+
+/// `[[rawx]] driver`
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawxDriver {
+    /// io_uring when allowed, polling otherwise.
+    #[default]
+    Auto,
+    /// io_uring only.
+    IoUring,
+    /// epoll polling.
+    Polling,
+}
+
+impl From<RawxDriver> for oxio_rawx::Driver {
+    fn from(d: RawxDriver) -> Self {
+        match d {
+            RawxDriver::Auto => oxio_rawx::Driver::Auto,
+            RawxDriver::IoUring => oxio_rawx::Driver::IoUring,
+            RawxDriver::Polling => oxio_rawx::Driver::Polling,
+        }
+    }
 }
 
 /// `[s3]`
@@ -114,6 +158,35 @@ pub struct S3Role {
     /// rule), merged over the gateway's defaults (`[s3.storage-classes]`).
     #[serde(default)]
     pub storage_classes: std::collections::HashMap<String, String>,
+    /// The grid's default policy for chunked objects when neither the request, the
+    /// bucket nor the size rule picks one (default EC42).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Size rule: objects whose length is known and under `small-object-max` (but
+    /// not inline) get this policy (default THREECOPIES; "" turns the rule off).
+    #[serde(default)]
+    pub small_object_policy: Option<String>,
+    /// Bound of the size rule, e.g. "256KiB" (the default).
+    #[serde(default)]
+    pub small_object_max: Option<String>,
+}
+
+/// Parses a duration setting ("1s", "500ms", "2m"), naming the key when it is wrong.
+fn duration_setting(key: &str, text: &str) -> Result<std::time::Duration> {
+    match crate::units::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => bail!("{key} must be above 0"),
+        Err(e) => bail!("{key} {text:?}: {e} (write it like \"1s\" or \"500ms\")"),
+    }
+}
+
+/// Parses a policy setting, naming the key when it is wrong.
+fn policy_setting(key: &str, text: &str) -> Result<oxio_common::StoragePolicy> {
+    text.parse::<oxio_common::StoragePolicy>().map_err(|e| {
+        anyhow::anyhow!(
+            "{key} {text:?}: {e} (SINGLE, TWOCOPIES, THREECOPIES or EC<k><m> such as EC42)"
+        )
+    })
 }
 
 fn default_region() -> String {
@@ -154,6 +227,82 @@ impl HostConfig {
                 .with_context(|| format!("rawx {}", r.id))?;
             r.capacity_bytes()?;
         }
+        let heartbeat = self.heartbeat()?;
+        if let Some(c) = &self.conscience {
+            let cc = c.conscience_config(None)?;
+            if cc.service_timeout <= heartbeat {
+                bail!(
+                    "[conscience] service-timeout ({:?}) must be longer than heartbeat-interval ({heartbeat:?})",
+                    cc.service_timeout
+                );
+            }
+            cc.validate().context("[conscience]")?;
+        }
+        if let Some(s) = &self.s3 {
+            s.apply_policies(&mut oxio_sdk::ClientConfig::new(Vec::new(), Vec::new()))?;
+        }
+        Ok(())
+    }
+
+    /// The heartbeat period of this host's services (default 1 s).
+    pub fn heartbeat(&self) -> Result<std::time::Duration> {
+        match &self.heartbeat_interval {
+            None => Ok(crate::host::HEARTBEAT),
+            Some(t) => duration_setting("heartbeat-interval", t),
+        }
+    }
+}
+
+impl ConscienceRole {
+    /// The conscience's settings (`listen` as given, `metrics_listen` overridable).
+    pub fn conscience_config(
+        &self,
+        metrics_listen: Option<SocketAddr>,
+    ) -> Result<oxio_conscience::ConscienceConfig> {
+        let mut c = oxio_conscience::ConscienceConfig {
+            listen: self.listen,
+            data_dir: Some(self.data_dir.clone()),
+            lock_new_services: self.lock_new_services,
+            metrics_listen: metrics_listen.or(self.metrics_listen),
+            extra_stats: self.extra_stats.clone(),
+            expressions: self.expressions.clone(),
+            ..Default::default()
+        };
+        if let Some(t) = &self.service_timeout {
+            c.service_timeout = duration_setting("[conscience] service-timeout", t)?;
+        }
+        if let Some(step) = self.score_rise_step {
+            c.score_rise_step = step;
+        }
+        Ok(c)
+    }
+}
+
+impl S3Role {
+    /// Applies the grid default policy and the size rule to an sdk config.
+    pub fn apply_policies(&self, sdk: &mut oxio_sdk::ClientConfig) -> Result<()> {
+        if let Some(p) = &self.policy {
+            sdk.policy = policy_setting("[s3] policy", p)?;
+        }
+        let (mut max, mut small) = sdk.small_policy.unwrap_or((
+            oxio_sdk::policy::DEFAULT_SMALL_THRESHOLD,
+            oxio_sdk::policy::DEFAULT_SMALL_POLICY,
+        ));
+        if let Some(text) = &self.small_object_max {
+            max = match text.parse::<oxio_common::ByteSize>() {
+                Ok(size) => size.0,
+                Err(e) => bail!("[s3] small-object-max {text:?}: {e} (write it like \"256KiB\")"),
+            };
+        }
+        match self.small_object_policy.as_deref() {
+            Some("") => {
+                sdk.small_policy = None;
+                return Ok(());
+            }
+            Some(p) => small = policy_setting("[s3] small-object-policy", p)?,
+            None => {}
+        }
+        sdk.small_policy = Some((max, small));
         Ok(())
     }
 }
@@ -225,6 +374,94 @@ capacity = "2GiB"
             .unwrap_err()
             .to_string()
             .contains("runs no service"));
+    }
+
+    #[test]
+    fn scoring_timing_policies_and_rawx_io_are_settable() {
+        let cfg: HostConfig = toml::from_str(
+            r#"
+conscience-addrs = ["127.0.0.1:6000"]
+directory-addrs = ["127.0.0.1:6001"]
+heartbeat-interval = "500ms"
+[conscience]
+listen = "127.0.0.1:6000"
+data-dir = "/tmp/c"
+service-timeout = "3s"
+score-rise-step = 25
+extra-stats = { rawx = ["chunks"] }
+expressions = { rawx = "if(chunks > 1000, 10, space)", default = "space" }
+[[rawx]]
+id = "rawx-0"
+listen = "127.0.0.1:6200"
+volume = "/tmp/v0"
+location = "s.r.h.v0"
+direct-io = true
+driver = "polling"
+[s3]
+listen = "127.0.0.1:6007"
+policy = "EC84"
+small-object-policy = "TWOCOPIES"
+small-object-max = "1MiB"
+"#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.heartbeat().unwrap(),
+            std::time::Duration::from_millis(500)
+        );
+        let c = cfg
+            .conscience
+            .as_ref()
+            .unwrap()
+            .conscience_config(None)
+            .unwrap();
+        assert_eq!(c.service_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(c.score_rise_step, 25);
+        assert_eq!(c.expressions["default"], "space");
+        assert!(cfg.rawx[0].direct_io);
+        assert_eq!(cfg.rawx[0].driver, RawxDriver::Polling);
+        let mut sdk = oxio_sdk::ClientConfig::new(Vec::new(), Vec::new());
+        cfg.s3.as_ref().unwrap().apply_policies(&mut sdk).unwrap();
+        assert_eq!(sdk.policy.to_string(), "EC84");
+        let (max, small) = sdk.small_policy.unwrap();
+        assert_eq!((max, small.to_string().as_str()), (1 << 20, "TWOCOPIES"));
+
+        let with = |extra: &str| -> String {
+            let text =
+                format!("conscience-addrs = [\"a:1\"]\ndirectory-addrs = [\"a:2\"]\n{extra}");
+            match toml::from_str::<HostConfig>(&text) {
+                Ok(cfg) => cfg
+                    .validate()
+                    .map(|_| String::new())
+                    .unwrap_or_else(|e| format!("{e:#}")),
+                Err(e) => e.to_string(),
+            }
+        };
+        let conscience = "[conscience]\nlisten = \"127.0.0.1:6000\"\ndata-dir = \"/tmp/c\"\n";
+        let e = with(&format!(
+            "{conscience}expressions = {{ rawx = \"cpu * spcae\" }}\n"
+        ));
+        assert!(e.contains("spcae") && e.contains("at byte 6"), "{e}");
+        let e = with(&format!("{conscience}service-timeout = \"1s\"\n"));
+        assert!(e.contains("longer than heartbeat-interval"), "{e}");
+        let e = with(&format!("{conscience}score-rise-step = 0\n"));
+        assert!(e.contains("score_rise_step"), "{e}");
+        let e = with("heartbeat-interval = \"soon\"\n[s3]\nlisten = \"127.0.0.1:1\"\n");
+        assert!(e.contains("heartbeat-interval"), "{e}");
+        let e = with("[s3]\nlisten = \"127.0.0.1:1\"\npolicy = \"EC99x\"\n");
+        assert!(e.contains("[s3] policy"), "{e}");
+        let e = with("[s3]\nlisten = \"127.0.0.1:1\"\nsmall-object-max = \"big\"\n");
+        assert!(e.contains("small-object-max"), "{e}");
+        let off: HostConfig =
+            toml::from_str("[s3]\nlisten = \"127.0.0.1:1\"\nsmall-object-policy = \"\"\n").unwrap();
+        let mut sdk = oxio_sdk::ClientConfig::new(Vec::new(), Vec::new());
+        off.s3.unwrap().apply_policies(&mut sdk).unwrap();
+        assert!(sdk.small_policy.is_none());
+        assert!(toml::from_str::<HostConfig>(
+            "[[rawx]]\nid = \"r\"\nlisten = \"127.0.0.1:1\"\nvolume = \"/v\"\nlocation = \"a.b.c.d\"\ndriver = \"uring\"\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -144,6 +144,18 @@ pub async fn delete(sdk: &oxio_sdk::Client, c: ContainerRef<'_>, f: Format) -> R
     .render(f))
 }
 
+/// Parses a `--quota` size ("500GiB", "1048576").
+pub fn parse_quota(text: &str) -> Result<u64> {
+    match text.parse::<oxio_common::ByteSize>() {
+        Ok(size) => Ok(size.0),
+        Err(e) => Err(crate::grid_error::UsageError(format!(
+            "--quota {text:?}: {e} (write a size like 500GiB, 10MB or 1048576; \
+             oxio container unset BUCKET --quota removes it)"
+        ))
+        .into()),
+    }
+}
+
 /// `container show`: the meta1 record, its meta2 group with members and leader,
 /// and the meta2 stats and default policy.
 pub async fn show(sdk: &oxio_sdk::Client, c: ContainerRef<'_>, f: Format) -> Result<String> {
@@ -159,10 +171,19 @@ pub async fn show(sdk: &oxio_sdk::Client, c: ContainerRef<'_>, f: Format) -> Res
         .await
         .map_err(|e| c.explain(e))?;
     let leader = view.leader(sdk, rec.meta2_group).await;
-    let policy = if stats.policy.is_empty() {
-        serde_json::Value::Null
+    let or_null = |s: &str| {
+        if s.is_empty() {
+            serde_json::Value::Null
+        } else {
+            json!(s)
+        }
+    };
+    let policy = or_null(&stats.policy);
+    // "" in meta2: never configured, i.e. unversioned (S3 answers no status).
+    let versioning = if stats.versioning.is_empty() {
+        json!("Unversioned")
     } else {
-        json!(stats.policy)
+        json!(stats.versioning)
     };
     Ok(Fields::new(vec![
         ("account", json!(rec.account)),
@@ -172,8 +193,11 @@ pub async fn show(sdk: &oxio_sdk::Client, c: ContainerRef<'_>, f: Format) -> Res
         ("meta2_members", json!(view.members(rec.meta2_group))),
         ("meta2_leader", json!(leader)),
         ("policy", policy),
+        ("versioning", versioning),
         ("objects", json!(stats.objects)),
+        ("noncurrent_versions", json!(stats.noncurrent_versions)),
         ("bytes", json!(stats.bytes)),
+        ("quota_bytes", json!(stats.quota_bytes)),
         ("created_ms", json!(rec.ctime_ms)),
     ])
     .render(f))
@@ -233,14 +257,19 @@ pub enum ContainerCmd {
         #[arg(long, env = "OXIO_ACCOUNT")]
         account: Option<String>,
     },
-    /// Set properties of a container (its default storage policy).
+    /// Set properties of a container: its default storage policy, its quota.
+    #[command(group(clap::ArgGroup::new("property").required(true).multiple(true).args(["policy", "quota"])))]
     Set {
         /// Container (bucket) name.
         container: String,
         /// Default storage policy of new objects: SINGLE, TWOCOPIES, THREECOPIES or
         /// EC<k><m> (e.g. EC42, EC84).
         #[arg(long)]
-        policy: String,
+        policy: Option<String>,
+        /// Most bytes the container may store, e.g. 500GiB (every stored version
+        /// counts; a write that would go over is refused with QuotaExceeded).
+        #[arg(long)]
+        quota: Option<String>,
         /// Account [default: the configuration file's `account`, else dev].
         #[arg(long, env = "OXIO_ACCOUNT")]
         account: Option<String>,
@@ -250,14 +279,17 @@ pub enum ContainerCmd {
         /// Container (bucket) name.
         container: String,
         /// Clear the default storage policy.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "quota")]
         policy: bool,
+        /// Remove the quota.
+        #[arg(long)]
+        quota: bool,
         /// Account [default: the configuration file's `account`, else dev].
         #[arg(long, env = "OXIO_ACCOUNT")]
         account: Option<String>,
     },
     /// Show a container: cid, meta2 group with its members and leader, default
-    /// policy, objects, bytes.
+    /// policy, versioning, objects, bytes, quota.
     Show {
         /// Container (bucket) name.
         container: String,
@@ -320,6 +352,7 @@ pub async fn run(
         ContainerCmd::Set {
             container,
             policy,
+            quota,
             account: a,
         } => {
             let account = account(a);
@@ -328,15 +361,27 @@ pub async fn run(
                 name: &container,
                 dirs,
             };
-            let p = crate::object_cmd::parse_policy(&policy)?;
-            sdk.set_container_policy(&account, &container, Some(p))
-                .await
-                .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            // Both are checked before either is set.
+            let policy = policy
+                .map(|p| crate::object_cmd::parse_policy(&p))
+                .transpose()?;
+            let quota = quota.map(|q| parse_quota(&q)).transpose()?;
+            if let Some(p) = policy {
+                sdk.set_container_policy(&account, &container, Some(p))
+                    .await
+                    .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            }
+            if let Some(q) = quota {
+                sdk.set_container_quota(&account, &container, Some(q))
+                    .await
+                    .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            }
             show(sdk, c, f).await
         }
         ContainerCmd::Unset {
             container,
-            policy: _,
+            policy,
+            quota,
             account: a,
         } => {
             let account = account(a);
@@ -345,9 +390,16 @@ pub async fn run(
                 name: &container,
                 dirs,
             };
-            sdk.set_container_policy(&account, &container, None)
-                .await
-                .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            if policy {
+                sdk.set_container_policy(&account, &container, None)
+                    .await
+                    .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            }
+            if quota {
+                sdk.set_container_quota(&account, &container, None)
+                    .await
+                    .map_err(|e| crate::grid_error::explain(e, target(&c), dirs))?;
+            }
             show(sdk, c, f).await
         }
         ContainerCmd::Show {

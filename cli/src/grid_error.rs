@@ -50,6 +50,9 @@ pub fn explain(e: oxio_sdk::Error, target: Target<'_>, dirs: &[String]) -> anyho
         E::ContainerNotEmpty => anyhow::anyhow!(
             "container {container:?} of account {account:?} still holds objects: delete them first (`oxio object list {container} --account {account}`)"
         ),
+        E::QuotaExceeded => anyhow::anyhow!(
+            "container {container:?} of account {account:?} is at its quota: see `oxio container show {container} --account {account}`; raise it with `oxio container set {container} --quota SIZE` or delete objects"
+        ),
         E::InvalidArgument(m) => UsageError(m).into(),
         E::Unavailable(m) => {
             anyhow::Error::new(E::Unavailable(m)).context(unreachable_hint(dirs, "directory"))

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Heartbeat period of every service.
+/// Default heartbeat period of every service.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// The services running in this process.
 pub struct Host {
     shutdown: CancellationToken,
+    heartbeat: Duration,
     conscience: Option<oxio_conscience::Started>,
     directory: Vec<oxio_directory::Started>,
     rawx: Vec<oxio_rawx::Started>,
@@ -25,11 +26,17 @@ impl Host {
     pub fn new(shutdown: CancellationToken) -> Self {
         Host {
             shutdown,
+            heartbeat: HEARTBEAT,
             conscience: None,
             directory: Vec::new(),
             rawx: Vec::new(),
             s3: None,
         }
+    }
+
+    /// Sets the heartbeat period of the services started from now on.
+    pub fn set_heartbeat(&mut self, every: Duration) {
+        self.heartbeat = every;
     }
 
     /// Starts a conscience.
@@ -61,7 +68,7 @@ impl Host {
         cfg.location = location;
         cfg.conscience = conscience;
         cfg.bootstrap = bootstrap;
-        cfg.heartbeat_interval = HEARTBEAT;
+        cfg.heartbeat_interval = self.heartbeat;
         let s = oxio_directory::start(cfg, self.shutdown.child_token())
             .await
             .with_context(|| format!("starting directory node {node_id}"))?;
@@ -77,7 +84,7 @@ impl Host {
         conscience: Vec<String>,
     ) -> Result<(SocketAddr, &'static str)> {
         cfg.conscience = conscience;
-        cfg.heartbeat_interval = HEARTBEAT;
+        cfg.heartbeat_interval = self.heartbeat;
         let id = cfg.id.clone();
         let s = oxio_rawx::start(cfg, self.shutdown.child_token())
             .with_context(|| format!("starting {id}"))?;

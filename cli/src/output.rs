@@ -145,11 +145,20 @@ impl Fields {
     }
 }
 
-/// A value as shown in a table cell: strings bare, null empty.
+/// A value as shown in a table cell: strings bare, null empty, an object as
+/// `key=value,...` (numbers rounded to integers) so that it stays one word.
 fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(n) => format!("{k}={}", n.round() as i64),
+                None => format!("{k}={}", cell(v)),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }

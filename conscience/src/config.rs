@@ -243,7 +243,10 @@ mod tests {
             ..Default::default()
         };
         let msg = unknown_stat.validate().unwrap_err().to_string();
-        assert!(msg.contains("`spcae`") && msg.contains("rawx"), "{msg}");
+        assert!(
+            msg.contains("`spcae`") && msg.contains("rawx") && msg.contains("at byte 6"),
+            "{msg}"
+        );
         let syntax = ConscienceConfig {
             expressions: HashMap::from([("rawx".to_string(), "cpu *".to_string())]),
             ..Default::default()

@@ -83,6 +83,16 @@ pub enum ScoreError {
     /// The stats given to `eval` lack a stat the expression reads.
     #[error("stat `{0}` is missing")]
     MissingStat(String),
+    /// The expression reads a stat its service type does not send (config time).
+    #[error("at byte {pos}: unknown stat `{name}` (known: {known})")]
+    UnknownStat {
+        /// Byte offset of the stat's name.
+        pos: usize,
+        /// The stat.
+        name: String,
+        /// The stats the type sends, comma separated.
+        known: String,
+    },
 }
 
 /// A built-in function.
@@ -142,7 +152,8 @@ enum BinOp {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Num(f64),
-    Stat(String),
+    /// A stat and the byte offset of its name.
+    Stat(String, usize),
     Neg(Box<Node>),
     Bin(BinOp, Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
@@ -211,11 +222,18 @@ impl Expression {
         out
     }
 
-    /// Fails with [`ScoreError::MissingStat`] naming the first stat the expression
-    /// reads that is not in `known` (config-time validation).
+    /// Fails with [`ScoreError::UnknownStat`] naming the first stat (by position)
+    /// the expression reads that is not in `known` (config-time validation).
     pub fn check_stats(&self, known: &[&str]) -> Result<(), ScoreError> {
-        match self.stat_names().into_iter().find(|s| !known.contains(s)) {
-            Some(missing) => Err(ScoreError::MissingStat(missing.to_string())),
+        let mut uses = Vec::new();
+        collect_stat_uses(&self.root, &mut uses);
+        uses.sort_by_key(|(_, pos)| *pos);
+        match uses.into_iter().find(|(s, _)| !known.contains(s)) {
+            Some((name, pos)) => Err(ScoreError::UnknownStat {
+                pos,
+                name: name.to_string(),
+                known: known.join(", "),
+            }),
             None => Ok(()),
         }
     }
@@ -241,10 +259,23 @@ pub fn to_score(value: f64) -> u32 {
     value.clamp(0.0, f64::from(MAX_SCORE)).round() as u32
 }
 
+fn collect_stat_uses<'a>(node: &'a Node, out: &mut Vec<(&'a str, usize)>) {
+    match node {
+        Node::Num(_) => {}
+        Node::Stat(name, pos) => out.push((name, *pos)),
+        Node::Neg(inner) => collect_stat_uses(inner, out),
+        Node::Bin(_, a, b) => {
+            collect_stat_uses(a, out);
+            collect_stat_uses(b, out);
+        }
+        Node::Call(_, args) => args.iter().for_each(|a| collect_stat_uses(a, out)),
+    }
+}
+
 fn collect_stats<'a>(node: &'a Node, out: &mut BTreeSet<&'a str>) {
     match node {
         Node::Num(_) => {}
-        Node::Stat(name) => {
+        Node::Stat(name, _) => {
             out.insert(name);
         }
         Node::Neg(inner) => collect_stats(inner, out),
@@ -284,7 +315,7 @@ fn root(n: f64, x: f64) -> f64 {
 fn eval_node(node: &Node, stats: &HashMap<String, f64>) -> Result<f64, ScoreError> {
     Ok(match node {
         Node::Num(v) => *v,
-        Node::Stat(name) => *stats
+        Node::Stat(name, _) => *stats
             .get(name)
             .ok_or_else(|| ScoreError::MissingStat(name.clone()))?,
         Node::Neg(inner) => -eval_node(inner, stats)?,
@@ -512,7 +543,7 @@ impl Parser<'_> {
         let name = &self.src[start..start + len];
         self.pos += len;
         if self.peek() != Some('(') {
-            return Ok(Node::Stat(name.to_string()));
+            return Ok(Node::Stat(name.to_string(), start));
         }
         let func = Func::from_name(name).ok_or_else(|| ScoreError::UnknownFunction {
             pos: start,
@@ -687,10 +718,25 @@ mod tests {
         let err = e.eval(&stats(&[("cpu", 1.0)])).unwrap_err();
         assert_eq!(err, ScoreError::MissingStat("disk_free".into()));
         assert_eq!(err.to_string(), "stat `disk_free` is missing");
+        let err = e.check_stats(&BASE_STATS).unwrap_err();
         assert_eq!(
-            e.check_stats(&BASE_STATS).unwrap_err(),
-            ScoreError::MissingStat("disk_free".into())
+            err,
+            ScoreError::UnknownStat {
+                pos: 6,
+                name: "disk_free".into(),
+                known: "cpu, io, space".into()
+            }
         );
+        assert_eq!(
+            err.to_string(),
+            "at byte 6: unknown stat `disk_free` (known: cpu, io, space)"
+        );
+        // The first unknown stat by position is named, wherever it sits in the tree.
+        let e = Expression::parse("if(space < 5, zeta, root(3, cpu * alpha))").unwrap();
+        assert!(matches!(
+            e.check_stats(&BASE_STATS).unwrap_err(),
+            ScoreError::UnknownStat { pos: 14, ref name, .. } if name == "zeta"
+        ));
         assert!(Expression::parse(DEFAULT_EXPRESSION)
             .unwrap()
             .check_stats(&BASE_STATS)

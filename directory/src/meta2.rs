@@ -57,6 +57,23 @@ pub struct ContainerMeta {
     /// Canned ACL (`None`: private); see [`crate::acl`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// Most bytes the stored versions may hold (`None`: no quota); see
+    /// [`ContainerMeta::admits`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+}
+
+impl ContainerMeta {
+    /// Whether `more` bytes may be stored: always without a quota or for an empty
+    /// write, else when the bytes already stored plus `more` stay within it. A
+    /// version being replaced still counts (the check happens before it is
+    /// dropped), so a full container takes deletes, not same-size overwrites.
+    pub fn admits(&self, more: u64) -> bool {
+        match self.quota_bytes {
+            Some(q) if more > 0 => self.bytes.saturating_add(more) <= q,
+            _ => true,
+        }
+    }
 }
 
 /// One reverse-index entry: a chunk stored on a rawx.
@@ -149,6 +166,7 @@ pub fn apply_init_container(
             versioning: None,
             noncurrent: 0,
             acl: None,
+            quota_bytes: None,
         };
         store_meta(ov, cid, &meta)?;
     }
@@ -166,6 +184,22 @@ pub fn apply_set_container_policy(
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
     };
     meta.policy = policy.map(str::to_string);
+    store_meta(ov, cid, &meta)?;
+    Ok(Reply::Encoded(stats_of(&meta).encode_to_vec()))
+}
+
+/// Applies `SetContainerQuota`: sets (or clears, with `None`) the container's quota
+/// and returns the updated record. A quota below what is stored already is kept:
+/// it refuses new bytes until enough is deleted.
+pub fn apply_set_container_quota(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    quota_bytes: Option<u64>,
+) -> Result<Reply> {
+    let Some(mut meta) = load_meta(ov, cid)? else {
+        return Ok(Reply::Refused(Refusal::NoSuchContainer));
+    };
+    meta.quota_bytes = quota_bytes;
     store_meta(ov, cid, &meta)?;
     Ok(Reply::Encoded(stats_of(&meta).encode_to_vec()))
 }
@@ -214,6 +248,9 @@ pub fn apply_put_content(
     }
     if let Err(r) = check_condition(ov, cid, key, condition)? {
         return Ok(Reply::Refused(r));
+    }
+    if !meta.admits(h.size) {
+        return Ok(Reply::Refused(Refusal::QuotaExceeded));
     }
     let content_id = h.content_id.clone();
     let (version, replaced) = store_content(ov, &mut meta, cid, key, h, proposed_version)?;
@@ -372,6 +409,7 @@ pub fn stats_of(meta: &ContainerMeta) -> ContainerStatsReply {
             .unwrap_or_default(),
         noncurrent_versions: meta.noncurrent,
         acl: meta.acl.clone().unwrap_or_default(),
+        quota_bytes: meta.quota_bytes,
         tags: meta
             .tags
             .iter()

@@ -115,9 +115,9 @@ pub fn apply_put_part(
     upload_id: &str,
     part: &[u8],
 ) -> Result<Reply> {
-    if load_meta(ov, cid)?.is_none() {
+    let Some(meta) = load_meta(ov, cid)? else {
         return Ok(Reply::Refused(Refusal::NoSuchContainer));
-    }
+    };
     let Ok(part) = PartRecord::decode(part) else {
         return Ok(Reply::Refused(Refusal::Invalid));
     };
@@ -126,6 +126,11 @@ pub fn apply_put_part(
     }
     if load_upload(ov, cid, key, upload_id)?.is_none() {
         return Ok(Reply::Refused(Refusal::NoSuchUpload));
+    }
+    // Parts count against the quota only once completed; a part that could never
+    // fit is refused early. The completion checks the whole object.
+    if !meta.admits(part.size) {
+        return Ok(Reply::Refused(Refusal::QuotaExceeded));
     }
     let pk = sm::part(cid, upload_id, part.part_number);
     let replaced = match ov.get(&pk)? {
@@ -271,6 +276,10 @@ pub fn apply_complete_upload(
         Ok(a) => a,
         Err(r) => return Ok(Reply::Refused(r)),
     };
+    // Over the quota, the upload stays in place (it can be aborted).
+    if !meta.admits(assembled.header.size) {
+        return Ok(Reply::Refused(Refusal::QuotaExceeded));
+    }
     let parts = forget_upload(ov, cid, &up)?;
     let unused: Vec<PartRecord> = parts
         .into_iter()
@@ -378,18 +387,36 @@ pub fn list_parts(
     Ok((out, truncated))
 }
 
+/// One page of [`list_uploads`].
+#[derive(Debug, Default)]
+pub struct UploadsPage {
+    /// Uploads (templates without metadata maps), in key then initiation order.
+    pub uploads: Vec<UploadRecord>,
+    /// Common prefixes (with a delimiter), in order; each counts as one entry.
+    pub common_prefixes: Vec<String>,
+    /// More follow.
+    pub truncated: bool,
+    /// Where the next page starts (S3 `NextKeyMarker`): the last upload's key, or the
+    /// last common prefix when the page ended on one.
+    pub next_key_marker: String,
+    /// With `next_key_marker`: the last upload's id (empty after a common prefix).
+    pub next_upload_id_marker: String,
+}
+
 /// One page of uploads in progress: keys starting with `prefix`, ordered by key then
 /// initiation time, after the markers (S3 semantics: `upload_id_marker` only counts
-/// with `key_marker`). Returns the uploads (templates without metadata maps) and
-/// whether more follow.
+/// with `key_marker`). With a `delimiter`, the keys that hold it after the prefix
+/// roll up into common prefixes (each counted once, as one entry, and only when it
+/// sorts after `key_marker`, so a marker that is a common prefix continues past it).
 pub fn list_uploads(
     view: &SmView<'_>,
     cid: &str,
     prefix: &str,
+    delimiter: &str,
     key_marker: &str,
     upload_id_marker: &str,
     max: u32,
-) -> Result<(Vec<UploadRecord>, bool)> {
+) -> Result<UploadsPage> {
     let limit = page_size(max);
     let mut cursor = view.cursor(&sm::upload_order_of(cid));
     // Where to start, and the exact entry to skip when it is the marker itself.
@@ -428,11 +455,14 @@ pub fn list_uploads(
         }
     }
     cursor.seek(&seek);
-    let mut out = Vec::new();
-    let mut truncated = false;
-    let mut steps = limit + 2;
+    let mut page = UploadsPage::default();
+    let mut entries = 0usize;
+    // Bounded walk: every step either emits an entry or skips one index entry (the
+    // marker), a key outside the prefix ends it, a common prefix seeks past itself.
+    let mut steps = 2 * limit + 2;
     while let Some((k, _)) = cursor.current() {
         if steps == 0 {
+            page.truncated = entries > 0;
             break;
         }
         steps -= 1;
@@ -447,8 +477,30 @@ pub fn list_uploads(
         if !key.starts_with(prefix.as_bytes()) {
             break;
         }
-        if out.len() == limit {
-            truncated = true;
+        if !delimiter.is_empty() {
+            if let Some(cp) = crate::listing::rollup(key, prefix.as_bytes(), delimiter.as_bytes()) {
+                let cp = cp.to_vec();
+                if cp.as_slice() > key_marker.as_bytes() {
+                    if entries == limit {
+                        page.truncated = true;
+                        break;
+                    }
+                    entries += 1;
+                    let cp = String::from_utf8_lossy(&cp).into_owned();
+                    page.next_key_marker = cp.clone();
+                    page.next_upload_id_marker.clear();
+                    page.common_prefixes.push(cp);
+                }
+                // Past every key under this common prefix.
+                match crate::keys::prefix_end(&cp) {
+                    Some(end) => cursor.seek(&end),
+                    None => break,
+                }
+                continue;
+            }
+        }
+        if entries == limit {
+            page.truncated = true;
             break;
         }
         let key = String::from_utf8_lossy(key).into_owned();
@@ -459,10 +511,17 @@ pub fn list_uploads(
                 t.user_meta.clear();
                 t.system_meta.clear();
             }
-            out.push(up);
+            entries += 1;
+            page.next_key_marker = key;
+            page.next_upload_id_marker = id;
+            page.uploads.push(up);
         }
         cursor.next();
     }
     cursor.status()?;
-    Ok((out, truncated))
+    if !page.truncated {
+        page.next_key_marker.clear();
+        page.next_upload_id_marker.clear();
+    }
+    Ok(page)
 }

@@ -295,9 +295,9 @@ async fn abort_returns_parts_and_unblocks_drop() {
     assert!(meta2::chunks_on_rawx(&view, "rawx-0", 10)
         .unwrap()
         .is_empty());
-    assert!(multipart::list_uploads(&view, CID, "", "", "", 0)
+    assert!(multipart::list_uploads(&view, CID, "", "", "", "", 0)
         .unwrap()
-        .0
+        .uploads
         .is_empty());
     assert_eq!(
         s.apply(Command::DropContainer { cid: CID.into() }).await,
@@ -333,16 +333,73 @@ async fn listings_page_by_part_number_and_by_key_then_initiation() {
             .map(|u| format!("{}:{}", u.key, u.upload_id))
             .collect()
     };
-    let (u, t) = multipart::list_uploads(&view, CID, "", "", "", 0).unwrap();
-    assert_eq!(ids(u), ["a:z", "b:early", "b:late", "c/x:m"]);
-    assert!(!t);
-    let (u, t) = multipart::list_uploads(&view, CID, "", "", "", 2).unwrap();
-    assert_eq!(ids(u), ["a:z", "b:early"]);
-    assert!(t);
-    let (u, _) = multipart::list_uploads(&view, CID, "", "b", "early", 2).unwrap();
-    assert_eq!(ids(u), ["b:late", "c/x:m"]);
-    let (u, _) = multipart::list_uploads(&view, CID, "", "b", "", 0).unwrap();
-    assert_eq!(ids(u), ["c/x:m"]);
-    let (u, _) = multipart::list_uploads(&view, CID, "b", "", "", 0).unwrap();
-    assert_eq!(ids(u), ["b:early", "b:late"]);
+    let list = |prefix: &str, delimiter: &str, key: &str, id: &str, max: u32| {
+        multipart::list_uploads(&view, CID, prefix, delimiter, key, id, max).unwrap()
+    };
+    let p = list("", "", "", "", 0);
+    assert_eq!(ids(p.uploads), ["a:z", "b:early", "b:late", "c/x:m"]);
+    assert!(!p.truncated);
+    assert_eq!(p.next_key_marker, "");
+    let p = list("", "", "", "", 2);
+    assert_eq!(ids(p.uploads), ["a:z", "b:early"]);
+    assert!(p.truncated);
+    assert_eq!(
+        (p.next_key_marker.as_str(), p.next_upload_id_marker.as_str()),
+        ("b", "early")
+    );
+    let p = list("", "", "b", "early", 2);
+    assert_eq!(ids(p.uploads), ["b:late", "c/x:m"]);
+    let p = list("", "", "b", "", 0);
+    assert_eq!(ids(p.uploads), ["c/x:m"]);
+    let p = list("b", "", "", "", 0);
+    assert_eq!(ids(p.uploads), ["b:early", "b:late"]);
+}
+
+#[tokio::test]
+async fn upload_listings_roll_up_common_prefixes() {
+    let mut s = Sm::new().await;
+    for (key, id, at) in [
+        ("a", "u1", 1),
+        ("d/1", "u2", 2),
+        ("d/2", "u3", 3),
+        ("d/2", "u4", 4),
+        ("e", "u5", 5),
+        ("f/x/1", "u6", 6),
+        ("f/y", "u7", 7),
+    ] {
+        s.create(key, id, at).await;
+    }
+    let view = s.sm.view();
+    let list = |prefix: &str, key: &str, id: &str, max: u32| {
+        multipart::list_uploads(&view, CID, prefix, "/", key, id, max).unwrap()
+    };
+    let keys = |p: &multipart::UploadsPage| -> Vec<String> {
+        p.uploads.iter().map(|u| u.key.clone()).collect()
+    };
+    // One page: each common prefix once, uploads beside them.
+    let p = list("", "", "", 0);
+    assert_eq!(keys(&p), ["a", "e"]);
+    assert_eq!(p.common_prefixes, ["d/", "f/"]);
+    assert!(!p.truncated);
+    // Pages of two entries (a prefix counts as one): a + d/, then e + f/.
+    let p = list("", "", "", 2);
+    assert_eq!(keys(&p), ["a"]);
+    assert_eq!(p.common_prefixes, ["d/"]);
+    assert!(p.truncated);
+    assert_eq!(
+        (p.next_key_marker.as_str(), p.next_upload_id_marker.as_str()),
+        ("d/", "")
+    );
+    let p = list("", &p.next_key_marker, &p.next_upload_id_marker, 2);
+    assert_eq!(keys(&p), ["e"]);
+    assert_eq!(p.common_prefixes, ["f/"]);
+    assert!(!p.truncated);
+    // Under a prefix, the roll-up starts after it.
+    let p = list("f/", "", "", 0);
+    assert_eq!(keys(&p), ["f/y"]);
+    assert_eq!(p.common_prefixes, ["f/x/"]);
+    // A marker inside a common prefix skips that prefix.
+    let p = list("", "d/1", "u2", 0);
+    assert_eq!(keys(&p), ["e"]);
+    assert_eq!(p.common_prefixes, ["f/"]);
 }

@@ -513,6 +513,29 @@ impl Directory for DirectoryService {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, quota = ?request.get_ref().quota_bytes))]
+    async fn set_container_quota(
+        &self,
+        request: Request<SetContainerQuotaRequest>,
+    ) -> Res<ContainerStatsReply> {
+        let req = request.into_inner();
+        let cid = parse_cid(&req.cid)?;
+        let g = self.group(req.group, GroupKind::Meta2)?;
+        match self
+            .write(
+                &g,
+                Command::SetContainerQuota {
+                    cid,
+                    quota_bytes: req.quota_bytes,
+                },
+            )
+            .await?
+        {
+            Reply::Encoded(b) => Ok(Response::new(decode(&b)?)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(group = request.get_ref().group, key = %request.get_ref().key))]
     async fn put_content(&self, request: Request<PutContentRequest>) -> Res<PutContentReply> {
         let req = request.into_inner();

@@ -135,7 +135,11 @@ impl DirectoryService {
 
     pub(super) async fn mpu_list_uploads(&self, req: ListUploadsRequest) -> Res<ListUploadsReply> {
         let cid = parse_cid(&req.cid)?;
-        for (what, v) in [("prefix", &req.prefix), ("key_marker", &req.key_marker)] {
+        for (what, v) in [
+            ("prefix", &req.prefix),
+            ("key_marker", &req.key_marker),
+            ("delimiter", &req.delimiter),
+        ] {
             if v.len() > meta2::MAX_KEY_BYTES {
                 return Err(Status::invalid_argument(format!("{what} too long")));
             }
@@ -152,24 +156,22 @@ impl DirectoryService {
         {
             return Err(Status::not_found("no such container"));
         }
-        let (uploads, truncated) = multipart::list_uploads(
+        let page = multipart::list_uploads(
             &view,
             &cid,
             &req.prefix,
+            &req.delimiter,
             &req.key_marker,
             &req.upload_id_marker,
             req.max_uploads,
         )
         .map_err(internal)?;
-        let (next_key_marker, next_upload_id_marker) = match (truncated, uploads.last()) {
-            (true, Some(u)) => (u.key.clone(), u.upload_id.clone()),
-            _ => (String::new(), String::new()),
-        };
         Ok(Response::new(ListUploadsReply {
-            uploads,
-            truncated,
-            next_key_marker,
-            next_upload_id_marker,
+            uploads: page.uploads,
+            truncated: page.truncated,
+            next_key_marker: page.next_key_marker,
+            next_upload_id_marker: page.next_upload_id_marker,
+            common_prefixes: page.common_prefixes,
         }))
     }
 

@@ -134,6 +134,10 @@ impl StateMachine {
                 GroupKind::Meta2 => meta2::apply_set_container_policy(ov, cid, policy.as_deref()),
                 _ => wrong,
             },
+            Command::SetContainerQuota { cid, quota_bytes } => match kind {
+                GroupKind::Meta2 => meta2::apply_set_container_quota(ov, cid, *quota_bytes),
+                _ => wrong,
+            },
             Command::DropContainer { cid } => match kind {
                 GroupKind::Meta2 => meta2::apply_drop_container(ov, cid),
                 _ => wrong,

@@ -89,6 +89,10 @@ pub fn refusal(r: Refusal) -> Status {
         Refusal::PreconditionFailed => Status::failed_precondition(
             "PreconditionFailed: At least one of the pre-conditions you specified did not hold",
         ),
+        Refusal::QuotaExceeded => Status::failed_precondition(
+            "QuotaExceeded: the write would take the container over its quota \
+             (oxio container show BUCKET; raise it with oxio container set BUCKET --quota SIZE)",
+        ),
     }
 }
 

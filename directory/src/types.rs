@@ -200,6 +200,13 @@ pub enum Command {
         /// A valid policy name, checked by the leader before proposing.
         policy: Option<String>,
     },
+    /// meta2: set (`Some`) or clear (`None`) a container's quota of stored bytes.
+    SetContainerQuota {
+        /// Container id.
+        cid: String,
+        /// Most bytes the container's stored versions may hold.
+        quota_bytes: Option<u64>,
+    },
     /// meta2: remove an empty container.
     DropContainer {
         /// Container id.
@@ -375,6 +382,7 @@ impl Command {
             Command::DeleteAccount { .. } => "delete_account",
             Command::InitContainer { .. } => "init_container",
             Command::SetContainerPolicy { .. } => "set_container_policy",
+            Command::SetContainerQuota { .. } => "set_container_quota",
             Command::DropContainer { .. } => "drop_container",
             Command::PutContent { .. } => "put_content",
             Command::DeleteContent { .. } => "delete_content",
@@ -426,6 +434,8 @@ pub enum Refusal {
     ContentChanged,
     /// The condition of a conditional write does not hold.
     PreconditionFailed,
+    /// The write would take the container's stored bytes over its quota.
+    QuotaExceeded,
 }
 
 /// A condition on what a key holds, checked while applying a write (S3 conditional

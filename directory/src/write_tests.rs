@@ -1,5 +1,6 @@
 //! State-machine tests of tag sets (changed in place: same version, same chunks, same
-//! reverse index) and of conditional writes (checked inside the apply).
+//! reverse index), of conditional writes and of quotas (both checked inside the
+//! apply).
 
 use crate::meta2;
 use crate::test_sm::TestSm;
@@ -205,4 +206,54 @@ fn condition_etags_ignore_quotes_and_case() {
     };
     assert!(any.check(Some("x")).is_ok());
     assert_eq!(any.check(None), Err(Refusal::NoSuchKey));
+}
+
+#[tokio::test]
+async fn quota_is_checked_in_the_apply() {
+    let mut sm = Sm::new().await;
+    let stats = |r: Reply| match r {
+        Reply::Encoded(b) => ContainerStatsReply::decode(b.as_slice()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let s = stats(
+        sm.apply(Command::SetContainerQuota {
+            cid: CID.into(),
+            quota_bytes: Some(25),
+        })
+        .await,
+    );
+    assert_eq!(s.quota_bytes, Some(25));
+    // Two puts of 10 bytes fit, a third would make 30.
+    let r = sm
+        .apply_all(vec![
+            put("a", "e1", "C1", None),
+            put("b", "e2", "C2", None),
+            put("c", "e3", "C3", None),
+        ])
+        .await;
+    assert!(
+        matches!(r[0], Reply::Put { .. }) && matches!(r[1], Reply::Put { .. }),
+        "{r:?}"
+    );
+    assert_eq!(r[2], Reply::Refused(Refusal::QuotaExceeded));
+    assert!(sm.content("c").is_none());
+    // The refused put indexed nothing.
+    let idx = meta2::chunks_on_rawx(&sm.sm.view(), "rawx-a", 10).unwrap();
+    assert_eq!(idx.len(), 2);
+    // An overwrite counts the bytes it brings until the old version is gone.
+    let r = sm.apply(put("a", "e4", "C4", None)).await;
+    assert_eq!(r, Reply::Refused(Refusal::QuotaExceeded));
+    // Without a quota it goes through.
+    let s = stats(
+        sm.apply(Command::SetContainerQuota {
+            cid: CID.into(),
+            quota_bytes: None,
+        })
+        .await,
+    );
+    assert_eq!((s.quota_bytes, s.bytes), (None, 20));
+    assert!(matches!(
+        sm.apply(put("c", "e3", "C3", None)).await,
+        Reply::Put { .. }
+    ));
 }

@@ -85,6 +85,29 @@ fn heartbeat_reports_rawx_stats() {
     for key in ["cpu", "io", "space", "chunks", "reqs_per_s"] {
         assert!(info.stats.contains_key(key), "missing {key}");
     }
+    // reqs_per_s is a rate: a burst of requests shows, and idleness brings it back
+    // to 0 (it is not a running count).
+    for _ in 0..20 {
+        assert_eq!(
+            c.request("GET", &format!("/{}", chunk_id(9)), &[], None)
+                .status,
+            200
+        );
+    }
+    let busy = wait_until(Duration::from_secs(20), || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.stats.get("reqs_per_s").is_some_and(|r| *r >= 1.0))
+    });
+    assert!(busy, "no heartbeat showed the burst of requests");
+    let idle = wait_until(Duration::from_secs(20), || {
+        seen.lock()
+            .unwrap()
+            .last()
+            .is_some_and(|s| s.stats.get("reqs_per_s") == Some(&0.0))
+    });
+    assert!(idle, "reqs_per_s did not fall back to 0 once idle");
     srv.stop();
     let count = seen.lock().unwrap().len();
     std::thread::sleep(Duration::from_millis(300));

@@ -206,6 +206,8 @@ pub enum Outcome {
     /// `s3s` found a chunk or trailer signature that does not match (`aws-chunked`
     /// bodies signed chunk by chunk).
     BadSignature,
+    /// The body's SHA-256 differs from the `x-amz-content-sha256` it was signed with.
+    ContentSha256Mismatch,
 }
 
 /// The outcome of a body, once known.
@@ -214,6 +216,8 @@ pub type Verdict = Arc<Mutex<Option<Outcome>>>;
 /// How `s3s` reports a chunk or trailer signature mismatch in the body stream (its
 /// error type is not public).
 const CHUNK_SIGNATURE_MISMATCH: &str = "AwsChunkedStreamError: SignatureMismatch";
+/// How `s3s` reports a body whose SHA-256 is not the signed `x-amz-content-sha256`.
+const CONTENT_SHA256_MISMATCH: &str = "UploadStreamError: Sha256Mismatch";
 
 /// A body stream checked against an announced checksum (a pass-through without one).
 pub struct Verify<S> {
@@ -308,6 +312,8 @@ where
                 let msg = e.to_string();
                 if msg.contains(CHUNK_SIGNATURE_MISMATCH) {
                     this.record(Outcome::BadSignature);
+                } else if msg.contains(CONTENT_SHA256_MISMATCH) {
+                    this.record(Outcome::ContentSha256Mismatch);
                 }
                 Poll::Ready(Some(Err(msg)))
             }
@@ -333,6 +339,14 @@ pub fn upload_error(verdict: &Verdict, fallback: S3Error) -> S3Error {
             "The request signature we calculated does not match the signature you provided. \
              Check your key and signing method.",
         ),
+        Some(Outcome::ContentSha256Mismatch) => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            );
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            e
+        }
         _ => fallback,
     }
 }
@@ -462,5 +476,18 @@ mod tests {
         let _: Vec<_> = v.collect().await;
         let err = upload_error(&verdict, s3_error!(IncompleteBody));
         assert_eq!(*err.code(), S3ErrorCode::SignatureDoesNotMatch);
+    }
+
+    #[tokio::test]
+    async fn a_content_sha256_mismatch_is_reported_as_such() {
+        let items: Vec<Result<Bytes, String>> = vec![
+            Ok(Bytes::from_static(b"x")),
+            Err(CONTENT_SHA256_MISMATCH.to_string()),
+        ];
+        let (v, verdict) = verify(futures::stream::iter(items), None, None);
+        let _: Vec<_> = v.collect().await;
+        let err = upload_error(&verdict, s3_error!(IncompleteBody));
+        assert_eq!(err.code().as_str(), "XAmzContentSHA256Mismatch");
+        assert_eq!(err.status_code(), Some(http::StatusCode::BAD_REQUEST));
     }
 }

@@ -30,6 +30,15 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Maps an sdk error to the S3 error a client expects.
 pub fn s3_error(e: oxio_sdk::Error) -> S3Error {
     use oxio_sdk::Error as E;
+    if matches!(e, E::QuotaExceeded) {
+        // Not an AWS code (AWS has no bucket quotas); the name Ceph's gateway uses.
+        let mut err = S3Error::with_message(
+            S3ErrorCode::Custom("QuotaExceeded".into()),
+            "The bucket's quota does not leave room for this object",
+        );
+        err.set_status_code(http::StatusCode::FORBIDDEN);
+        return err;
+    }
     let code = match &e {
         E::NoSuchContainer => S3ErrorCode::NoSuchBucket,
         E::ContainerExists => S3ErrorCode::BucketAlreadyOwnedByYou,
@@ -40,6 +49,7 @@ pub fn s3_error(e: oxio_sdk::Error) -> S3Error {
         E::InvalidRange => S3ErrorCode::InvalidRange,
         E::BadDigest => S3ErrorCode::BadDigest,
         E::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        E::QuotaExceeded => S3ErrorCode::AccessDenied,
         E::IncompleteBody { .. } => S3ErrorCode::IncompleteBody,
         E::Body(_) => S3ErrorCode::IncompleteBody,
         E::Quorum { .. } | E::Placement(_) | E::Unavailable(_) => S3ErrorCode::ServiceUnavailable,

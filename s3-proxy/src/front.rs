@@ -16,7 +16,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::service::S3Service;
-use s3s::{s3_error, HttpError, S3Result};
+use s3s::{s3_error, HttpError, S3Error, S3ErrorCode, S3Result};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -58,6 +58,35 @@ pub fn is_anonymous_metrics<B>(req: &Request<B>) -> bool {
     !signed_query
 }
 
+/// Longest validity of a presigned URL (`X-Amz-Expires`), as AWS: seven days.
+pub const PRESIGNED_MAX_EXPIRES_SECS: u64 = 7 * 24 * 3600;
+
+/// The error AWS answers for a presigned query whose `X-Amz-Expires` is not a number
+/// of seconds between 1 and seven days (`None`: no such parameter, or a valid one).
+/// s3s itself checks the signature and whether the URL has expired, measured from
+/// its `X-Amz-Date`.
+pub fn presigned_expiry_error(query: &str) -> Option<S3Error> {
+    let value = query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k.eq_ignore_ascii_case("X-Amz-Expires").then_some(v)
+    })?;
+    match value.parse::<u64>() {
+        Ok(n) if (1..=PRESIGNED_MAX_EXPIRES_SECS).contains(&n) => None,
+        Ok(0) => Some(S3Error::with_message(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            "X-Amz-Expires must be non-negative and more than zero",
+        )),
+        Ok(_) => Some(S3Error::with_message(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800",
+        )),
+        Err(_) => Some(S3Error::with_message(
+            S3ErrorCode::AuthorizationQueryParametersError,
+            "X-Amz-Expires should be a number",
+        )),
+    }
+}
+
 /// Where the access hook writes the S3 operation s3s resolved for a request.
 #[derive(Clone, Debug, Default)]
 struct OperationSlot(Arc<OnceLock<String>>);
@@ -75,6 +104,9 @@ impl S3Access for RecordOperation {
         let name = cx.s3_op().name().to_string();
         if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
             let _ = slot.0.set(name);
+        }
+        if let Some(e) = cx.uri().query().and_then(presigned_expiry_error) {
+            return Err(e);
         }
         match cx.credentials() {
             Some(_) => Ok(()),
@@ -261,6 +293,28 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_expiry_is_capped_at_seven_days() {
+        let q = |e: &str| {
+            format!(
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={e}&X-Amz-Date=20260101T000000Z"
+            )
+        };
+        assert!(presigned_expiry_error(&q("1")).is_none());
+        assert!(presigned_expiry_error(&q("604800")).is_none());
+        assert!(presigned_expiry_error("list-type=2&prefix=a").is_none());
+        for bad in ["604801", "0", "-5", "ten", ""] {
+            let e = presigned_expiry_error(&q(bad)).expect(bad);
+            assert_eq!(
+                e.code(),
+                &S3ErrorCode::AuthorizationQueryParametersError,
+                "{bad}"
+            );
+        }
+        let e = presigned_expiry_error(&q("604801")).unwrap();
+        assert!(e.message().unwrap_or_default().contains("604800"));
+    }
 
     fn req(uri: &str, auth: bool) -> Request<()> {
         let mut b = Request::builder().method(Method::GET).uri(uri);

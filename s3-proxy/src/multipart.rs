@@ -295,18 +295,12 @@ pub async fn list_parts(
     })
 }
 
-/// ListMultipartUploads (without delimiter roll-up).
+/// ListMultipartUploads (prefix, delimiter roll-up, key / upload id markers).
 pub async fn list_uploads(
     sdk: &Client,
     account: &str,
     input: ListMultipartUploadsInput,
 ) -> S3Result<ListMultipartUploadsOutput> {
-    if input.delimiter.as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(s3_error!(
-            NotImplemented,
-            "ListMultipartUploads with a delimiter is not supported"
-        ));
-    }
     let max = page(input.max_uploads, "max-uploads")?;
     let url = input
         .encoding_type
@@ -316,22 +310,23 @@ pub async fn list_uploads(
     let prefix = input.prefix.clone().unwrap_or_default();
     let key_marker = input.key_marker.clone().unwrap_or_default();
     let id_marker = input.upload_id_marker.clone().unwrap_or_default();
+    let delimiter = input.delimiter.clone().unwrap_or_default();
     let page = if max == 0 {
         sdk.get_container(account, &input.bucket)
             .await
             .map_err(s3_error)?;
         oxio_sdk::multipart::UploadsPage::default()
     } else {
-        sdk.list_uploads(
-            account,
-            &input.bucket,
-            &prefix,
-            &key_marker,
-            &id_marker,
+        let q = oxio_sdk::multipart::UploadsQuery {
+            prefix: &prefix,
+            delimiter: &delimiter,
+            key_marker: &key_marker,
+            upload_id_marker: &id_marker,
             max,
-        )
-        .await
-        .map_err(mpu_error)?
+        };
+        sdk.list_uploads(account, &input.bucket, q)
+            .await
+            .map_err(mpu_error)?
     };
     let uploads: Vec<MultipartUpload> = page
         .uploads
@@ -346,6 +341,13 @@ pub async fn list_uploads(
             ..Default::default()
         })
         .collect();
+    let common_prefixes: Vec<CommonPrefix> = page
+        .common_prefixes
+        .into_iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(enc(p)),
+        })
+        .collect();
     let truncated = page.truncated;
     Ok(ListMultipartUploadsOutput {
         bucket: Some(input.bucket),
@@ -357,6 +359,8 @@ pub async fn list_uploads(
         next_key_marker: truncated.then(|| enc(page.next_key_marker)),
         next_upload_id_marker: truncated.then_some(page.next_upload_id_marker),
         encoding_type: input.encoding_type,
+        delimiter: (!delimiter.is_empty()).then(|| enc(delimiter)),
+        common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
         uploads: Some(uploads),
         ..Default::default()
     })

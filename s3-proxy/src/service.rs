@@ -10,6 +10,7 @@ use crate::storage_class::{served_class, StorageClasses};
 use crate::{acl, checksum, copy, listing, multipart, part_copy, tagging, versioning};
 use base64::Engine;
 use bytes::Bytes;
+use futures::StreamExt;
 use oxio_sdk::{Client, ContentHeader};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
@@ -18,6 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Most objects one DeleteObjects request may name (as AWS).
 const MAX_DELETE_OBJECTS: usize = 1000;
+/// Keys of one DeleteObjects request deleted at once.
+const DELETE_OBJECTS_CONCURRENCY: usize = 16;
 /// Largest single PUT (as AWS: 5 GiB; larger objects need a multipart upload).
 pub const MAX_PUT_BYTES: i64 = 5 * 1024 * 1024 * 1024;
 
@@ -461,16 +464,29 @@ impl S3 for OxioS3 {
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for obj in input.delete.objects {
-            match versioning::delete(
-                &self.sdk,
-                &account,
-                &input.bucket,
-                &obj.key,
-                obj.version_id.as_deref(),
-            )
-            .await
-            {
+        // Keys are deleted a few at a time (each is one Raft command); the answer
+        // keeps the request's order.
+        let (sdk, bucket) = (&self.sdk, &input.bucket);
+        let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
+            .map(|obj| {
+                let account = &account;
+                async move {
+                    let r = versioning::delete(
+                        sdk,
+                        account,
+                        bucket,
+                        &obj.key,
+                        obj.version_id.as_deref(),
+                    )
+                    .await;
+                    (obj, r)
+                }
+            })
+            .buffered(DELETE_OBJECTS_CONCURRENCY)
+            .collect()
+            .await;
+        for (obj, outcome) in outcomes {
+            match outcome {
                 Ok(done) => {
                     if !quiet {
                         let id = (!done.version_id.is_empty()).then_some(done.version_id);

@@ -526,6 +526,7 @@ impl Client {
         validate_key(key)?;
         let (cid, m2) = self.meta2_of(account, container).await?;
         let policy = self.choose_policy(&cid, m2, &opts).await?;
+        self.check_quota(&cid, m2, opts.expected_len).await?;
         let up = put::upload(&self.inner, &cid, body, opts.expected_len, policy).await?;
         if let Some(md5) = opts.expected_md5 {
             if md5 != up.md5 {

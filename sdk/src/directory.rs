@@ -282,6 +282,9 @@ pub fn unexpected(s: Status) -> Error {
         Code::FailedPrecondition if s.message().starts_with("PreconditionFailed") => {
             Error::PreconditionFailed
         }
+        Code::FailedPrecondition if s.message().starts_with("QuotaExceeded") => {
+            Error::QuotaExceeded
+        }
         Code::Unavailable | Code::DeadlineExceeded => Error::Unavailable(s.message().to_string()),
         _ => Error::Internal(format!("directory: {:?}: {}", s.code(), s.message())),
     }

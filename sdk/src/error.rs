@@ -28,6 +28,9 @@ pub enum Error {
     /// when none was allowed, or one with another ETag).
     #[error("at least one of the pre-conditions you specified did not hold")]
     PreconditionFailed,
+    /// The write would take the container over its quota of stored bytes.
+    #[error("the write would take the container over its quota")]
+    QuotaExceeded,
     /// The uploaded bytes do not match the digest the client sent.
     #[error("content MD5 mismatch")]
     BadDigest,

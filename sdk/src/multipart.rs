@@ -68,12 +68,30 @@ pub struct PartsPage {
 pub struct UploadsPage {
     /// Uploads by key then initiation time.
     pub uploads: Vec<UploadRecord>,
+    /// Common prefixes (with a delimiter), in order.
+    pub common_prefixes: Vec<String>,
     /// More follow.
     pub truncated: bool,
     /// When truncated: the markers of the next page.
     pub next_key_marker: String,
     /// When truncated: the markers of the next page.
     pub next_upload_id_marker: String,
+}
+
+/// What [`Client::list_uploads`] lists (S3 ListMultipartUploads parameters).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UploadsQuery<'a> {
+    /// Only keys starting with this.
+    pub prefix: &'a str,
+    /// Non-empty: keys holding it after the prefix roll up into common prefixes.
+    pub delimiter: &'a str,
+    /// Uploads of keys after this one (or, with `upload_id_marker`, of this key
+    /// initiated after that upload).
+    pub key_marker: &'a str,
+    /// See `key_marker`.
+    pub upload_id_marker: &'a str,
+    /// Page size (0: 1000).
+    pub max: u32,
 }
 
 /// A fresh upload id: 128 random bits, 32 lower-case hex.
@@ -98,6 +116,7 @@ fn from_status(s: Status) -> MultipartError {
                 "EntityTooSmall" => MultipartError::EntityTooSmall(detail),
                 "EntityTooLarge" => MultipartError::EntityTooLarge(detail),
                 "PreconditionFailed" => Error::PreconditionFailed.into(),
+                "QuotaExceeded" => Error::QuotaExceeded.into(),
                 _ => unexpected(s).into(),
             }
         }
@@ -237,6 +256,7 @@ impl Client {
             Err(_) => ContentId::random(),
         };
         let (cid, m2) = self.resolve_meta2(account, container).await?;
+        self.check_quota(&cid, m2, expected_len).await?;
         let inner = self.shared();
         let spec = UploadSpec {
             content_id,
@@ -424,17 +444,14 @@ impl Client {
         })
     }
 
-    /// One page of the uploads in progress: keys starting with `prefix`, after the
-    /// markers (S3 semantics), at most `max` (0: 1000).
+    /// One page of the uploads in progress: keys starting with the prefix, after the
+    /// markers (S3 semantics), rolled up by the delimiter, at most `max` (0: 1000).
     #[tracing::instrument(level = "debug", skip(self))]
     pub async fn list_uploads(
         &self,
         account: &str,
         container: &str,
-        prefix: &str,
-        key_marker: &str,
-        upload_id_marker: &str,
-        max: u32,
+        q: UploadsQuery<'_>,
     ) -> MpuResult<UploadsPage> {
         let (cid, m2) = self.resolve_meta2(account, container).await?;
         let r = self
@@ -444,10 +461,11 @@ impl Client {
                 let mut r = tonic::Request::new(ListUploadsRequest {
                     group: m2,
                     cid: cid.clone(),
-                    prefix: prefix.to_string(),
-                    key_marker: key_marker.to_string(),
-                    upload_id_marker: upload_id_marker.to_string(),
-                    max_uploads: max,
+                    prefix: q.prefix.to_string(),
+                    delimiter: q.delimiter.to_string(),
+                    key_marker: q.key_marker.to_string(),
+                    upload_id_marker: q.upload_id_marker.to_string(),
+                    max_uploads: q.max,
                 });
                 r.set_timeout(t);
                 async move { c.list_uploads(r).await }
@@ -456,6 +474,7 @@ impl Client {
             .map_err(|s| self.mpu_failed(&cid, s))?;
         Ok(UploadsPage {
             uploads: r.uploads,
+            common_prefixes: r.common_prefixes,
             truncated: r.truncated,
             next_key_marker: r.next_key_marker,
             next_upload_id_marker: r.next_upload_id_marker,

@@ -7,7 +7,10 @@ use crate::client::{Client, PutOptions};
 use crate::directory::unexpected;
 use crate::{Error, Result};
 use oxio_common::StoragePolicy;
-use oxio_proto::v1::{ContainerStatsReply, ContainerStatsRequest, SetContainerPropertiesRequest};
+use oxio_proto::v1::{
+    ContainerStatsReply, ContainerStatsRequest, SetContainerPropertiesRequest,
+    SetContainerQuotaRequest,
+};
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -109,6 +112,56 @@ impl Client {
         }
     }
 
+    /// Sets (`Some`) or clears (`None`) a container's quota of stored bytes and
+    /// returns its updated stats.
+    #[tracing::instrument(level = "debug", skip(self))]
+    pub async fn set_container_quota(
+        &self,
+        account: &str,
+        name: &str,
+        quota_bytes: Option<u64>,
+    ) -> Result<ContainerStatsReply> {
+        let (cid, m2) = self.meta2_of(account, name).await?;
+        let reply = self
+            .inner
+            .directory
+            .request(
+                m2,
+                SetContainerQuotaRequest {
+                    group: m2,
+                    cid: cid.clone(),
+                    quota_bytes,
+                },
+                |mut c, r| async move { c.set_container_quota(r).await },
+            )
+            .await?;
+        self.inner.bucket_policies.remove(&cid);
+        match reply {
+            Ok(s) => Ok(s),
+            Err(s) if s.code() == Code::NotFound => {
+                self.inner.containers.remove(&cid);
+                Err(Error::NoSuchContainer)
+            }
+            Err(s) => Err(unexpected(s)),
+        }
+    }
+
+    /// Refuses early a write of `len` bytes that the container's quota cannot take
+    /// (a stale cached figure is read again before refusing).
+    pub(crate) async fn check_quota(&self, cid: &str, m2: u64, len: Option<u64>) -> Result<()> {
+        let Some(len) = len else {
+            return Ok(());
+        };
+        if !self.bucket_settings(cid, m2).await?.surely_over_quota(len) {
+            return Ok(());
+        }
+        self.inner.bucket_policies.remove(cid);
+        if self.bucket_settings(cid, m2).await?.surely_over_quota(len) {
+            return Err(Error::QuotaExceeded);
+        }
+        Ok(())
+    }
+
     /// The policy a new object of `cid` gets under `opts` (see [`crate::policy`]).
     pub(crate) async fn choose_policy(
         &self,
@@ -135,9 +188,15 @@ impl Client {
 
     /// The default policy of container `cid` (served from the cache when fresh).
     async fn bucket_policy(&self, cid: &str, m2: u64) -> Result<Option<StoragePolicy>> {
+        Ok(self.bucket_settings(cid, m2).await?.policy)
+    }
+
+    /// What meta2 says of container `cid` that puts need (served from the cache when
+    /// fresh): its default policy, quota and stored bytes.
+    pub(crate) async fn bucket_settings(&self, cid: &str, m2: u64) -> Result<CachedPolicy> {
         if let Some(c) = self.inner.bucket_policies.get(cid) {
             if c.fresh() {
-                return Ok(c.policy);
+                return Ok(*c);
             }
         }
         let reply = self
@@ -160,7 +219,12 @@ impl Client {
             }
             Err(s) => return Err(unexpected(s)),
         };
-        let p = parse_bucket_policy(cid, &stats.policy);
+        let entry = CachedPolicy {
+            policy: parse_bucket_policy(cid, &stats.policy),
+            quota_bytes: stats.quota_bytes,
+            bytes: stats.bytes,
+            at: Instant::now(),
+        };
         let cache = &self.inner.bucket_policies;
         if cache.len() >= MAX_CACHED_POLICIES {
             cache.retain(|_, c| c.fresh());
@@ -168,22 +232,20 @@ impl Client {
                 cache.clear();
             }
         }
-        self.inner.bucket_policies.insert(
-            cid.to_string(),
-            CachedPolicy {
-                policy: p,
-                at: Instant::now(),
-            },
-        );
-        Ok(p)
+        cache.insert(cid.to_string(), entry);
+        Ok(entry)
     }
 }
 
-/// A cached bucket default.
+/// A cached bucket default, with the quota figures a put checks early.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CachedPolicy {
     /// The default (`None`: the bucket has none).
     pub policy: Option<StoragePolicy>,
+    /// The container's quota (`None`: none).
+    pub quota_bytes: Option<u64>,
+    /// Bytes stored when it was read.
+    pub bytes: u64,
     /// When it was read.
     pub at: Instant,
 }
@@ -192,6 +254,16 @@ impl CachedPolicy {
     /// Whether the entry may still be used.
     pub fn fresh(&self) -> bool {
         self.at.elapsed() < BUCKET_POLICY_TTL
+    }
+
+    /// Whether a write of `len` bytes is sure to exceed the quota, judged from the
+    /// cached figures (meta2 checks every write exactly; this only spares uploading
+    /// the bytes of a write it would refuse).
+    pub fn surely_over_quota(&self, len: u64) -> bool {
+        match self.quota_bytes {
+            Some(q) => len > 0 && self.bytes.saturating_add(len) > q,
+            None => false,
+        }
     }
 }
 

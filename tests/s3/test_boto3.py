@@ -198,3 +198,27 @@ def test_delete_objects_batch(s3, bucket):
     r = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"d{i}"} for i in range(5)] + [{"Key": "none"}]})
     assert sorted(d["Key"] for d in r["Deleted"]) == ["d0", "d1", "d2", "d3", "d4", "none"]
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_delete_objects_quiet_lists_only_errors(s3, bucket):
+    for i in range(3):
+        s3.put_object(Bucket=bucket, Key=f"q{i}", Body=b"x")
+    objects = [{"Key": f"q{i}"} for i in range(3)] + [{"Key": "none"}, {"Key": "q0", "VersionId": "not-a-version"}]
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+    assert not r.get("Deleted")
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("q0", "InvalidArgument")]
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+    # Verbose, the same request lists every key and the same error.
+    s3.put_object(Bucket=bucket, Key="q1", Body=b"x")
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": False})
+    assert sorted(d["Key"] for d in r["Deleted"]) == ["none", "q0", "q1", "q2"]
+    assert [(e["Key"], e["Code"]) for e in r["Errors"]] == [("q0", "InvalidArgument")]
+
+
+def test_delete_objects_limit(s3, bucket):
+    objects = [{"Key": f"k{i}"} for i in range(1001)]
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
+    assert e.value.response["Error"]["Code"] == "MalformedXML"
+    r = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[:1000], "Quiet": True})
+    assert not r.get("Deleted") and not r.get("Errors")

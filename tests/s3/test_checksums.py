@@ -1,9 +1,12 @@
 """Flexible checksums against a real grid: boto3 uploads with every S3 checksum
 algorithm (aws-chunked bodies with a trailer checksum, as boto3 sends them by
 default), the stored checksum returned by GET / HEAD with ChecksumMode=ENABLED, and
-hand-built requests (http.client + botocore's SigV4 signer) proving that a wrong
-trailer checksum answers BadDigest and that a tampered chunk signature answers
-SignatureDoesNotMatch, with nothing stored in either case."""
+hand-built requests (http.client + botocore's SigV4 signer): unsigned and signed
+aws-chunked bodies with a trailer checksum under every algorithm (PutObject and
+UploadPart), a wrong trailer checksum answering BadDigest, a tampered chunk or
+trailer signature answering SignatureDoesNotMatch, and a body that is not the
+signed x-amz-content-sha256 answering XAmzContentSHA256Mismatch, with nothing
+stored in any refused case."""
 
 import base64
 import hashlib
@@ -132,15 +135,18 @@ def _send(grid, url, headers, body):
     u = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
-        conn.request("PUT", u.path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        target = u.path + (f"?{u.query}" if u.query else "")
+        conn.request("PUT", target, body=body, headers={**headers, "Content-Length": str(len(body))})
         resp = conn.getresponse()
         return resp.status, resp.read().decode(errors="replace")
     finally:
         conn.close()
 
 
-def _unsigned_trailer_put(grid, bucket, key, data, crc32_b64):
-    url = _url(grid, bucket, key)
+def _unsigned_trailer_put(grid, url, data, algorithm, value):
+    """STREAMING-UNSIGNED-PAYLOAD-TRAILER upload of `data` in one chunk, announcing
+    `value` as its checksum under `algorithm` in the trailer."""
+    name = f"x-amz-checksum-{algorithm.lower()}"
     headers = _sign(
         grid,
         url,
@@ -148,47 +154,113 @@ def _unsigned_trailer_put(grid, bucket, key, data, crc32_b64):
             "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
             "Content-Encoding": "aws-chunked",
             "x-amz-decoded-content-length": str(len(data)),
-            "x-amz-trailer": "x-amz-checksum-crc32",
+            "x-amz-trailer": name,
         },
     )
-    body = b"%x\r\n" % len(data) + data + b"\r\n0\r\n" + f"x-amz-checksum-crc32:{crc32_b64}\r\n\r\n".encode()
+    body = b"%x\r\n" % len(data) + data + b"\r\n0\r\n" + f"{name}:{value}\r\n\r\n".encode()
     return _send(grid, url, headers, body)
 
 
+def _absent(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key)
+    return e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
 @pytest.mark.parametrize("size", SIZES, ids=["inline", "chunked"])
-def test_wrong_trailer_checksum_is_bad_digest(grid, s3, bucket, size):
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_unsigned_trailer_checksum_is_verified(grid, s3, bucket, algorithm, size):
     data = os.urandom(size)
-    # The same request with the right checksum is accepted: the request is well formed.
-    status, text = _unsigned_trailer_put(grid, bucket, "good", data, checksum("CRC32", data))
+    # The right checksum is accepted, stored and returned: the request is well formed.
+    status, text = _unsigned_trailer_put(grid, _url(grid, bucket, "good"), data, algorithm, checksum(algorithm, data))
     assert status == 200, text
-    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
-    wrong = checksum("CRC32", data + b"x")
-    status, text = _unsigned_trailer_put(grid, bucket, "bad", data, wrong)
+    got = s3.get_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got[f"Checksum{algorithm}"] == checksum(algorithm, data)
+    wrong = checksum(algorithm, data + b"x")
+    status, text = _unsigned_trailer_put(grid, _url(grid, bucket, "bad"), data, algorithm, wrong)
     assert status == 400, text
     assert "<Code>BadDigest</Code>" in text
-    with pytest.raises(ClientError) as e:
-        s3.head_object(Bucket=bucket, Key="bad")
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert _absent(s3, bucket, "bad")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_unsigned_trailer_checksum_of_a_part(grid, s3, bucket, algorithm):
+    data = os.urandom(100 * 1024)
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mpu")["UploadId"]
+    try:
+        url = _url(grid, bucket, "mpu") + f"?partNumber=1&uploadId={up}"
+        status, text = _unsigned_trailer_put(grid, url, data, algorithm, checksum(algorithm, data + b"!"))
+        assert status == 400, text
+        assert "<Code>BadDigest</Code>" in text
+        assert s3.list_parts(Bucket=bucket, Key="mpu", UploadId=up).get("Parts", []) == []
+        status, text = _unsigned_trailer_put(grid, url, data, algorithm, checksum(algorithm, data))
+        assert status == 200, text
+        parts = s3.list_parts(Bucket=bucket, Key="mpu", UploadId=up)["Parts"]
+        assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, len(data))]
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="mpu",
+            UploadId=up,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": parts[0]["ETag"]}]},
+        )
+    except Exception:
+        s3.abort_multipart_upload(Bucket=bucket, Key="mpu", UploadId=up)
+        raise
+    assert s3.get_object(Bucket=bucket, Key="mpu")["Body"].read() == data
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["inline", "chunked"])
+def test_body_that_is_not_the_signed_sha256_is_refused(grid, s3, bucket, size):
+    data = os.urandom(size)
+    url = _url(grid, bucket, "k")
+    good = _sign(grid, url, {"x-amz-content-sha256": hashlib.sha256(data).hexdigest()})
+    status, text = _send(grid, url, good, data)
+    assert status == 200, text
+    other = os.urandom(size)
+    url = _url(grid, bucket, "bad")
+    wrong = _sign(grid, url, {"x-amz-content-sha256": hashlib.sha256(other).hexdigest()})
+    status, text = _send(grid, url, wrong, data)
+    assert status == 400, text
+    assert "<Code>XAmzContentSHA256Mismatch</Code>" in text
+    assert _absent(s3, bucket, "bad")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == data
 
 
 def _hmac(key, msg):
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def _signed_streaming_put(grid, bucket, key, data, chunk_bytes, tamper):
+def _signed_streaming_put(grid, bucket, key, data, chunk_bytes, tamper, trailer=None, tamper_trailer=False):
     """STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload; `tamper` flips one hex digit of the
-    first chunk's signature."""
+    first chunk's signature. With `trailer` = (algorithm, value), the
+    STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER form: the checksum is sent after the
+    last chunk with a trailer signature (`tamper_trailer` flips one digit of it)."""
     url = _url(grid, bucket, key)
     chunks = [data[i : i + chunk_bytes] for i in range(0, len(data), chunk_bytes)] + [b""]
-    encoded_len = sum(len(b"%x;chunk-signature=" % len(c)) + 64 + 2 + len(c) + 2 for c in chunks)
+    trailer_block = b""
+    canonical_trailer = ""
+    if trailer is not None:
+        name = f"x-amz-checksum-{trailer[0].lower()}"
+        canonical_trailer = f"{name}:{trailer[1]}\n"
+        trailer_block = f"{name}:{trailer[1]}\r\n".encode() + b"x-amz-trailer-signature:" + b"0" * 64 + b"\r\n"
+    encoded_len = (
+        sum(len(b"%x;chunk-signature=" % len(c)) + 64 + 2 + len(c) + 2 for c in chunks)
+        - (2 if trailer is not None else 0)  # the empty chunk's CRLF is the trailer's
+        + (len(trailer_block) + 2 if trailer is not None else 0)
+    )
+    extra = {}
+    if trailer is not None:
+        extra["x-amz-trailer"] = f"x-amz-checksum-{trailer[0].lower()}"
     headers = _sign(
         grid,
         url,
         {
-            "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" + ("-TRAILER" if trailer else ""),
             "Content-Encoding": "aws-chunked",
             "x-amz-decoded-content-length": str(len(data)),
             "Content-Length": str(encoded_len),
+            **extra,
         },
     )
     auth = headers["Authorization"]
@@ -209,7 +281,17 @@ def _signed_streaming_put(grid, bucket, key, data, chunk_bytes, tamper):
         prev = sig
         if tamper and i == 0:
             sig = ("1" if sig[0] != "1" else "2") + sig[1:]
-        body += b"%x;chunk-signature=%s\r\n" % (len(c), sig.encode()) + c + b"\r\n"
+        body += b"%x;chunk-signature=%s\r\n" % (len(c), sig.encode()) + c
+        if c or trailer is None:
+            body += b"\r\n"
+    if trailer is not None:
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256-TRAILER", amz_date, scope, prev, hashlib.sha256(canonical_trailer.encode()).hexdigest()]
+        )
+        sig = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+        if tamper_trailer:
+            sig = ("1" if sig[0] != "1" else "2") + sig[1:]
+        body += trailer_block.replace(b"0" * 64, sig.encode()) + b"\r\n"
     assert len(body) == encoded_len
     return _send(grid, url, headers, body)
 
@@ -222,6 +304,28 @@ def test_tampered_chunk_signature_is_refused(grid, s3, bucket):
     status, text = _signed_streaming_put(grid, bucket, "bad", data, 64 * 1024, tamper=True)
     assert status == 403, text
     assert "<Code>SignatureDoesNotMatch</Code>" in text
-    with pytest.raises(ClientError) as e:
-        s3.head_object(Bucket=bucket, Key="bad")
-    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert _absent(s3, bucket, "bad")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_signed_trailer_checksum_and_signature(grid, s3, bucket, algorithm):
+    data = os.urandom(150 * 1024)
+    good = (algorithm, checksum(algorithm, data))
+    status, text = _signed_streaming_put(grid, bucket, "good", data, 64 * 1024, tamper=False, trailer=good)
+    assert status == 200, text
+    got = s3.get_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got[f"Checksum{algorithm}"] == good[1]
+    # A wrong checksum under a valid trailer signature: BadDigest.
+    wrong = (algorithm, checksum(algorithm, data + b"x"))
+    status, text = _signed_streaming_put(grid, bucket, "bad-sum", data, 64 * 1024, tamper=False, trailer=wrong)
+    assert status == 400, text
+    assert "<Code>BadDigest</Code>" in text
+    assert _absent(s3, bucket, "bad-sum")
+    # The right checksum under a tampered trailer signature: SignatureDoesNotMatch.
+    status, text = _signed_streaming_put(
+        grid, bucket, "bad-sig", data, 64 * 1024, tamper=False, trailer=good, tamper_trailer=True
+    )
+    assert status == 403, text
+    assert "<Code>SignatureDoesNotMatch</Code>" in text
+    assert _absent(s3, bucket, "bad-sig")

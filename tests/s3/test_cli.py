@@ -40,10 +40,15 @@ def test_cluster_list_shows_every_service(grid):
     for s in rawx:
         assert s["up"] is True and s["locked"] is False and 0 < s["score"] <= 100
         assert s["addr"].startswith("127.0.0.1:")
-    assert any(s["type"] == "directory" for s in services)
+        # The key stats: the base ones and the rawx's own.
+        assert {"cpu", "io", "space", "chunks", "reqs_per_s"} <= set(s["stats"]), s["stats"]
+        assert 0 <= s["stats"]["space"] <= 100
+    directories = [s for s in services if s["type"] == "directory"]
+    assert directories and all({"groups_led", "apply_lag"} <= set(d["stats"]) for d in directories)
     table = oxio(grid, "cluster", "list", "rawx").stdout.splitlines()
-    assert table[0].split() == ["TYPE", "ID", "ADDR", "LOCATION", "SCORE", "UP", "LOCKED"]
+    assert table[0].split() == ["TYPE", "ID", "ADDR", "LOCATION", "SCORE", "UP", "LOCKED", "STATS"]
     assert len(table) == 7
+    assert all("chunks=" in line.split()[-1] and "space=" in line.split()[-1] for line in table[1:])
 
 
 def test_container_and_object_list(grid, s3, bucket):

@@ -93,6 +93,20 @@ def test_replicated_directory_serves_s3_and_survives_restart():
         assert kinds == {"meta0", "meta1", "meta2"}
         lags = [r["lag"] for r in rows if r["lag"] is not None]
         assert lags and all(lag >= 0 for lag in lags)
+        # What the nodes tell the conscience agrees: each hosts all 9 groups, each
+        # group is led by exactly one of them, and no node lags once settled.
+        deadline = time.monotonic() + STATUS_DEADLINE_S
+        while True:
+            out = oxio(g, "cluster", "list", "directory")
+            assert out.returncode == 0, out.stderr
+            stats = [d["stats"] for d in json.loads(out.stdout)]
+            hosted = [st.get("groups_hosted") for st in stats]
+            led = sum(st.get("groups_led", 0) for st in stats)
+            lag = max((st.get("apply_lag", 1) for st in stats), default=1)
+            if len(stats) == REPLICAS and hosted == [9] * REPLICAS and led == 9 and lag == 0:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.2)
 
         # Bootstrapping again (nodes found through the conscience) changes nothing.
         out = oxio(g, "directory", "bootstrap", "--replicas", "3")

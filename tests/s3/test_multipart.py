@@ -159,3 +159,31 @@ def test_list_parts_and_uploads_paginate(s3, bucket):
     for k, u in zip(["a", "b", "b", key], others + [uid]):
         s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=u)
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_list_uploads_with_a_delimiter(s3, bucket):
+    keys = ["a", "logs/1", "logs/2", "logs/2", "m", "photos/2026/x", "photos/y", "z"]
+    ids = [s3.create_multipart_upload(Bucket=bucket, Key=k)["UploadId"] for k in keys]
+    try:
+        page = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/")
+        assert [u["Key"] for u in page["Uploads"]] == ["a", "m", "z"]
+        assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["logs/", "photos/"]
+        assert page["Delimiter"] == "/" and not page["IsTruncated"]
+        # Pages of two entries, a common prefix counting as one, each listed once.
+        seen, kw = [], {}
+        for _ in range(10):
+            page = s3.list_multipart_uploads(Bucket=bucket, Delimiter="/", MaxUploads=2, **kw)
+            entries = [u["Key"] for u in page.get("Uploads", [])] + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+            assert len(entries) <= 2
+            seen += entries
+            if not page["IsTruncated"]:
+                break
+            kw = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page.get("NextUploadIdMarker", "")}
+        assert sorted(seen) == ["a", "logs/", "m", "photos/", "z"]
+        # Under a prefix the roll-up starts after it.
+        page = s3.list_multipart_uploads(Bucket=bucket, Prefix="photos/", Delimiter="/")
+        assert [u["Key"] for u in page["Uploads"]] == ["photos/y"]
+        assert [p["Prefix"] for p in page["CommonPrefixes"]] == ["photos/2026/"]
+    finally:
+        for k, u in zip(keys, ids):
+            s3.abort_multipart_upload(Bucket=bucket, Key=k, UploadId=u)

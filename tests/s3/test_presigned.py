@@ -33,3 +33,18 @@ def test_presigned_get_put_and_expiry(s3, bucket):
         assert time.monotonic() < deadline, "presigned URL still valid long after expiry"
         time.sleep(0.5)
     assert "AccessDenied" in body and "expired" in body
+
+
+def test_presigned_validity_is_at_most_seven_days(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="week", Body=b"seven days")
+    week = 7 * 24 * 3600
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "week"}, ExpiresIn=week)
+    assert curl(url) == (200, "seven days")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "week"}, ExpiresIn=week + 1)
+    code, body = curl(url)
+    assert code == 400, body
+    assert "<Code>AuthorizationQueryParametersError</Code>" in body and "604800" in body
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "late"}, ExpiresIn=week + 1)
+    code, body = curl("-X", "PUT", "--data-binary", "nope", put)
+    assert code == 400 and "AuthorizationQueryParametersError" in body
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="late")

@@ -305,6 +305,7 @@ impl std::error::Error for WaitTimeout {}
 /// The usual service row of `cluster list`.
 fn service_row(s: &ServiceState) -> Vec<serde_json::Value> {
     let info = s.info.clone().unwrap_or_default();
+    let stats: std::collections::BTreeMap<String, f64> = info.stats.into_iter().collect();
     vec![
         json!(info.service_type),
         json!(info.id),
@@ -313,11 +314,16 @@ fn service_row(s: &ServiceState) -> Vec<serde_json::Value> {
         json!(s.score),
         json!(s.up),
         json!(s.locked),
+        json!(stats),
     ]
 }
 
-/// Columns of [`service_row`].
-const SERVICE_COLUMNS: [&str; 7] = ["type", "id", "addr", "location", "score", "up", "locked"];
+/// Columns of [`service_row`]; `stats` holds what the service last reported (cpu,
+/// io and space idle / free %, and its type's own figures: rawx chunks and
+/// requests per second, directory groups led and apply lag, ...).
+const SERVICE_COLUMNS: [&str; 8] = [
+    "type", "id", "addr", "location", "score", "up", "locked", "stats",
+];
 
 fn service_rows<'a>(services: impl IntoIterator<Item = &'a ServiceState>) -> Rows {
     let mut rows = Rows::new(&SERVICE_COLUMNS);
@@ -719,6 +725,7 @@ async fn after_lock(
             json!(lock),
             json!(false),
             json!(lock.is_some()),
+            json!({}),
         ]),
     }
     Ok(rows.render(f))

@@ -125,16 +125,9 @@ async fn run(command: Command) -> Result<()> {
 
 async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> {
     let mut host = Host::new(shutdown);
+    host.set_heartbeat(cfg.heartbeat()?);
     if let Some(c) = &cfg.conscience {
-        host.start_conscience(oxio_conscience::ConscienceConfig {
-            listen: c.listen,
-            data_dir: Some(c.data_dir.clone()),
-            lock_new_services: c.lock_new_services,
-            metrics_listen: c.metrics_listen,
-            extra_stats: c.extra_stats.clone(),
-            ..Default::default()
-        })
-        .await?;
+        host.start_conscience(c.conscience_config(None)?).await?;
     }
     if let Some(d) = &cfg.directory {
         let bootstrap = d.bootstrap_single.then_some(oxio_directory::BootstrapSpec {
@@ -163,14 +156,15 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             rc.scrub_interval = std::time::Duration::from_secs(secs);
         }
         rc.capacity_bytes = r.capacity_bytes()?;
+        rc.direct_io = r.direct_io;
+        rc.driver = r.driver.into();
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
     }
     if let Some(s) = &cfg.s3 {
-        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-            cfg.conscience_addrs.clone(),
-            cfg.directory_addrs.clone(),
-        ))
-        .context("configuring the sdk")?;
+        let mut sdk_cfg =
+            oxio_sdk::ClientConfig::new(cfg.conscience_addrs.clone(), cfg.directory_addrs.clone());
+        s.apply_policies(&mut sdk_cfg)?;
+        let sdk = oxio_sdk::Client::new(sdk_cfg).context("configuring the sdk")?;
         host.start_s3(s.listen, s.region.clone(), s.storage_classes.clone(), sdk)
             .await?;
     }
