@@ -77,6 +77,7 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
     let registry = Registry::new(expressions, config.service_timeout, rise_step, state.locks)
         .with_lock_new_services(config.lock_new_services, state.known);
     let counters = std::sync::Arc::new(metrics::ConscienceMetrics::new()?);
+    let counters_for_layer = counters.clone();
     let service = service::ConscienceService::new(registry, store, counters.clone());
     let metrics = match config.metrics_listen {
         Some(listen) => Some(
@@ -95,11 +96,21 @@ pub async fn start(config: ConscienceConfig, shutdown: CancellationToken) -> Res
         oxio_proto::v1::conscience_admin_server::ConscienceAdminServer::from_arc(service.clone())
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     let svc = ConscienceServer::from_arc(service).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let rpc_layer = oxio_proto::rpc::RpcLayer::new(
+        counters_for_layer,
+        &[
+            <ConscienceServer<service::ConscienceService> as tonic::server::NamedService>::NAME,
+            <oxio_proto::v1::conscience_admin_server::ConscienceAdminServer<
+                service::ConscienceService,
+            > as tonic::server::NamedService>::NAME,
+        ],
+    );
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .concurrency_limit_per_connection(MAX_CONCURRENT_REQUESTS_PER_CONNECTION)
             .timeout(REQUEST_TIMEOUT)
+            .layer(rpc_layer)
             .add_service(svc)
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

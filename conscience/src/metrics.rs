@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Latency buckets of gRPC requests, seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 /// Most metrics connections served at once; more wait in the accept backlog.
 const MAX_CONNECTIONS: usize = 64;
 /// Longest time one metrics connection may stay open.
@@ -42,6 +49,10 @@ pub struct ConscienceMetrics {
     placements_degraded: IntCounterVec,
     services: IntGaugeVec,
     score: IntGaugeVec,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    received_bytes: IntCounterVec,
+    sent_bytes: IntCounterVec,
     /// Serialises scrapes: the gauges are rebuilt from scratch by each one.
     scrape: Mutex<()>,
 }
@@ -64,7 +75,7 @@ impl ConscienceMetrics {
         .map_err(metric_err)?;
         let placements = IntCounterVec::new(
             Opts::new(
-                "oxio_conscience_placements_total",
+                "oxio_conscience_placement_requests_total",
                 "Placement requests answered, by service type",
             ),
             &["type"],
@@ -80,7 +91,7 @@ impl ConscienceMetrics {
         .map_err(metric_err)?;
         let placements_degraded = IntCounterVec::new(
             Opts::new(
-                "oxio_conscience_placements_distance_degraded_total",
+                "oxio_conscience_placement_distance_degraded_total",
                 "Placements that had to put two services closer than the topology would \
                  allow with every service usable (same host or rack), by service type",
             ),
@@ -89,7 +100,7 @@ impl ConscienceMetrics {
         .map_err(metric_err)?;
         let services = IntGaugeVec::new(
             Opts::new(
-                "oxio_conscience_services",
+                "oxio_conscience_registry_services",
                 "Registered services, by type and state (up or down)",
             ),
             &["type", "state"],
@@ -97,12 +108,51 @@ impl ConscienceMetrics {
         .map_err(metric_err)?;
         let score = IntGaugeVec::new(
             Opts::new(
-                "oxio_conscience_service_score",
+                "oxio_conscience_registry_score",
                 "Current score of each registered service (0 when down or locked at 0)",
             ),
             &["type", "id"],
         )
         .map_err(metric_err)?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "oxio_conscience_grpc_requests_total",
+                "Conscience gRPC requests answered, by method and gRPC status code",
+            ),
+            &["method", "code"],
+        )
+        .map_err(metric_err)?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "oxio_conscience_grpc_request_duration_seconds",
+                "Time from a conscience gRPC request to its status, by method",
+            )
+            .buckets(LATENCY_BUCKETS_S.to_vec()),
+            &["method"],
+        )
+        .map_err(metric_err)?;
+        let received_bytes = IntCounterVec::new(
+            Opts::new(
+                "oxio_conscience_grpc_received_bytes_total",
+                "Bytes of conscience gRPC request bodies read, by method",
+            ),
+            &["method"],
+        )
+        .map_err(metric_err)?;
+        let sent_bytes = IntCounterVec::new(
+            Opts::new(
+                "oxio_conscience_grpc_sent_bytes_total",
+                "Bytes of conscience gRPC response bodies sent, by method",
+            ),
+            &["method"],
+        )
+        .map_err(metric_err)?;
+        registry
+            .register(Box::new(requests.clone()))
+            .and_then(|_| registry.register(Box::new(latency.clone())))
+            .and_then(|_| registry.register(Box::new(received_bytes.clone())))
+            .and_then(|_| registry.register(Box::new(sent_bytes.clone())))
+            .map_err(metric_err)?;
         registry
             .register(Box::new(heartbeats.clone()))
             .and_then(|_| registry.register(Box::new(placements.clone())))
@@ -119,6 +169,10 @@ impl ConscienceMetrics {
             placements_degraded,
             services,
             score,
+            requests,
+            latency,
+            received_bytes,
+            sent_bytes,
             scrape: Mutex::new(()),
         })
     }
@@ -174,6 +228,30 @@ impl ConscienceMetrics {
             .encode(&families, &mut out)
             .map_err(metric_err)?;
         Ok(out)
+    }
+}
+
+impl oxio_proto::rpc::RpcRecorder for ConscienceMetrics {
+    fn record_rpc(
+        &self,
+        method: &str,
+        code: tonic::Code,
+        elapsed: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        self.requests
+            .with_label_values(&[method, oxio_proto::rpc::code_name(code)])
+            .inc();
+        self.latency
+            .with_label_values(&[method])
+            .observe(elapsed.as_secs_f64());
+        self.received_bytes
+            .with_label_values(&[method])
+            .inc_by(bytes_in);
+        self.sent_bytes
+            .with_label_values(&[method])
+            .inc_by(bytes_out);
     }
 }
 
@@ -331,18 +409,18 @@ mod tests {
         ];
         let t = String::from_utf8(m.render(&views).unwrap()).unwrap();
         assert!(t.contains("oxio_conscience_heartbeats_received_total{type=\"rawx\"} 2"));
-        assert!(t.contains("oxio_conscience_placements_total{type=\"rawx\"} 1"));
+        assert!(t.contains("oxio_conscience_placement_requests_total{type=\"rawx\"} 1"));
         assert!(t.contains("oxio_conscience_placement_failures_total{type=\"rawx\"} 1"));
         assert!(
-            t.contains("oxio_conscience_services{state=\"up\",type=\"rawx\"} 2"),
+            t.contains("oxio_conscience_registry_services{state=\"up\",type=\"rawx\"} 2"),
             "{t}"
         );
-        assert!(t.contains("oxio_conscience_services{state=\"down\",type=\"rawx\"} 1"));
-        assert!(t.contains("oxio_conscience_service_score{id=\"rawx-0\",type=\"rawx\"} 87"));
-        assert!(t.contains("oxio_conscience_service_score{id=\"rawx-1\",type=\"rawx\"} 0"));
+        assert!(t.contains("oxio_conscience_registry_services{state=\"down\",type=\"rawx\"} 1"));
+        assert!(t.contains("oxio_conscience_registry_score{id=\"rawx-0\",type=\"rawx\"} 87"));
+        assert!(t.contains("oxio_conscience_registry_score{id=\"rawx-1\",type=\"rawx\"} 0"));
         // A service gone from the view is gone from the gauges.
         let t = String::from_utf8(m.render(&views[..1]).unwrap()).unwrap();
         assert!(!t.contains("rawx-2"));
-        assert!(t.contains("oxio_conscience_services{state=\"down\",type=\"rawx\"} 0"));
+        assert!(t.contains("oxio_conscience_registry_services{state=\"down\",type=\"rawx\"} 0"));
     }
 }

@@ -459,7 +459,7 @@ async fn narrower_spread_than_the_topology_allows_is_flagged_and_counted() {
     })
     .await;
     let metrics = started.metrics.as_ref().unwrap().addr;
-    let name = "oxio_conscience_placements_distance_degraded_total";
+    let name = "oxio_conscience_placement_distance_degraded_total";
     // Two hosts of three volumes each.
     for i in 0..6 {
         let mut info = rawx(i);

@@ -116,7 +116,10 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     let layer_metrics = rpc_metrics.clone();
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .layer(metrics::RpcMetricsLayer::new(layer_metrics))
+            .layer(oxio_proto::rpc::RpcLayer::new(
+                layer_metrics,
+                &[<DirectoryServer<service::DirectoryService> as tonic::server::NamedService>::NAME],
+            ))
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, serve_stop.cancelled_owned())
             .await

@@ -1,7 +1,8 @@
 //! The wire between oxio services: generated tonic/prost code for `proto/oxio.proto`
 //! (conscience and directory APIs, Raft transport), plus the client-side glue every
 //! service shares to report itself to the conscience (system statistics and the
-//! heartbeat loop).
+//! heartbeat loop), and what every gRPC boundary shares ([`rpc`]: the request id
+//! passed between services, request metrics and spans).
 
 #![allow(clippy::large_enum_variant)]
 
@@ -13,6 +14,7 @@ pub mod v1 {
 
 pub mod content;
 pub mod reporter;
+pub mod rpc;
 pub mod sysstat;
 
 pub use v1::conscience_client::ConscienceClient;

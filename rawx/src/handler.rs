@@ -20,7 +20,7 @@ pub const PIECE_BYTES: usize = 256 * 1024;
 /// Most requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: u64 = 1_000_000;
 /// Header carrying the id of the client request (the S3 gateway's `x-amz-request-id`).
-pub const REQUEST_ID_HEADER: &str = "x-oxio-request-id";
+pub use oxio_proto::rpc::REQUEST_ID_HEADER;
 /// Longest request id kept for logs; longer ones are cut.
 const MAX_REQUEST_ID_BYTES: usize = 128;
 

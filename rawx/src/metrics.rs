@@ -179,7 +179,7 @@ impl RawxMetrics {
         .map_err(metric_err)?;
         let info = IntGaugeVec::new(
             Opts::new(
-                "oxio_rawx_info",
+                "oxio_rawx_service_info",
                 "Always 1: the service id and the I/O driver its workers use",
             ),
             &["driver", "id"],
@@ -216,7 +216,7 @@ impl RawxMetrics {
         &self.scrub
     }
 
-    /// Sets `oxio_rawx_info{driver, id} 1` (once the workers know their driver).
+    /// Sets `oxio_rawx_service_info{driver, id} 1` (once the workers know their driver).
     pub fn set_info(&self, id: &str, driver: &str) {
         self.info.reset();
         self.info.with_label_values(&[driver, id]).set(1);
@@ -317,7 +317,7 @@ mod tests {
         assert!(t.contains("oxio_rawx_http_sent_bytes_total 200"));
         assert!(t.contains("oxio_rawx_volume_chunks 7"));
         assert!(t.contains("oxio_rawx_volume_used_bytes 4096"));
-        assert!(t.contains("oxio_rawx_info{driver=\"polling\",id=\"rawx-3\"} 1"));
+        assert!(t.contains("oxio_rawx_service_info{driver=\"polling\",id=\"rawx-3\"} 1"));
         assert!(t.contains("# TYPE oxio_rawx_http_request_duration_seconds histogram"));
         assert!(t.contains("oxio_rawx_scrub_corrupt_chunks_total 0"));
     }

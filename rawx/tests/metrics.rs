@@ -46,7 +46,7 @@ fn counters_move_after_put_and_get(driver: Driver) {
     let before = scrape(&srv);
     let info = before
         .keys()
-        .find(|k| k.starts_with("oxio_rawx_info{"))
+        .find(|k| k.starts_with("oxio_rawx_service_info{"))
         .expect("info metric present")
         .clone();
     assert!(info.contains("id=\"rawx-test\""), "{info}");

@@ -1,5 +1,5 @@
-//! The hyper service in front of s3s: a fresh `x-amz-request-id` (and `x-amz-id-2`)
-//! on every response, a `tracing` span per request carrying that id, the id passed
+//! The hyper service in front of s3s: an `x-amz-request-id` (fresh, or the one the
+//! client chose in `x-request-id`) and an `x-amz-id-2` on every response, a `tracing` span per request carrying that id, the id passed
 //! to the sdk so every chunk request to a rawx carries it (`x-oxio-request-id`),
 //! request and byte counting, and `GET /metrics` for requests without any
 //! authentication.
@@ -30,6 +30,22 @@ pub const REQUEST_ID_HEADER: &str = "x-amz-request-id";
 pub const ID2_HEADER: &str = "x-amz-id-2";
 /// Operation label of requests refused before s3s resolved an operation.
 const UNKNOWN_OPERATION: &str = "unknown";
+
+/// Request header a client may set to choose the request id (as behind most
+/// proxies): when it is 1 to 128 letters, digits or `-_.:`, it becomes the
+/// `x-amz-request-id` of the answer and follows the request into every service.
+pub const CLIENT_REQUEST_ID_HEADER: &str = "x-request-id";
+/// The id AWS SDKs send with each call (the same for its retries); logged as such.
+pub const SDK_INVOCATION_ID_HEADER: &str = "amz-sdk-invocation-id";
+
+/// The request id a client chose ([`CLIENT_REQUEST_ID_HEADER`]), when usable.
+pub fn client_request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(CLIENT_REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| oxio_sdk::rawx::valid_request_id(v))
+        .map(str::to_string)
+}
 
 /// A fresh request id: 16 random bytes as 32 upper-case hex digits.
 pub fn new_request_id() -> String {
@@ -200,10 +216,17 @@ impl Front {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let started = Instant::now();
-        let request_id = new_request_id();
+        let request_id = client_request_id(req.headers()).unwrap_or_else(new_request_id);
+        let invocation = req
+            .headers()
+            .get(SDK_INVOCATION_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| oxio_sdk::rawx::valid_request_id(v))
+            .unwrap_or_default();
         let span = tracing::info_span!(
             "s3_request",
             request_id = %request_id,
+            sdk_invocation_id = invocation,
             method = %req.method(),
             path = %req.uri().path(),
         );

@@ -1,6 +1,7 @@
 //! Asking the conscience where new chunks go.
 
 use crate::{Error, Result};
+use oxio_proto::rpc::{RequestIdInterceptor, Traced};
 use oxio_proto::v1::{PlaceRequest, ServiceState};
 use oxio_proto::ConscienceClient;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use tonic::transport::Channel;
 
 /// Client of the conscience replicas; uses any live one.
 pub struct ConscienceHandle {
-    clients: Vec<(String, ConscienceClient<Channel>)>,
+    clients: Vec<(String, ConscienceClient<Traced<Channel>>)>,
     next: AtomicUsize,
     rpc_timeout: Duration,
 }
@@ -21,7 +22,10 @@ impl ConscienceHandle {
             .iter()
             .map(|a| {
                 oxio_proto::channel(a)
-                    .map(|ch| (a.clone(), ConscienceClient::new(ch)))
+                    .map(|ch| {
+                        let c = ConscienceClient::with_interceptor(ch, RequestIdInterceptor);
+                        (a.clone(), c)
+                    })
                     .map_err(|e| {
                         Error::InvalidArgument(format!("bad conscience address {a:?}: {e}"))
                     })

@@ -52,10 +52,13 @@ impl Meta0 {
     }
 }
 
+/// A directory client whose calls carry the current request id.
+pub type DirClient = DirectoryClient<oxio_proto::rpc::Traced<Channel>>;
+
 /// Client side of the directory.
 pub struct DirectoryResolver {
     seeds: Vec<String>,
-    channels: DashMap<String, DirectoryClient<Channel>>,
+    channels: DashMap<String, DirClient>,
     meta0: RwLock<Option<Arc<Meta0>>>,
     leaders: DashMap<u64, String>,
     rpc_timeout: Duration,
@@ -75,13 +78,14 @@ impl DirectoryResolver {
         }
     }
 
-    fn client(&self, addr: &str) -> Result<DirectoryClient<Channel>> {
+    fn client(&self, addr: &str) -> Result<DirClient> {
         if let Some(c) = self.channels.get(addr) {
             return Ok(c.clone());
         }
         let ch = oxio_proto::channel(addr)
             .map_err(|e| Error::InvalidArgument(format!("bad directory address {addr:?}: {e}")))?;
-        let c = DirectoryClient::new(ch).max_decoding_message_size(64 << 20);
+        let c = DirectoryClient::with_interceptor(ch, oxio_proto::rpc::RequestIdInterceptor)
+            .max_decoding_message_size(64 << 20);
         self.channels.insert(addr.to_string(), c.clone());
         Ok(c)
     }
@@ -189,7 +193,7 @@ impl DirectoryResolver {
     /// transient ones are returned as they are, for the caller to interpret.
     pub async fn call<T, F, Fut>(&self, group: u64, f: F) -> Result<std::result::Result<T, Status>>
     where
-        F: Fn(DirectoryClient<Channel>, Duration) -> Fut,
+        F: Fn(DirClient, Duration) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         let started = Instant::now();
@@ -263,7 +267,7 @@ impl DirectoryResolver {
     ) -> Result<std::result::Result<T, Status>>
     where
         Req: Clone,
-        F: Fn(DirectoryClient<Channel>, tonic::Request<Req>) -> Fut,
+        F: Fn(DirClient, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         self.call(group, |c, t| {

@@ -4,33 +4,16 @@
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Header carrying the id of the client request a chunk request serves; the rawx
-/// logs it in its request span.
-pub const REQUEST_ID_HEADER: &str = "x-oxio-request-id";
-
-tokio::task_local! {
-    static REQUEST_ID: Arc<str>;
-}
-
-/// Runs `fut` so that every rawx request it makes (on this task) carries `id` in
-/// [`REQUEST_ID_HEADER`]; `None` runs it unchanged. Tasks spawned inside must be
-/// wrapped again with [`current_request_id`] (the sdk does so for its own).
-pub async fn with_request_id<F: Future>(id: Option<Arc<str>>, fut: F) -> F::Output {
-    match id {
-        Some(id) => REQUEST_ID.scope(id, fut).await,
-        None => fut.await,
-    }
-}
-
-/// The request id set by an enclosing [`with_request_id`], if any.
-pub fn current_request_id() -> Option<Arc<str>> {
-    REQUEST_ID.try_with(Arc::clone).ok()
-}
+/// The request id every internal call of one client request carries (the rawx logs
+/// it in its request span, the directory and the conscience in their RPC spans):
+/// set with [`with_request_id`]; tasks spawned inside must be wrapped again with
+/// [`current_request_id`] (the sdk does so for its own).
+pub use oxio_proto::rpc::{
+    current_request_id, valid_request_id, with_request_id, REQUEST_ID_HEADER,
+};
 
 /// Adds the current request id, if any, to a rawx request.
 fn tag(rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -310,6 +293,7 @@ impl ChunkReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn request_id_is_scoped_to_the_task() {

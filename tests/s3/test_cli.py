@@ -332,8 +332,10 @@ def test_grafana_dashboard_uses_documented_metrics():
             assert p["datasource"]["uid"] == "${DS_PROMETHEUS}"
     for needed in ("oxio_s3_http_request_duration_seconds_bucket", "oxio_s3_http_received_bytes_total",
                    "oxio_rawx_volume_chunks", "oxio_rawx_chunk_checksum_failures_total",
-                   "oxio_rawx_scrub_checked_chunks", "oxio_conscience_service_score",
-                   "oxio_s3_sdk_degraded_reads_total"):
+                   "oxio_rawx_scrub_checked_chunks", "oxio_conscience_registry_score",
+                   "oxio_s3_sdk_degraded_reads_total", "oxio_directory_grpc_requests_total",
+                   "oxio_directory_raft_apply_lag_entries", "oxio_directory_raft_groups_led",
+                   "oxio_conscience_grpc_requests_total"):
         assert needed in used, needed
 
 

@@ -1,5 +1,7 @@
 """`oxiod dev --log-json` logs one JSON object per line on stderr, and an S3 request's
-`x-amz-request-id` is a field of the gateway's and the rawx's log lines for it."""
+`x-amz-request-id` (fresh, or chosen by the client in `x-request-id`) is a field of
+the log lines of the gateway, of the rawx it touched and of the directory and
+conscience RPCs it made."""
 
 import json
 import os
@@ -15,8 +17,9 @@ from conftest import Grid, free_port_base
 def json_grid():
     data = tempfile.mkdtemp(prefix="oxio-logjson-")
     saved = os.environ.get("RUST_LOG")
-    # Access lines of the gateway and the rawx are logged at info.
-    os.environ["RUST_LOG"] = "info"
+    # Access lines of the gateway and the rawx are logged at info; the RPC lines of the
+    # directory and the conscience at debug.
+    os.environ["RUST_LOG"] = "info,oxio_proto::rpc=debug"
     try:
         g = Grid(data=data, port_base=free_port_base(), extra_args=["--log-json"]).start()
     finally:
@@ -80,5 +83,58 @@ def test_request_id_is_logged_by_gateway_and_rawx(json_grid):
     gateway, rawx = wait_until(f"log lines with request_id {request_id}", tagged, 20)
     # Replicated to several rawx: one access line each at least.
     assert len(rawx) >= 2, rawx
+    s3.delete_object(Bucket=bucket, Key="chunked")
+    s3.delete_bucket(Bucket=bucket)
+
+
+def rpc_services(records, request_id):
+    """The gRPC services whose RPC lines carry `request_id`."""
+    out = set()
+    for r in records:
+        if r["target"] != "oxio_proto::rpc" or request_id not in request_ids(r):
+            continue
+        for part in [r.get("span", {}), *r.get("spans", [])]:
+            if isinstance(part, dict) and part.get("name") == "rpc":
+                out.add(part.get("service"))
+    return out
+
+
+def test_a_client_chosen_request_id_follows_the_request(json_grid):
+    import uuid
+
+    from test_cli import wait_until
+
+    s3 = json_grid.client()
+    bucket = "logjson-client-id"
+    s3.create_bucket(Bucket=bucket)
+    chosen = f"client-{uuid.uuid4()}"
+
+    def add_id(request, **_):
+        request.headers["x-request-id"] = chosen
+
+    s3.meta.events.register("before-sign.s3.PutObject", add_id)
+    resp = s3.put_object(Bucket=bucket, Key="chunked", Body=os.urandom(300_000))
+    s3.meta.events.unregister("before-sign.s3.PutObject", add_id)
+    assert resp["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"] == chosen
+
+    def tagged():
+        records = log_records(json_grid)
+        targets = [r["target"] for r in records if chosen in request_ids(r)]
+        gateway = [t for t in targets if t.startswith("oxio_s3_proxy")]
+        rawx = [t for t in targets if t.startswith("oxio_rawx")]
+        services = rpc_services(records, chosen)
+        done = gateway and len(rawx) >= 2 and {"oxio.v1.Directory", "oxio.v1.Conscience"} <= services
+        return (gateway, rawx, services) if done else None
+
+    wait_until(f"log lines with the client's request id {chosen}", tagged, 20)
+    # An id that could not be logged safely is replaced by a fresh one.
+    def add_bad(request, **_):
+        request.headers["x-request-id"] = "bad id with spaces"
+
+    s3.meta.events.register("before-sign.s3.HeadObject", add_bad)
+    head = s3.head_object(Bucket=bucket, Key="chunked")
+    s3.meta.events.unregister("before-sign.s3.HeadObject", add_bad)
+    got = head["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    assert got != "bad id with spaces" and len(got) == 32
     s3.delete_object(Bucket=bucket, Key="chunked")
     s3.delete_bucket(Bucket=bucket)

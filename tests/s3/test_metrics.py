@@ -1,13 +1,16 @@
 """Prometheus metrics and request ids against a real `oxiod dev` grid.
 
-Scrapes the S3 gateway's `/metrics` (anonymous GET on the S3 port) and each rawx's
-`/metrics`, does a 1 MiB PUT and a GET with boto3, scrapes again and checks that the
-counters moved by at least what the two requests imply, that the rawx stored the six
-chunks of an EC 4+2 object, and that the response's `x-amz-request-id` reached the rawx
-(it appears in the grid log on a `rawx_request` line).
+Scrapes every service's `/metrics` (the S3 gateway's anonymous GET on the S3 port,
+each rawx, the conscience, the directory node), does a 1 MiB PUT and a GET with
+boto3, scrapes again and checks that the counters moved by at least what the two
+requests imply, that the rawx stored the six chunks of an EC 4+2 object, and that
+the response's `x-amz-request-id` reached the rawx (it appears in the grid log on a
+`rawx_request` line). A GET decoding around a lost data fragment moves the
+gateway's degraded-read counter.
 """
 
 import os
+import re
 import time
 import urllib.request
 
@@ -41,12 +44,22 @@ def rawx_urls(grid):
     return [f"http://127.0.0.1:{grid.port_base + 200 + i}/metrics" for i in range(grid.rawx)]
 
 
+def conscience_url(grid):
+    return f"http://127.0.0.1:{grid.port_base + 9}/metrics"
+
+
+def directory_url(grid):
+    return f"http://127.0.0.1:{grid.port_base + 21}/metrics"
+
+
 def test_metrics_move_and_request_id_reaches_rawx(grid, s3, bucket):
     s3_url = grid.endpoint.rstrip("/") + "/metrics"
     s3_before = scrape(s3_url)
     rawx_before = [scrape(u) for u in rawx_urls(grid)]
+    conscience_before = scrape(conscience_url(grid))
+    directory_before = scrape(directory_url(grid))
     for samples in rawx_before:
-        infos = [k for k in samples if k[0] == "oxio_rawx_info"]
+        infos = [k for k in samples if k[0] == "oxio_rawx_service_info"]
         assert len(infos) == 1, infos
         labels = dict(infos[0][1])
         assert labels["driver"] in ("io_uring", "polling")
@@ -62,6 +75,41 @@ def test_metrics_move_and_request_id_reaches_rawx(grid, s3, bucket):
 
     s3_after = scrape(s3_url)
     rawx_after = [scrape(u) for u in rawx_urls(grid)]
+    conscience_after = scrape(conscience_url(grid))
+    directory_after = scrape(directory_url(grid))
+
+    # Every series any service serves is documented and named
+    # oxio_<service>_<subsystem>_<name>[_<unit>].
+    from test_cli import documented_metrics
+
+    names, histograms = documented_metrics()
+    allowed = set(names) | {h + suffix for h in histograms for suffix in ("_bucket", "_sum", "_count")}
+    served = {name for scrape_ in [s3_after, conscience_after, directory_after, *rawx_after] for (name, _) in scrape_}
+    assert served - allowed == set(), "undocumented metrics"
+    pattern = re.compile(r"^oxio_(s3|rawx|conscience|directory)_[a-z0-9]+_[a-z0-9_]+$")
+    assert [n for n in served if not pattern.match(n)] == []
+
+    def conscience_moved(name, **labels):
+        return value(conscience_after, name, **labels) - value(conscience_before, name, **labels)
+
+    # One placement per metachunk (the 1 MiB object has one), seen as an RPC too.
+    assert conscience_moved("oxio_conscience_placement_requests_total", type="rawx") >= 1
+    assert conscience_moved("oxio_conscience_grpc_requests_total", method="Place", code="OK") >= 1
+    assert conscience_moved("oxio_conscience_grpc_request_duration_seconds_count", method="Place") >= 1
+    assert conscience_moved("oxio_conscience_grpc_received_bytes_total", method="Place") > 0
+    assert conscience_moved("oxio_conscience_grpc_sent_bytes_total", method="Place") > 0
+    assert conscience_moved("oxio_conscience_heartbeats_received_total", type="rawx") >= 0
+
+    def directory_moved(name, **labels):
+        return value(directory_after, name, **labels) - value(directory_before, name, **labels)
+
+    assert directory_moved("oxio_directory_grpc_requests_total", method="PutContent", code="OK") >= 1
+    # GET reads the header by version (the latest when none is named).
+    reads = ("GetContent", "GetContentVersion")
+    assert sum(directory_moved("oxio_directory_grpc_requests_total", method=m, code="OK") for m in reads) >= 1
+    # The PUT's header lists six chunk records: hundreds of bytes in.
+    assert directory_moved("oxio_directory_grpc_received_bytes_total", method="PutContent") >= 300
+    assert sum(directory_moved("oxio_directory_grpc_sent_bytes_total", method=m) for m in reads) >= 300
 
     def moved(name, **labels):
         return value(s3_after, name, **labels) - value(s3_before, name, **labels)
@@ -114,3 +162,30 @@ def test_every_response_has_a_request_id(s3, bucket):
         ids.add(r["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"])
         assert r["ResponseMetadata"]["HTTPHeaders"].get("x-amz-id-2")
     assert len(ids) == 5
+
+
+def test_a_degraded_read_is_counted(grid, s3, bucket):
+    import json
+    import subprocess
+
+    from test_cli import OXIO, base_env, chunk_file
+
+    body = os.urandom(MIB)
+    s3.put_object(Bucket=bucket, Key="degraded", Body=body)
+    env = dict(base_env(), OXIO_CONSCIENCE=grid.env["OXIO_CONSCIENCE"], OXIO_DIRECTORY=grid.env["OXIO_DIRECTORY"])
+    out = subprocess.run(
+        [OXIO, "object", "locate", bucket, "degraded", "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    chunks = json.loads(out.stdout)
+    assert len(chunks) == 6, chunks  # EC 4+2
+    s3_url = grid.endpoint.rstrip("/") + "/metrics"
+    before = value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total")
+    # An intact read decodes nothing.
+    assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == body
+    assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before
+    # Without a data fragment, the read decodes from parity, and says so.
+    data_fragment = next(c for c in chunks if c["position"] == "0.0")
+    os.remove(chunk_file(grid, data_fragment["chunk_id"]))
+    assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == body
+    assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before + 1

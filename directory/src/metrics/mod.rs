@@ -3,18 +3,16 @@
 //!
 //! The node owns its own [`prometheus::Registry`] (never the process-global one, so
 //! several nodes in one process keep separate figures). gRPC requests are counted at
-//! the service boundary by a tower layer ([`RpcMetricsLayer`]) wrapped around every
-//! `Directory` RPC, the Raft transport included. The Raft gauges (per group, from
+//! the service boundary by the shared tower layer ([`oxio_proto::rpc::RpcLayer`])
+//! wrapped around every `Directory` RPC, the Raft transport included. The Raft gauges (per group, from
 //! openraft's `RaftMetrics`), the node's group counts, the snapshot counters and the
 //! RocksDB size are read from the live node at each scrape, so groups that left
 //! disappear from them.
 
-mod layer;
 mod server;
 #[cfg(test)]
 mod tests;
 
-pub use layer::{MeteredBody, RpcMetricsLayer, RpcMetricsService};
 pub(crate) use server::{bind, spawn};
 
 use crate::error::{Error, Result};
@@ -46,8 +44,7 @@ const LIVE_SST_PROPERTY: &str = "rocksdb.live-sst-files-size";
 /// RocksDB property read for the memory held by memtables.
 const MEMTABLES_PROPERTY: &str = "rocksdb.cur-size-all-mem-tables";
 
-/// Method label of requests that name no `Directory` method.
-pub const UNKNOWN_METHOD: &str = "unknown";
+pub use oxio_proto::rpc::{code_name, UNKNOWN_METHOD};
 
 /// The metrics of one directory node.
 #[derive(Debug)]
@@ -55,9 +52,13 @@ pub struct DirectoryMetrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    received_bytes: IntCounterVec,
+    sent_bytes: IntCounterVec,
     term: IntGaugeVec,
     is_leader: IntGaugeVec,
+    leader_node: IntGaugeVec,
     last_log_index: IntGaugeVec,
+    committed_index: IntGaugeVec,
     applied_index: IntGaugeVec,
     apply_lag: IntGaugeVec,
     snapshot_index: IntGaugeVec,
@@ -85,27 +86,16 @@ fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The gRPC name of a status code, as other gRPC tools label it (`OK`, `NotFound`, …).
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "Canceled",
-        Code::Unknown => "Unknown",
-        Code::InvalidArgument => "InvalidArgument",
-        Code::DeadlineExceeded => "DeadlineExceeded",
-        Code::NotFound => "NotFound",
-        Code::AlreadyExists => "AlreadyExists",
-        Code::PermissionDenied => "PermissionDenied",
-        Code::ResourceExhausted => "ResourceExhausted",
-        Code::FailedPrecondition => "FailedPrecondition",
-        Code::Aborted => "Aborted",
-        Code::OutOfRange => "OutOfRange",
-        Code::Unimplemented => "Unimplemented",
-        Code::Internal => "Internal",
-        Code::Unavailable => "Unavailable",
-        Code::DataLoss => "DataLoss",
-        Code::Unauthenticated => "Unauthenticated",
+/// The highest log index a majority of `voters` holds: `matched` gives each voter's
+/// (`None`: unknown, counted as 0). What a leader has committed, up to the
+/// current-term rule.
+pub fn quorum_index(voters: &[u64], matched: impl Fn(u64) -> Option<u64>) -> u64 {
+    if voters.is_empty() {
+        return 0;
     }
+    let mut held: Vec<u64> = voters.iter().map(|v| matched(*v).unwrap_or(0)).collect();
+    held.sort_unstable_by(|a, b| b.cmp(a));
+    held[voters.len() / 2]
 }
 
 impl DirectoryMetrics {
@@ -129,6 +119,30 @@ impl DirectoryMetrics {
             &["method"],
         )
         .map_err(metric_err)?;
+        let received_bytes = IntCounterVec::new(
+            Opts::new(
+                "oxio_directory_grpc_received_bytes_total",
+                "Bytes of directory gRPC request bodies read, by method",
+            ),
+            &["method"],
+        )
+        .map_err(metric_err)?;
+        let sent_bytes = IntCounterVec::new(
+            Opts::new(
+                "oxio_directory_grpc_sent_bytes_total",
+                "Bytes of directory gRPC response bodies sent, by method",
+            ),
+            &["method"],
+        )
+        .map_err(metric_err)?;
+        let leader_node = group_gauge(
+            "oxio_directory_raft_leader_node",
+            "Node id of the group's leader as this node knows it (0: none known)",
+        )?;
+        let committed_index = group_gauge(
+            "oxio_directory_raft_committed_index",
+            "Highest log index a majority of the group's voters holds; only the leader knows it, so only its series exists",
+        )?;
         let term = group_gauge(
             "oxio_directory_raft_term",
             "Current Raft term of each hosted group",
@@ -198,6 +212,10 @@ impl DirectoryMetrics {
             Box::new(latency.clone()),
             Box::new(term.clone()),
             Box::new(is_leader.clone()),
+            Box::new(received_bytes.clone()),
+            Box::new(sent_bytes.clone()),
+            Box::new(leader_node.clone()),
+            Box::new(committed_index.clone()),
             Box::new(last_log_index.clone()),
             Box::new(applied_index.clone()),
             Box::new(apply_lag.clone()),
@@ -216,8 +234,12 @@ impl DirectoryMetrics {
             registry,
             requests,
             latency,
+            received_bytes,
+            sent_bytes,
             term,
             is_leader,
+            leader_node,
+            committed_index,
             last_log_index,
             applied_index,
             apply_lag,
@@ -234,14 +256,27 @@ impl DirectoryMetrics {
     }
 
     /// Counts one answered request of `method` (the `Directory` method name, or
-    /// [`UNKNOWN_METHOD`]) and records its latency.
-    pub fn record_rpc(&self, method: &str, code: Code, elapsed: Duration) {
+    /// [`UNKNOWN_METHOD`]) and records its latency and bytes.
+    pub fn record_rpc(
+        &self,
+        method: &str,
+        code: Code,
+        elapsed: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
         self.requests
             .with_label_values(&[method, code_name(code)])
             .inc();
         self.latency
             .with_label_values(&[method])
             .observe(elapsed.as_secs_f64());
+        self.received_bytes
+            .with_label_values(&[method])
+            .inc_by(bytes_in);
+        self.sent_bytes
+            .with_label_values(&[method])
+            .inc_by(bytes_out);
     }
 
     /// Rebuilds the node gauges from `node` (when it still runs) and encodes every
@@ -266,6 +301,8 @@ impl DirectoryMetrics {
         for v in [
             &self.term,
             &self.is_leader,
+            &self.leader_node,
+            &self.committed_index,
             &self.last_log_index,
             &self.applied_index,
             &self.apply_lag,
@@ -296,6 +333,26 @@ impl DirectoryMetrics {
             self.is_leader
                 .with_label_values(&labels)
                 .set(i64::from(leads));
+            self.leader_node
+                .with_label_values(&labels)
+                .set(gauge_value(m.current_leader.unwrap_or(0)));
+            if leads {
+                let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+                let replication = m.replication.as_ref();
+                let committed = quorum_index(&voters, |v| {
+                    if v == node.id {
+                        m.last_log_index
+                    } else {
+                        replication
+                            .and_then(|r| r.get(&v))
+                            .and_then(|l| l.as_ref())
+                            .map(|l| l.index)
+                    }
+                });
+                self.committed_index
+                    .with_label_values(&labels)
+                    .set(gauge_value(committed));
+            }
             self.last_log_index
                 .with_label_values(&labels)
                 .set(gauge_value(last_log));
@@ -341,5 +398,18 @@ fn catch_up(counter: &IntCounter, total: u64) {
     let seen = counter.get();
     if total > seen {
         counter.inc_by(total - seen);
+    }
+}
+
+impl oxio_proto::rpc::RpcRecorder for DirectoryMetrics {
+    fn record_rpc(
+        &self,
+        method: &str,
+        code: Code,
+        elapsed: Duration,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        DirectoryMetrics::record_rpc(self, method, code, elapsed, bytes_in, bytes_out);
     }
 }

@@ -1,150 +1,65 @@
-//! Tests of the directory metrics: the RPC layer on a fake service, and a real node
-//! serving `/metrics`.
+//! Tests of the directory metrics: request figures, the committed index, and a real
+//! node serving `/metrics`.
 
-use super::layer::method_of;
-use super::{DirectoryMetrics, RpcMetricsLayer};
+use super::DirectoryMetrics;
 use crate::config::{BootstrapSpec, DirectoryConfig};
-use bytes::Bytes;
-use futures::stream;
-use http_body::Frame;
-use http_body_util::{BodyExt, StreamBody};
 use oxio_proto::v1::directory_client::DirectoryClient;
 use oxio_proto::v1::{GetContentRequest, StatusRequest};
-use std::convert::Infallible;
-use std::future::Ready;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use tower_layer::Layer;
-use tower_service::Service;
-
-type TestBody = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
-
-/// Answers every request with a clone of the response it was built with: a status in
-/// the headers (trailers-only error) or in a trailer after one message.
-#[derive(Clone)]
-struct Fake {
-    header_status: Option<&'static str>,
-    trailer_status: Option<&'static str>,
-}
-
-impl Service<http::Request<()>> for Fake {
-    type Response = http::Response<TestBody>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: http::Request<()>) -> Self::Future {
-        let mut frames = vec![Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0")))];
-        if let Some(s) = self.trailer_status {
-            let mut t = http::HeaderMap::new();
-            t.insert("grpc-status", http::HeaderValue::from_static(s));
-            frames.push(Ok(Frame::trailers(t)));
-        }
-        let mut resp = http::Response::new(StreamBody::new(stream::iter(frames)));
-        if let Some(s) = self.header_status {
-            resp.headers_mut()
-                .insert("grpc-status", http::HeaderValue::from_static(s));
-        }
-        std::future::ready(Ok(resp))
-    }
-}
-
-fn request(path: &str) -> http::Request<()> {
-    http::Request::builder().uri(path).body(()).unwrap()
-}
 
 fn text(m: &DirectoryMetrics) -> String {
     String::from_utf8(m.render(None).unwrap()).unwrap()
 }
 
 #[test]
-fn method_names_come_from_the_request_path() {
-    assert_eq!(
-        method_of("/oxio.v1.Directory/PutContent"),
-        Some("PutContent")
+fn rpcs_are_counted_with_their_bytes() {
+    let m = DirectoryMetrics::new().unwrap();
+    let rec: &dyn oxio_proto::rpc::RpcRecorder = &m;
+    rec.record_rpc(
+        "PutContent",
+        tonic::Code::Ok,
+        std::time::Duration::from_micros(50),
+        300,
+        20,
     );
-    assert_eq!(method_of("/oxio.v1.Directory/Raft"), Some("Raft"));
-    assert_eq!(method_of("/oxio.v1.Conscience/Register"), None);
-    assert_eq!(method_of("/oxio.v1.Directory/"), None);
-    assert_eq!(method_of("/oxio.v1.Directory/a/b"), None);
-    assert_eq!(
-        method_of(&format!("/oxio.v1.Directory/{}", "A".repeat(65))),
-        None
+    rec.record_rpc(
+        "PutContent",
+        tonic::Code::NotFound,
+        std::time::Duration::from_millis(2),
+        100,
+        0,
     );
+    let t = text(&m);
+    for want in [
+        "oxio_directory_grpc_requests_total{code=\"OK\",method=\"PutContent\"} 1",
+        "oxio_directory_grpc_requests_total{code=\"NotFound\",method=\"PutContent\"} 1",
+        "oxio_directory_grpc_request_duration_seconds_count{method=\"PutContent\"} 2",
+        "oxio_directory_grpc_received_bytes_total{method=\"PutContent\"} 400",
+        "oxio_directory_grpc_sent_bytes_total{method=\"PutContent\"} 20",
+    ] {
+        assert!(t.contains(want), "{want} in {t}");
+    }
 }
 
-#[tokio::test]
-async fn the_layer_counts_statuses_from_headers_and_trailers() {
-    let m = Arc::new(DirectoryMetrics::new().unwrap());
-    let layer = RpcMetricsLayer::new(m.clone());
-
-    // An error answered trailers-only: counted as soon as the head is out.
-    let mut svc = layer.layer(Fake {
-        header_status: Some("5"),
-        trailer_status: None,
-    });
-    let resp = svc
-        .call(request("/oxio.v1.Directory/GetContent"))
-        .await
-        .unwrap();
-    assert!(text(&m)
-        .contains("oxio_directory_grpc_requests_total{code=\"NotFound\",method=\"GetContent\"} 1"));
-    drop(resp);
-
-    // An answer: counted when its grpc-status trailer passes, not before.
-    let mut svc = layer.layer(Fake {
-        header_status: None,
-        trailer_status: Some("0"),
-    });
-    for _ in 0..2 {
-        let resp = svc
-            .call(request("/oxio.v1.Directory/PutContent"))
-            .await
-            .unwrap();
-        assert!(!text(&m).contains("method=\"PutContent\"} 2"));
-        resp.into_body().collect().await.unwrap();
-    }
-    let t = text(&m);
-    assert!(
-        t.contains("oxio_directory_grpc_requests_total{code=\"OK\",method=\"PutContent\"} 2"),
-        "{t}"
+#[test]
+fn the_committed_index_is_what_a_majority_holds() {
+    let held = |m: &[(u64, u64)]| {
+        let m = m.to_vec();
+        move |v: u64| m.iter().find(|(n, _)| *n == v).map(|(_, i)| *i)
+    };
+    assert_eq!(super::quorum_index(&[1], held(&[(1, 9)])), 9);
+    assert_eq!(
+        super::quorum_index(&[1, 2, 3], held(&[(1, 9), (2, 7), (3, 3)])),
+        7
     );
-    assert!(
-        t.contains("oxio_directory_grpc_request_duration_seconds_count{method=\"PutContent\"} 2")
+    assert_eq!(super::quorum_index(&[1, 2, 3], held(&[(1, 9)])), 0);
+    assert_eq!(
+        super::quorum_index(&[1, 2, 3, 4, 5], held(&[(1, 9), (2, 8), (3, 8), (4, 1)])),
+        8
     );
-    assert!(t.contains(
-        "oxio_directory_grpc_request_duration_seconds_bucket{method=\"PutContent\",le=\"0.0001\"}"
-    ));
-
-    // A body dropped before its status: the client went away.
-    let resp = svc.call(request("/oxio.v1.Directory/Raft")).await.unwrap();
-    drop(resp);
-    assert!(text(&m)
-        .contains("oxio_directory_grpc_requests_total{code=\"Canceled\",method=\"Raft\"} 1"));
-
-    // Methods tonic does not route never become label values.
-    let mut svc = layer.layer(Fake {
-        header_status: Some("12"),
-        trailer_status: None,
-    });
-    for path in [
-        "/oxio.v1.Directory/Bogus1",
-        "/oxio.v1.Directory/Bogus2",
-        "/x/y",
-    ] {
-        drop(svc.call(request(path)).await.unwrap());
-    }
-    let t = text(&m);
-    assert!(!t.contains("Bogus"), "{t}");
-    assert!(t.contains(
-        "oxio_directory_grpc_requests_total{code=\"Unimplemented\",method=\"unknown\"} 3"
-    ));
+    assert_eq!(super::quorum_index(&[], held(&[])), 0);
 }
 
 /// `GET path` on `addr`; the status line and the body.
