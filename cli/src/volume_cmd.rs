@@ -99,8 +99,9 @@ pub async fn run(sdk: &oxio_sdk::Client, cmd: VolumeRepairCmd, f: Format) -> Res
         } => {
             let before = sdk.scrub_status(&rawx_id).await?;
             let start = sdk.start_scrub(&rawx_id).await?;
+            let already_running = start == ScrubStart::AlreadyRunning;
             let mut out = String::new();
-            if start == ScrubStart::AlreadyRunning {
+            if already_running && f == Format::Table {
                 out.push_str("a pass was already running or requested\n");
             }
             let status = if wait {
@@ -122,8 +123,15 @@ pub async fn run(sdk: &oxio_sdk::Client, cmd: VolumeRepairCmd, f: Format) -> Res
             } else {
                 sdk.scrub_status(&rawx_id).await?
             };
-            out.push_str(&scrub_summary(&rawx_id, &status, f));
+            // JSON and YAML: one document, the repair's figures under `repair`.
+            let mut doc = scrub_doc(&rawx_id, &status, already_running);
+            if f == Format::Table {
+                out.push_str(&scrub_summary(&rawx_id, &status, f));
+            }
             if !repair || status.corrupt.is_empty() {
+                if f != Format::Table {
+                    out = crate::output::render_document(&doc, f);
+                }
                 return Ok(out);
             }
             let bar = chunk_bar(no_progress, f, BAR_TEMPLATE)?;
@@ -139,8 +147,15 @@ pub async fn run(sdk: &oxio_sdk::Client, cmd: VolumeRepairCmd, f: Format) -> Res
                 ("deleted", json!(report.deleted)),
                 ("delete_failures", json!(report.delete_failures)),
             ]);
-            out.push('\n');
-            out.push_str(&summary(fields, &report.rebuild, f));
+            if f == Format::Table {
+                out.push('\n');
+                out.push_str(&summary(fields, &report.rebuild, f));
+            } else {
+                if let Some(o) = doc.as_object_mut() {
+                    o.insert("repair".into(), summary_doc(fields, &report.rebuild));
+                }
+                out = crate::output::render_document(&doc, f);
+            }
             if report.is_complete() {
                 return Ok(out);
             }
@@ -258,25 +273,12 @@ fn counts(rawx_id: Option<&str>, r: &RebuildReport) -> Vec<(&'static str, serde_
 
 /// The counts, then the failures (a table, or a `failures` list in JSON / YAML).
 pub fn summary(
-    mut fields: Vec<(&'static str, serde_json::Value)>,
+    fields: Vec<(&'static str, serde_json::Value)>,
     r: &RebuildReport,
     f: Format,
 ) -> String {
     if f != Format::Table {
-        let failures: Vec<serde_json::Value> = r
-            .failures
-            .iter()
-            .map(
-                |x| json!({"cid": x.cid, "key": x.key, "chunk_id": x.chunk_id, "reason": x.reason}),
-            )
-            .collect();
-        fields.push(("failures", json!(failures)));
-        fields.push(("failures_omitted", json!(r.failures_omitted)));
-        let doc: serde_json::Map<String, serde_json::Value> = fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        return crate::output::render_document(&serde_json::Value::Object(doc), f);
+        return crate::output::render_document(&summary_doc(fields, r), f);
     }
     let mut out = Fields::new(fields).render(f);
     if !r.failures.is_empty() {
@@ -298,14 +300,41 @@ pub fn summary(
     out
 }
 
+/// The counts and the failures as one JSON document.
+fn summary_doc(
+    mut fields: Vec<(&'static str, serde_json::Value)>,
+    r: &RebuildReport,
+) -> serde_json::Value {
+    let failures: Vec<serde_json::Value> = r
+        .failures
+        .iter()
+        .map(|x| json!({"cid": x.cid, "key": x.key, "chunk_id": x.chunk_id, "reason": x.reason}))
+        .collect();
+    fields.push(("failures", json!(failures)));
+    fields.push(("failures_omitted", json!(r.failures_omitted)));
+    serde_json::Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// The scrubber's report as a JSON document, with the rawx id and whether a pass
+/// was already running when this one was asked for.
+fn scrub_doc(rawx_id: &str, st: &ScrubReport, already_running: bool) -> serde_json::Value {
+    let mut doc = serde_json::to_value(st).unwrap_or_default();
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("rawx_id".into(), json!(rawx_id));
+        o.insert("already_running".into(), json!(already_running));
+    }
+    doc
+}
+
 /// The scrubber's figures, then its corrupt chunks.
 fn scrub_summary(rawx_id: &str, st: &ScrubReport, f: Format) -> String {
     if f != Format::Table {
-        let mut doc = serde_json::to_value(st).unwrap_or_default();
-        if let Some(o) = doc.as_object_mut() {
-            o.insert("rawx_id".into(), json!(rawx_id));
-        }
-        return crate::output::render_document(&doc, f);
+        return crate::output::render_document(&scrub_doc(rawx_id, st, false), f);
     }
     let mut out = Fields::new(vec![
         ("rawx_id", json!(rawx_id)),
