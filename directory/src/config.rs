@@ -69,6 +69,10 @@ pub struct DirectoryConfig {
     /// Where `GET /metrics` (Prometheus text format) is served over HTTP; none when
     /// unset.
     pub metrics_listen: Option<SocketAddr>,
+    /// Pause between two rounds of the chunk delete worker when its queues are
+    /// empty (see [`crate::purger`]); zero turns the worker off (the queue then only
+    /// grows: for tests of the queue itself).
+    pub purge_interval: Duration,
 }
 
 impl DirectoryConfig {
@@ -85,6 +89,7 @@ impl DirectoryConfig {
             location: String::new(),
             heartbeat_interval: Duration::from_secs(1),
             metrics_listen: None,
+            purge_interval: Duration::from_secs(1),
         }
     }
 

@@ -28,6 +28,8 @@ pub mod multipart;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod purge;
+pub mod purger;
 pub mod rebuild;
 pub mod service;
 pub mod sm_data;
@@ -125,6 +127,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
             .await
     });
 
+    let purge_metrics = rpc_metrics.clone();
     let (metrics_addr, metrics_task) = match metrics_listener {
         Some((listener, at)) => {
             let weak = Arc::downgrade(&node);
@@ -148,6 +151,15 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
             interval: config.heartbeat_interval,
         };
         tokio::spawn(oxio_proto::reporter::run(cfg, Some(extra), stop.clone()));
+    }
+
+    if !config.purge_interval.is_zero() {
+        purger::spawn(
+            Arc::downgrade(&node),
+            purge_metrics,
+            config.purge_interval,
+            stop.clone(),
+        );
     }
 
     if let Some(spec) = &config.bootstrap {

@@ -379,7 +379,7 @@ pub fn apply_delete_content(ov: &mut Overlay<'_>, cid: &str, key: &str) -> Resul
         return Ok(Reply::Refused(Refusal::NoSuchKey));
     };
     let h = ContentHeader::decode(v.as_slice())?;
-    unindex(ov, cid, key, &h.chunks);
+    crate::purge::discard(ov, cid, key, &h.chunks)?;
     crate::incomplete::forget(ov, cid, key, h.version);
     meta.objects = meta.objects.saturating_sub(1);
     meta.bytes = meta.bytes.saturating_sub(h.size);

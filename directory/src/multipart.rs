@@ -136,7 +136,7 @@ pub fn apply_put_part(
     let replaced = match ov.get(&pk)? {
         Some(v) => {
             let old = PartRecord::decode(v.as_slice())?;
-            meta2::unindex(ov, cid, key, &old.chunks);
+            crate::purge::discard(ov, cid, key, &old.chunks)?;
             Some(old)
         }
         None => None,
@@ -285,6 +285,9 @@ pub fn apply_complete_upload(
         .into_iter()
         .filter(|p| assembled.used.binary_search(&p.part_number).is_err())
         .collect();
+    for p in &unused {
+        crate::purge::enqueue(ov, cid, &p.chunks)?;
+    }
     let (version, replaced) = meta2::store_content(
         ov,
         &mut meta,
@@ -326,6 +329,9 @@ pub fn apply_abort_upload(
         return Ok(Reply::Refused(Refusal::NoSuchUpload));
     };
     let parts = forget_upload(ov, cid, &up)?;
+    for p in &parts {
+        crate::purge::enqueue(ov, cid, &p.chunks)?;
+    }
     meta.uploads = meta.uploads.saturating_sub(1);
     store_meta(ov, cid, &meta)?;
     Ok(Reply::Encoded(AbortUploadReply { parts }.encode_to_vec()))

@@ -403,3 +403,41 @@ async fn upload_listings_roll_up_common_prefixes() {
     assert_eq!(keys(&p), ["e"]);
     assert_eq!(p.common_prefixes, ["f/"]);
 }
+
+#[tokio::test]
+async fn garbage_parts_are_queued_for_deletion() {
+    let queued = |s: &Sm| -> Vec<String> {
+        crate::purge::list(&s.sm.view(), "", 1000)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|e| e.chunk_id)
+            .collect()
+    };
+    let mut s = Sm::new().await;
+    s.create("k", "u", 1).await;
+    // A part uploaded again: the first one's chunks are garbage.
+    s.put_part("k", "u", part(1, &[MIN_PART_BYTES], "p1")).await;
+    s.put_part("k", "u", part(1, &[MIN_PART_BYTES], "p1b"))
+        .await;
+    assert_eq!(queued(&s), ["p1-0-0", "p1-0-1"]);
+    s.put_part("k", "u", part(2, &[10], "p2")).await;
+    s.put_part("k", "u", part(3, &[10], "p3")).await;
+    // Completing with parts 1 and 3: part 2 is garbage, the used ones are not.
+    let r = s
+        .complete("k", "u", &[(1, &md5_hex("p1b")), (3, &md5_hex("p3"))])
+        .await;
+    assert!(matches!(r, Reply::Encoded(_)), "{r:?}");
+    assert_eq!(queued(&s), ["p1-0-0", "p1-0-1", "p2-0-0", "p2-0-1"]);
+    // An abort: every part.
+    s.create("j", "v", 2).await;
+    s.put_part("j", "v", part(1, &[10], "q1")).await;
+    s.apply(Command::AbortUpload {
+        cid: CID.into(),
+        key: "j".into(),
+        upload_id: "v".into(),
+    })
+    .await;
+    assert_eq!(queued(&s).len(), 6);
+    assert!(queued(&s).contains(&"q1-0-1".to_string()));
+}

@@ -112,7 +112,7 @@ pub fn apply_replace_chunk(
     new.metachunk = slot.metachunk;
     new.fragment = slot.fragment;
     let old = std::mem::replace(slot, new.clone());
-    meta2::unindex(ov, cid, key, std::slice::from_ref(&old));
+    crate::purge::discard(ov, cid, key, std::slice::from_ref(&old))?;
     meta2::index(ov, cid, key, std::slice::from_ref(&new), version)?;
     ov.put(ck, h.encode_to_vec());
     Ok(encoded(true))

@@ -258,6 +258,10 @@ impl StateMachine {
                 }
                 _ => wrong,
             },
+            Command::AckChunkDeletes { chunk_ids } => match kind {
+                GroupKind::Meta2 => crate::purge::apply_ack(ov, chunk_ids),
+                _ => wrong,
+            },
             Command::SetVersioning { cid, state } => match kind {
                 GroupKind::Meta2 => meta2::versions::apply_set_versioning(ov, cid, *state),
                 _ => wrong,

@@ -367,6 +367,12 @@ pub enum Command {
         #[serde(with = "hex_bytes")]
         chunk: Vec<u8>,
     },
+    /// meta2: these queued chunks were deleted from their rawx (see
+    /// [`crate::purge`]).
+    AckChunkDeletes {
+        /// Chunk ids (at most [`crate::purge::MAX_PAGE`]).
+        chunk_ids: Vec<String>,
+    },
 }
 
 impl Command {
@@ -396,6 +402,7 @@ impl Command {
             Command::AbortUpload { .. } => "abort_upload",
             Command::ReplaceChunk { .. } => "replace_chunk",
             Command::AddMissingChunk { .. } => "add_missing_chunk",
+            Command::AckChunkDeletes { .. } => "ack_chunk_deletes",
             Command::SetVersioning { .. } => "set_versioning",
             Command::DeleteVersion { .. } => "delete_version",
         }

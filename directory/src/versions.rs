@@ -278,19 +278,19 @@ fn take_noncurrent(
     meta.noncurrent = meta.noncurrent.saturating_sub(1);
 }
 
-/// Forgets a version for good: its chunks leave the reverse index, its bytes the
-/// counts. Returns it when it held data (a marker holds none).
+/// Forgets a version for good: its chunks leave the reverse index for the delete
+/// queue ([`crate::purge`]), its bytes the counts. Returns it when it held data (a marker holds none).
 fn drop_version(
     ov: &mut Overlay<'_>,
     meta: &mut ContainerMeta,
     cid: &str,
     key: &str,
     h: ContentHeader,
-) -> Option<ContentHeader> {
-    meta2::unindex(ov, cid, key, &h.chunks);
+) -> Result<Option<ContentHeader>> {
+    crate::purge::discard(ov, cid, key, &h.chunks)?;
     crate::incomplete::forget(ov, cid, key, h.version);
     meta.bytes = meta.bytes.saturating_sub(h.size);
-    (!h.delete_marker).then_some(h)
+    Ok((!h.delete_marker).then_some(h))
 }
 
 /// Moves the latest live version into the version key space.
@@ -338,14 +338,14 @@ fn replace_null(
         meta.objects = meta.objects.saturating_sub(1);
         if c.version_id.is_empty() {
             // The null version is the latest: nothing else can be null.
-            return Ok(drop_version(ov, meta, cid, key, c));
+            return drop_version(ov, meta, cid, key, c);
         }
         put_noncurrent(ov, meta, cid, key, &c);
     }
     match find_noncurrent(ov, cid, key, VersionRef::Null)? {
         Some(n) => {
             take_noncurrent(ov, meta, cid, key, &n);
-            Ok(drop_version(ov, meta, cid, key, n))
+            drop_version(ov, meta, cid, key, n)
         }
         None => Ok(None),
     }
@@ -389,7 +389,7 @@ pub(crate) fn store_version(
             match cur {
                 Some(c) => {
                     meta.objects = meta.objects.saturating_sub(1);
-                    drop_version(ov, meta, cid, key, c)
+                    drop_version(ov, meta, cid, key, c)?
                 }
                 None => None,
             }
@@ -471,7 +471,7 @@ pub fn apply_delete_version(
             };
             let version_id = presented_id(&target);
             let delete_marker = target.delete_marker;
-            let removed = drop_version(ov, &mut meta, cid, key, target);
+            let removed = drop_version(ov, &mut meta, cid, key, target)?;
             settle(ov, &mut meta, cid, key)?;
             DeleteContentVersionReply {
                 version_id,
@@ -488,7 +488,7 @@ pub fn apply_delete_version(
             DeleteContentVersionReply {
                 version_id: String::new(),
                 delete_marker: false,
-                removed: drop_version(ov, &mut meta, cid, key, c)
+                removed: drop_version(ov, &mut meta, cid, key, c)?
                     .into_iter()
                     .collect(),
             }
@@ -539,7 +539,7 @@ pub(crate) fn delete_current(
     let encoded = c.encode_to_vec();
     ov.delete(sm::content(cid, key));
     meta.objects = meta.objects.saturating_sub(1);
-    drop_version(ov, meta, cid, key, c);
+    drop_version(ov, meta, cid, key, c)?;
     settle(ov, meta, cid, key)?;
     Ok(Some(encoded))
 }

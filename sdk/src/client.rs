@@ -104,8 +104,10 @@ pub struct Inner {
 }
 
 impl Inner {
-    /// Deletes chunks in the background (their content was replaced, deleted, or
-    /// never committed). Failures leave orphans for garbage collection.
+    /// Deletes chunks that no meta2 record ever named (an upload refused, failed or
+    /// found corrupt before its commit), in the background. Failures leave orphans
+    /// for garbage collection. Chunks a commit made garbage are meta2's to delete:
+    /// it queues them durably in the same Raft entry.
     pub(crate) fn delete_chunks_later(&self, chunks: Vec<ChunkRecord>) {
         if chunks.is_empty() {
             return;
@@ -596,9 +598,8 @@ impl Client {
                 return Err(e);
             }
         };
-        if let Some(old) = reply.replaced {
-            self.inner.delete_chunks_later(old.chunks);
-        }
+        // The replaced version's chunks were queued for deletion by meta2 in the same
+        // Raft entry (the directory's delete queue removes them).
         Ok(ContentHeader {
             version: reply.version,
             version_id: reply.version_id,

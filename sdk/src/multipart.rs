@@ -295,12 +295,8 @@ impl Client {
             })
             .await;
         match reply {
-            Ok(Ok(r)) => {
-                if let Some(old) = r.replaced {
-                    inner.delete_chunks_later(old.chunks);
-                }
-                Ok(part)
-            }
+            // A replaced part's chunks were queued for deletion by meta2.
+            Ok(Ok(_)) => Ok(part),
             Ok(Err(s)) => {
                 inner.delete_chunks_later(part.chunks);
                 Err(self.mpu_failed(&cid, s))
@@ -359,13 +355,8 @@ impl Client {
             })
             .await?
             .map_err(|s| self.mpu_failed(&cid, s))?;
-        let inner = self.shared();
-        if let Some(old) = reply.replaced {
-            inner.delete_chunks_later(old.chunks);
-        }
-        for p in reply.unused {
-            inner.delete_chunks_later(p.chunks);
-        }
+        // The replaced object's and the unused parts' chunks were queued for deletion
+        // by meta2 in the completion's Raft entry.
         reply
             .header
             .ok_or_else(|| Error::Internal("completion without header".into()).into())
@@ -382,8 +373,8 @@ impl Client {
     ) -> MpuResult<()> {
         check_key(key)?;
         let (cid, m2) = self.resolve_meta2(account, container).await?;
-        let reply = self
-            .shared()
+        // The parts' chunks are queued for deletion by meta2 in the abort's entry.
+        self.shared()
             .directory
             .call(m2, |mut c, t| {
                 let mut r = tonic::Request::new(AbortUploadRequest {
@@ -397,9 +388,6 @@ impl Client {
             })
             .await?
             .map_err(|s| self.mpu_failed(&cid, s))?;
-        for p in reply.parts {
-            self.shared().delete_chunks_later(p.chunks);
-        }
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Object versioning (S3 semantics kept by meta2): a container's versioning state,
 //! reading one version, deleting (a delete marker, or one version for good) and
-//! listing versions. Chunks of versions removed for good are deleted in the
-//! background, like those of replaced contents.
+//! listing versions. Chunks of versions removed for good are queued for deletion by
+//! meta2 in the same Raft entry, like those of replaced contents.
 
 use crate::client::Client;
 use crate::directory::unexpected;
@@ -115,7 +115,7 @@ impl Client {
 
     /// S3 DeleteObject: without `version_id` the key is deleted (a delete marker in a
     /// versioned container); with one, that version is removed for good. Chunks of
-    /// removed versions are deleted in the background. Deleting a missing key of an
+    /// removed versions are deleted by meta2's delete queue. Deleting a missing key of an
     /// unversioned container answers [`Error::NoSuchKey`]; a missing named version
     /// answers `found = false`.
     #[tracing::instrument(level = "debug", skip(self))]
@@ -141,15 +141,12 @@ impl Client {
             })
             .await?
         {
-            Ok(r) => {
-                let chunks = r.removed.into_iter().flat_map(|h| h.chunks).collect();
-                self.shared().delete_chunks_later(chunks);
-                Ok(DeleteOutcome {
-                    version_id: r.version_id,
-                    delete_marker: r.delete_marker,
-                    found: true,
-                })
-            }
+            // The removed versions' chunks were queued for deletion by meta2.
+            Ok(r) => Ok(DeleteOutcome {
+                version_id: r.version_id,
+                delete_marker: r.delete_marker,
+                found: true,
+            }),
             Err(s) if s.code() == Code::NotFound && s.message().contains("version") => {
                 Ok(DeleteOutcome {
                     version_id: version_id.unwrap_or_default().to_string(),

@@ -180,6 +180,26 @@ impl TestGrid {
         Ok(())
     }
 
+    /// Starts rawx `i` again (after [`TestGrid::stop_rawx`]) with its id, volume,
+    /// location and address.
+    pub fn restart_rawx(&mut self, i: usize) -> Result<()> {
+        let addr = self.rawx[i].addr;
+        let mut cfg = oxio_rawx::RawxConfig::new(format!("rawx-{i}"), addr, self.rawx_volume(i));
+        cfg.location = format!("local.rack1.host1.vol{i}");
+        cfg.workers = 1;
+        cfg.conscience = self.conscience_addrs();
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        let token = CancellationToken::new();
+        let started = oxio_rawx::start(cfg, token.clone())?;
+        self.rawx[i] = TestRawx {
+            id: format!("rawx-{i}"),
+            addr: started.addr,
+            shutdown: token,
+            started: Some(started),
+        };
+        Ok(())
+    }
+
     /// Puts `data` under `key`.
     pub async fn put(
         &self,

@@ -69,6 +69,8 @@ pub struct DirectoryMetrics {
     snapshots_installed: IntCounter,
     live_sst_bytes: IntGauge,
     memtables_bytes: IntGauge,
+    chunks_deleted: IntCounter,
+    chunk_delete_failures: IntCounter,
     /// Serialises scrapes: the gauges are rebuilt from scratch by each one.
     scrape: Mutex<()>,
 }
@@ -133,6 +135,16 @@ impl DirectoryMetrics {
                 "Bytes of directory gRPC response bodies sent, by method",
             ),
             &["method"],
+        )
+        .map_err(metric_err)?;
+        let chunks_deleted = IntCounter::new(
+            "oxio_directory_purge_deleted_chunks_total",
+            "Queued garbage chunks deleted from their rawx (or found absent) and acknowledged",
+        )
+        .map_err(metric_err)?;
+        let chunk_delete_failures = IntCounter::new(
+            "oxio_directory_purge_failed_deletes_total",
+            "Deletes of queued chunks that failed (rawx unreachable or erroring); the chunk stays queued",
         )
         .map_err(metric_err)?;
         let leader_node = group_gauge(
@@ -215,6 +227,8 @@ impl DirectoryMetrics {
             Box::new(received_bytes.clone()),
             Box::new(sent_bytes.clone()),
             Box::new(leader_node.clone()),
+            Box::new(chunks_deleted.clone()),
+            Box::new(chunk_delete_failures.clone()),
             Box::new(committed_index.clone()),
             Box::new(last_log_index.clone()),
             Box::new(applied_index.clone()),
@@ -251,6 +265,8 @@ impl DirectoryMetrics {
             snapshots_installed,
             live_sst_bytes,
             memtables_bytes,
+            chunks_deleted,
+            chunk_delete_failures,
             scrape: Mutex::new(()),
         })
     }
@@ -277,6 +293,16 @@ impl DirectoryMetrics {
         self.sent_bytes
             .with_label_values(&[method])
             .inc_by(bytes_out);
+    }
+
+    /// Counts chunks of the delete queue deleted and acknowledged.
+    pub fn chunks_deleted(&self, n: u64) {
+        self.chunks_deleted.inc_by(n);
+    }
+
+    /// Counts one failed delete of a queued chunk.
+    pub fn chunk_delete_failed(&self) {
+        self.chunk_delete_failures.inc();
     }
 
     /// Rebuilds the node gauges from `node` (when it still runs) and encodes every
