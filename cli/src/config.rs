@@ -169,6 +169,10 @@ pub struct S3Role {
     /// Bound of the size rule, e.g. "256KiB" (the default).
     #[serde(default)]
     pub small_object_max: Option<String>,
+    /// Longest wait for one step of a chunk transfer before a read decodes around
+    /// that fragment or a write goes on without it, e.g. "5s" (the default).
+    #[serde(default)]
+    pub fragment_deadline: Option<String>,
 }
 
 /// Parses a duration setting ("1s", "500ms", "2m"), naming the key when it is wrong.
@@ -283,6 +287,9 @@ impl S3Role {
     pub fn apply_policies(&self, sdk: &mut oxio_sdk::ClientConfig) -> Result<()> {
         if let Some(p) = &self.policy {
             sdk.policy = policy_setting("[s3] policy", p)?;
+        }
+        if let Some(d) = &self.fragment_deadline {
+            sdk.fragment_deadline = duration_setting("[s3] fragment-deadline", d)?;
         }
         let (mut max, mut small) = sdk.small_policy.unwrap_or((
             oxio_sdk::policy::DEFAULT_SMALL_THRESHOLD,
@@ -402,6 +409,7 @@ listen = "127.0.0.1:6007"
 policy = "EC84"
 small-object-policy = "TWOCOPIES"
 small-object-max = "1MiB"
+fragment-deadline = "2s"
 "#,
         )
         .unwrap();
@@ -426,6 +434,7 @@ small-object-max = "1MiB"
         assert_eq!(sdk.policy.to_string(), "EC84");
         let (max, small) = sdk.small_policy.unwrap();
         assert_eq!((max, small.to_string().as_str()), (1 << 20, "TWOCOPIES"));
+        assert_eq!(sdk.fragment_deadline, std::time::Duration::from_secs(2));
 
         let with = |extra: &str| -> String {
             let text =

@@ -44,6 +44,12 @@ pub struct ClientConfig {
     pub rpc_timeout: Duration,
     /// How long transient directory failures (elections, restarts) are retried.
     pub retry_deadline: Duration,
+    /// Longest wait for one step of a chunk transfer: a rawx answering a read, one
+    /// shard arriving or being taken, a write's final answer. A read past it decodes
+    /// around that fragment (EC) or moves to another copy; a write past it goes on
+    /// without that fragment while the write quorum holds (the slot is recorded as
+    /// missing, for `oxio volume repair-missing`).
+    pub fragment_deadline: Duration,
     /// Counters of notable events (degraded reads), shared by every clone of this
     /// config and of the client built from it; front ends export them as metrics.
     pub counters: Arc<SdkCounters>,
@@ -87,10 +93,14 @@ impl ClientConfig {
             )),
             rpc_timeout: Duration::from_secs(10),
             retry_deadline: Duration::from_secs(15),
+            fragment_deadline: DEFAULT_FRAGMENT_DEADLINE,
             counters: Arc::default(),
         }
     }
 }
+
+/// Default [`ClientConfig::fragment_deadline`].
+pub const DEFAULT_FRAGMENT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Shared state of a [`Client`].
 pub struct Inner {

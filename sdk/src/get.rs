@@ -1,7 +1,8 @@
 //! Streaming download of a byte range: inline data sliced, replicated metachunks read
 //! from one copy (switching copy on failure), erasure-coded metachunks read stripe by
-//! stripe from the data fragments, with parity fragments opened and decoded as soon
-//! as a data fragment is missing, fails, or is cut short by a checksum failure.
+//! stripe from the data fragments (opened at once), with parity fragments opened and
+//! decoded as soon as a data fragment is missing, fails, is cut short by a checksum
+//! failure, or does not answer within [`crate::ClientConfig::fragment_deadline`].
 
 use crate::client::Inner;
 use crate::ec::{self, Geometry};
@@ -112,16 +113,19 @@ async fn read_replicated(
                 detail: errors.join("; "),
             });
         };
-        let mut reader = match inner.rawx.get(&c.addr, &c.chunk_id, pos, to).await {
+        let deadline = inner.config.fragment_deadline;
+        let mut reader = match within(deadline, inner.rawx.get(&c.addr, &c.chunk_id, pos, to)).await
+        {
             Ok(r) => r,
             Err(e) => {
+                tracing::warn!(rawx = %c.rawx_id, chunk = %c.chunk_id, error = %e, "copy unreadable, trying another");
                 errors.push(e.to_string());
                 continue;
             }
         };
         while pos < to {
             let n = ((to - pos) as usize).min(PIECE_BYTES);
-            match reader.read_exact(n).await {
+            match within(deadline, reader.read_exact(n)).await {
                 Ok(b) => {
                     pos += n as u64;
                     if tx.send(Ok(b)).await.is_err() {
@@ -158,25 +162,64 @@ impl Fragments<'_> {
     }
 
     async fn open(&mut self, j: usize, start: u64, end: u64) -> bool {
-        let Some(rec) = self.records[j] else {
-            self.dead[j] = true;
-            return false;
-        };
-        match self
-            .inner
-            .rawx
-            .get(&rec.addr, &rec.chunk_id, start, end)
-            .await
-        {
-            Ok(r) => {
-                self.readers[j] = Some(r);
-                true
+        self.open_all(&[j], start, end).await;
+        self.readers[j].is_some()
+    }
+
+    /// Opens the fragments `js` at once (each within the fragment deadline).
+    async fn open_all(&mut self, js: &[usize], start: u64, end: u64) {
+        let inner = self.inner;
+        let deadline = inner.config.fragment_deadline;
+        let opening = js.iter().map(|&j| {
+            let rec = self.records[j];
+            async move {
+                let r = match rec {
+                    None => None,
+                    Some(rec) => Some(
+                        within(
+                            deadline,
+                            inner.rawx.get(&rec.addr, &rec.chunk_id, start, end),
+                        )
+                        .await,
+                    ),
+                };
+                (j, r)
             }
-            Err(e) => {
-                self.mark_dead(j, e);
-                false
+        });
+        for (j, r) in futures::future::join_all(opening).await {
+            match r {
+                None => self.dead[j] = true,
+                Some(Ok(reader)) => self.readers[j] = Some(reader),
+                Some(Err(e)) => self.mark_dead(j, e),
             }
         }
+    }
+
+    /// The next `len` bytes of fragment `j` (within the fragment deadline), or why
+    /// not (the fragment is then dead).
+    async fn read(&mut self, j: usize, len: usize) -> Option<Vec<u8>> {
+        let deadline = self.inner.config.fragment_deadline;
+        let r = self.readers[j].as_mut()?;
+        match within(deadline, r.read_exact(len)).await {
+            Ok(b) => Some(b.to_vec()),
+            Err(e) => {
+                self.mark_dead(j, e);
+                None
+            }
+        }
+    }
+}
+
+/// `fut`, or [`Error::Unavailable`] when it takes longer than `deadline`.
+async fn within<T>(
+    deadline: std::time::Duration,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(deadline, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Unavailable(format!(
+            "rawx gave no answer within the fragment deadline ({deadline:?})"
+        ))),
     }
 }
 
@@ -209,23 +252,17 @@ async fn read_ec(
     };
     let begin = geo.chunk_offset(first);
     let mut degraded = false;
-    for j in 0..geo.k {
-        frags.open(j, begin, read_end).await;
-    }
+    let data: Vec<usize> = (0..geo.k).collect();
+    frags.open_all(&data, begin, read_end).await;
     for i in first..=last {
         let len = geo.stripe_len(mc_size, i);
         let sl = geo.shard_len(len);
         let mut shards: Vec<Option<Vec<u8>>> = vec![None; width];
         let mut present = 0;
         for (j, shard) in shards.iter_mut().enumerate() {
-            if let Some(r) = frags.readers[j].as_mut() {
-                match r.read_exact(sl).await {
-                    Ok(b) => {
-                        *shard = Some(b.to_vec());
-                        present += 1;
-                    }
-                    Err(e) => frags.mark_dead(j, e),
-                }
+            if frags.readers[j].is_some() {
+                *shard = frags.read(j, sl).await;
+                present += usize::from(shard.is_some());
             }
         }
         // Open more fragments (parity first) until k shards of this stripe are here.
@@ -248,15 +285,8 @@ async fn read_ec(
                 && !frags.dead[j]
                 && frags.open(j, geo.chunk_offset(i), read_end).await
             {
-                if let Some(r) = frags.readers[j].as_mut() {
-                    match r.read_exact(sl).await {
-                        Ok(b) => {
-                            shards[j] = Some(b.to_vec());
-                            present += 1;
-                        }
-                        Err(e) => frags.mark_dead(j, e),
-                    }
-                }
+                shards[j] = frags.read(j, sl).await;
+                present += usize::from(shards[j].is_some());
             }
             j += 1;
         }

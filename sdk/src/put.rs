@@ -285,7 +285,13 @@ where
             };
             for (j, shard) in shards.into_iter().enumerate() {
                 if let Some(tx) = &senders[j] {
-                    if tx.send(shard).await.is_err() {
+                    // A rawx that takes nothing for the fragment deadline is left
+                    // behind (its upload ends as aborted); the others go on.
+                    let sent = tokio::time::timeout(cfg.fragment_deadline, tx.send(shard)).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        if sent.is_err() {
+                            tracing::warn!(rawx = %targets[j].info.as_ref().map(|i| i.id.as_str()).unwrap_or(""), deadline = ?cfg.fragment_deadline, "rawx too slow, fragment abandoned");
+                        }
                         senders[j] = None;
                         failed += 1;
                     }
@@ -302,14 +308,27 @@ where
             // The end marker: without it a chunk upload ends as aborted and the
             // rawx discards it.
             for tx in senders.iter().flatten() {
-                let _ = tx.send(Bytes::new()).await;
+                let _ = tokio::time::timeout(cfg.fragment_deadline, tx.send(Bytes::new())).await;
             }
         }
         drop(senders);
         let mut ok = 0usize;
         let mut errors = Vec::new();
-        for (j, t) in tasks.into_iter().enumerate() {
-            match t.await {
+        for (j, mut t) in tasks.into_iter().enumerate() {
+            // Every byte is sent: each rawx has the fragment deadline to say it is
+            // durable, else the fragment counts as failed (its upload is dropped).
+            let answer = match tokio::time::timeout(cfg.fragment_deadline, &mut t).await {
+                Ok(a) => a,
+                Err(_) => {
+                    t.abort();
+                    errors.push(format!(
+                        "fragment {j}: no answer within the fragment deadline ({:?})",
+                        cfg.fragment_deadline
+                    ));
+                    continue;
+                }
+            };
+            match answer {
                 Ok((info, chunk_id, Ok(stored))) => {
                     ok += 1;
                     written.push(ChunkRecord {

@@ -41,6 +41,8 @@ pub struct GridSpec {
     pub consciences: usize,
     /// Capacity of each rawx volume in bytes (None: the file system's).
     pub rawx_capacity: Option<u64>,
+    /// The sdk's fragment deadline (None: its default).
+    pub fragment_deadline: Option<Duration>,
 }
 
 impl TestGrid {
@@ -83,6 +85,9 @@ impl TestGrid {
         // These tests exercise erasure coding at every chunked size: no size rule
         // (tests/s3/test_policy.py covers it through the gateway).
         cfg.small_policy = None;
+        if let Some(d) = spec.fragment_deadline {
+            cfg.fragment_deadline = d;
+        }
         let sdk = oxio_sdk::Client::new(cfg)?;
         let mut grid = TestGrid {
             dir,
@@ -180,6 +185,33 @@ impl TestGrid {
         Ok(())
     }
 
+    /// Starts one more rawx that the grid reaches only through a [`StallProxy`]
+    /// (it advertises the proxy's address), so a test can make it hang.
+    pub async fn add_stallable_rawx(&mut self) -> Result<StallProxy> {
+        let proxy = StallProxy::bind().await?;
+        let i = self.rawx.len();
+        let mut cfg = oxio_rawx::RawxConfig::new(
+            format!("rawx-{i}"),
+            "127.0.0.1:0".parse()?,
+            self.dir.path().join(format!("vol{i}")),
+        );
+        cfg.location = format!("local.rack1.host1.vol{i}");
+        cfg.workers = 1;
+        cfg.conscience = self.conscience_addrs();
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.advertise = Some(proxy.addr.to_string());
+        let token = CancellationToken::new();
+        let started = oxio_rawx::start(cfg, token.clone())?;
+        proxy.forward_to(started.addr);
+        self.rawx.push(TestRawx {
+            id: format!("rawx-{i}"),
+            addr: started.addr,
+            shutdown: token,
+            started: Some(started),
+        });
+        Ok(proxy)
+    }
+
     /// Starts rawx `i` again (after [`TestGrid::stop_rawx`]) with its id, volume,
     /// location and address.
     pub fn restart_rawx(&mut self, i: usize) -> Result<()> {
@@ -249,5 +281,93 @@ impl Drop for TestGrid {
             r.shutdown.cancel();
         }
         self.shutdown.cancel();
+    }
+}
+
+/// A TCP proxy in front of a service that can be made to hang: while stalled it
+/// accepts connections and keeps them open but moves no byte either way (a
+/// stuck disk, a frozen process), as a deadline test needs.
+pub struct StallProxy {
+    /// Where clients connect.
+    pub addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>>,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallProxy {
+    /// Binds on loopback; forwards nothing until [`StallProxy::forward_to`].
+    pub async fn bind() -> Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let target: std::sync::Arc<std::sync::Mutex<Option<std::net::SocketAddr>>> =
+            std::sync::Arc::default();
+        let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, st) = (target.clone(), stalled.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Some(to) = *t.lock().unwrap_or_else(|e| e.into_inner()) else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    tokio::join!(pump(cr, sw, st.clone()), pump(sr, cw, st));
+                });
+            }
+        });
+        Ok(StallProxy {
+            addr,
+            target,
+            stalled,
+            task,
+        })
+    }
+
+    /// Sends what arrives to `to`.
+    pub fn forward_to(&self, to: std::net::SocketAddr) {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(to);
+    }
+
+    /// Stops (`true`) or resumes (`false`) moving bytes.
+    pub fn stall(&self, on: bool) {
+        self.stalled.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, holding each piece while `stalled` is set.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        while stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
