@@ -551,6 +551,112 @@ fn capacity_full_answers_507(driver: Driver) {
     srv.stop();
 }
 
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// A `bytes`-large tmpfs, or `None` (with a note) where mounting is not allowed.
+    fn mount(bytes: u64) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallFs { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "NOTE: cannot mount a tmpfs ({}), full file system test skipped",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("NOTE: no mount command ({e}), full file system test skipped");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A volume on a file system that fills up (no capacity set): the write the file
+/// system refuses (ENOSPC) answers 507 volume-full and leaves no partial file, the
+/// chunks already there still read back, deletes work, and the room a delete makes
+/// is used again.
+fn filesystem_full_answers_507(driver: Driver) {
+    let Some(fs) = SmallFs::mount(1 << 20) else {
+        return;
+    };
+    let cfg = config(fs.dir.path().join("vol"), driver);
+    let Some(srv) = start(cfg, None) else {
+        return;
+    };
+    let mut c = Client::connect(srv.addr);
+    let h = put_headers();
+    let mut stored = Vec::new();
+    let mut full = None;
+    for n in 1..=20u8 {
+        let mut c = Client::connect(srv.addr);
+        let r = c.request(
+            "PUT",
+            &format!("/{}", chunk_id(n)),
+            &h,
+            Some(&data(200_000, n as u32)),
+        );
+        match r.status {
+            201 => stored.push(n),
+            507 => {
+                assert_eq!(r.header("x-oxio-error"), Some("volume-full"));
+                full = Some(n);
+                break;
+            }
+            other => panic!("PUT {n}: {other} {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    let full = full.expect("a 1 MiB file system never filled up");
+    assert!(!stored.is_empty(), "not even one chunk fit");
+    assert_eq!(
+        pending_files(&srv.volume),
+        0,
+        "a refused write left a partial file"
+    );
+    for &n in &stored {
+        let r = c.request("GET", &format!("/{}", chunk_id(n)), &[], None);
+        assert_eq!(r.status, 200, "chunk {n}");
+        assert_eq!(r.body, data(200_000, n as u32));
+    }
+    assert_eq!(
+        c.request("GET", &format!("/{}", chunk_id(full)), &[], None)
+            .status,
+        404
+    );
+    assert_eq!(
+        c.request("DELETE", &format!("/{}", chunk_id(stored[0])), &[], None)
+            .status,
+        204
+    );
+    let r = c.request(
+        "PUT",
+        &format!("/{}", chunk_id(full)),
+        &h,
+        Some(&data(200_000, full as u32)),
+    );
+    assert_eq!(r.status, 201, "room made by the delete is used again");
+    srv.stop();
+    drop(fs);
+}
+
 /// With `direct_io` (O_DIRECT): chunks of every alignment round-trip, ranges and the
 /// file layout match the buffered path, damage is still detected, and a restarted
 /// service (buffered) reads what the direct one wrote.
@@ -661,6 +767,7 @@ both_drivers!(
     restart_cleans_pending_and_counts,
     shutdown_with_idle_connection,
     capacity_full_answers_507,
+    filesystem_full_answers_507,
     direct_io_round_trip
 );
 
