@@ -4,12 +4,13 @@ of S3 PUTs, overwrites and GETs, while its nodes are killed with SIGKILL.
 Five rounds: kill -9 the leader of the bucket's meta2 group (the busiest one: every
 write goes there) and time the failover (kill → first acknowledged PUT sent after
 it), then kill -9 a follower (quorum lost: writes fail), then restart both. Finally
-all three are killed at once and restarted.
+all three are killed at once while the writers go on, and restarted.
 
 Checker: every acknowledged PUT reads back with its bytes (or, for an overwritten key,
 a later attempt's); no GET ever returns an older version of a key than one whose PUT
-was acknowledged before the GET started (per-key history); listings hold every
-acknowledged key.
+was acknowledged before the GET started, nor answers NoSuchKey for it (per-key
+history); listings hold every acknowledged key. The failover times are printed
+with the test's outcome.
 """
 
 import os
@@ -22,6 +23,7 @@ import time
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from conftest import free_port_base
 from procs import Proc, oxio, wait_rawx, write
@@ -159,7 +161,7 @@ def wait_until(cond, what, deadline_s=DEADLINE_S):
         time.sleep(0.1)
 
 
-def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
+def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid, capsys):
     g = chaos_grid
     env = g["env"]
     oxio(env, "account", "create", "chaos")
@@ -222,6 +224,14 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
                 floor = h.acked[k]
             try:
                 body = s3.get_object(Bucket="chaos", Key=k)["Body"].read()
+            except ClientError as e:
+                # Unavailable while a group has no quorum is expected; an acknowledged
+                # key reported missing is a stale read.
+                if e.response["Error"]["Code"] == "NoSuchKey":
+                    with h.lock:
+                        h.violations.append(f"{k}: NoSuchKey after attempt {floor} was acknowledged")
+                time.sleep(0.05)
+                continue
             except Exception:
                 time.sleep(0.05)
                 continue
@@ -237,6 +247,13 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
         t.start()
     failovers = []
     procs = g["procs"]
+
+    def acked_after(t):
+        """When the first PUT sent after `t` was acknowledged, if one was."""
+        with h.lock:
+            ends = [e for s, e in h.acks if s > t]
+        return min(ends) if ends else None
+
     try:
         wait_until(lambda: len(h.acks) >= 20, "first writes")
         for rnd in range(ROUNDS):
@@ -244,11 +261,6 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
             leader = wait_until(lambda: leader_of(env, group, alive), f"round {rnd}: a leader of group {group}")
             t0 = time.monotonic()
             procs[f"dir{leader}"].kill9()
-
-            def acked_after(t):
-                with h.lock:
-                    ends = [e for s, e in h.acks if s > t]
-                return min(ends) if ends else None
 
             first = wait_until(lambda: acked_after(t0), f"round {rnd}: a write after killing leader {leader}")
             failovers.append(first - t0)
@@ -261,17 +273,29 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
             procs[f"dir{leader}"].start()
             procs[f"dir{follower}"].start()
             wait_until(lambda: acked_after(time.monotonic() - 0.5) if acked_after(t1) else None, f"round {rnd}: writes after restart")
-            print(f"round {rnd}: killed leader {leader} (failover {failovers[-1]:.2f} s), then follower {follower}; both restarted")
+            with capsys.disabled():
+                print(f"\nround {rnd}: killed leader {leader} (failover {failovers[-1]:.2f} s), then follower {follower}; both restarted")
+        # All three at once, while the writers keep writing: nothing acknowledged
+        # before the kill may be lost.
+        for n in range(1, NODES + 1):
+            procs[f"dir{n}"].kill9()
+        t2 = time.monotonic()
+        for n in range(1, NODES + 1):
+            procs[f"dir{n}"].start()
+        wait_until(lambda: leader_of(env, group, set(range(1, NODES + 1))), "a leader after restarting all three")
+        wait_until(lambda: acked_after(t2), "writes after restarting all three")
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=120)
 
-    print(
-        f"\n{len(h.acks)} PUTs acknowledged, {h.failures} failed, {h.reads} GETs checked; "
-        f"failover after kill -9 of the meta2 leader: "
-        f"min {min(failovers):.2f} s, median {statistics.median(failovers):.2f} s, max {max(failovers):.2f} s"
-    )
+    with capsys.disabled():
+        print(
+            f"\n{len(h.acks)} PUTs acknowledged, {h.failures} failed, {h.reads} GETs checked; "
+            f"failover after kill -9 of the meta2 leader (kill to the first acknowledged PUT sent after it), "
+            f"{len(failovers)} rounds: min {min(failovers):.2f} s, median {statistics.median(failovers):.2f} s, "
+            f"max {max(failovers):.2f} s"
+        )
     assert not h.violations, h.violations[:5]
     assert h.reads > 50, "the reader must have checked the history"
 
@@ -290,17 +314,10 @@ def test_directory_survives_kill9_of_leaders_and_followers(chaos_grid):
         missing = set(h.acked) - listed
         assert not missing, f"{when}: listing lacks {sorted(missing)[:5]}"
 
-    check_everything("after the rounds")
-    # All three at once.
-    for n in range(1, NODES + 1):
-        procs[f"dir{n}"].kill9()
-    for n in range(1, NODES + 1):
-        procs[f"dir{n}"].start()
-    wait_until(lambda: leader_of(env, group, set(range(1, NODES + 1))), "a leader after restarting all three")
     end = time.monotonic() + DEADLINE_S
     while True:
         try:
-            check_everything("after restarting all three")
+            check_everything("after the rounds and the restart of all three")
             break
         except Exception:
             if time.monotonic() > end:
