@@ -15,6 +15,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct Host {
     shutdown: CancellationToken,
     heartbeat: Duration,
+    directory_peers: Vec<String>,
     conscience: Option<oxio_conscience::Started>,
     directory: Vec<oxio_directory::Started>,
     rawx: Vec<oxio_rawx::Started>,
@@ -27,6 +28,7 @@ impl Host {
         Host {
             shutdown,
             heartbeat: HEARTBEAT,
+            directory_peers: Vec::new(),
             conscience: None,
             directory: Vec::new(),
             rawx: Vec::new(),
@@ -37,6 +39,12 @@ impl Host {
     /// Sets the heartbeat period of the services started from now on.
     pub fn set_heartbeat(&mut self, every: Duration) {
         self.heartbeat = every;
+    }
+
+    /// Sets the directory node addresses the directory nodes started from now on may
+    /// ask for meta0 (`directory-addrs`).
+    pub fn set_directory_peers(&mut self, peers: Vec<String>) {
+        self.directory_peers = peers;
     }
 
     /// Starts a conscience.
@@ -69,6 +77,7 @@ impl Host {
         cfg.conscience = conscience;
         cfg.bootstrap = bootstrap;
         cfg.heartbeat_interval = self.heartbeat;
+        cfg.peers = self.directory_peers.clone();
         let s = oxio_directory::start(cfg, self.shutdown.child_token())
             .await
             .with_context(|| format!("starting directory node {node_id}"))?;

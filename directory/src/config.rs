@@ -73,7 +73,14 @@ pub struct DirectoryConfig {
     /// empty (see [`crate::purger`]); zero turns the worker off (the queue then only
     /// grows: for tests of the queue itself).
     pub purge_interval: Duration,
+    /// Other directory nodes (`host:port`), asked for the meta0 table when this node
+    /// hosts no meta0 replica (a grid with more nodes than replicas). `oxiod run`
+    /// passes `directory-addrs`.
+    pub peers: Vec<String>,
 }
+
+/// Most peers a node keeps.
+pub const MAX_PEERS: usize = 64;
 
 impl DirectoryConfig {
     /// A node with id `node_id` keeping its data under `data_dir`, listening on the
@@ -90,6 +97,7 @@ impl DirectoryConfig {
             heartbeat_interval: Duration::from_secs(1),
             metrics_listen: None,
             purge_interval: Duration::from_secs(1),
+            peers: Vec::new(),
         }
     }
 

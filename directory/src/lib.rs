@@ -108,6 +108,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     )
     .await?;
     node.set_location(&config.location);
+    node.set_peers(&config.peers);
 
     let stop = shutdown.child_token();
     let svc = DirectoryServer::new(service::DirectoryService::new(node.clone()))

@@ -71,6 +71,8 @@ pub struct Node {
     groups: RwLock<BTreeMap<u64, Arc<Group>>>,
     snapshots: Arc<SnapshotCounters>,
     location: RwLock<String>,
+    /// Other directory nodes to ask for meta0 when this node hosts no replica of it.
+    peers: RwLock<Vec<String>>,
 }
 
 /// The Raft settings of every group.
@@ -119,6 +121,7 @@ impl Node {
             groups: RwLock::new(BTreeMap::new()),
             snapshots: Arc::default(),
             location: RwLock::new(String::new()),
+            peers: RwLock::new(Vec::new()),
         });
         for gid in node.persisted_groups()? {
             node.start_group(gid).await?;
@@ -133,12 +136,47 @@ impl Node {
         *self.location.write().unwrap_or_else(|p| p.into_inner()) = location.to_string();
     }
 
+    /// Sets the directory node addresses this node may ask for meta0 (its own is
+    /// ignored).
+    pub fn set_peers(&self, peers: &[String]) {
+        let own = self.addr.clone();
+        *self.peers.write().unwrap_or_else(|p| p.into_inner()) = peers
+            .iter()
+            .filter(|p| **p != own)
+            .take(crate::config::MAX_PEERS)
+            .cloned()
+            .collect();
+    }
+
+    /// See [`Node::set_peers`].
+    pub fn peers(&self) -> Vec<String> {
+        self.peers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// The node's dotted location ("" when not configured).
     pub fn location(&self) -> String {
         self.location
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Approximate bytes of `group`'s log and state-machine data in the SST files.
+    pub fn group_size_bytes(&self, group: u64) -> u64 {
+        let bounds: Vec<(Vec<u8>, Vec<u8>)> =
+            [keys::LOG, keys::SM_DATA, keys::SM_META, keys::RAFT_META]
+                .iter()
+                .map(|tag| {
+                    let start = keys::group_prefix(*tag, group);
+                    let end = keys::group_prefix(*tag, group.saturating_add(1));
+                    (start, end)
+                })
+                .collect();
+        let ranges: Vec<rocksdb::Range<'_>> = bounds
+            .iter()
+            .map(|(s, e)| rocksdb::Range::new(s, e))
+            .collect();
+        self.db.get_approximate_sizes(&ranges).iter().sum()
     }
 
     /// The database (shared by every group).
@@ -384,5 +422,38 @@ impl Node {
                 tracing::warn!(group = g.id, error = %e, "raft shutdown failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn group_sizes_count_only_their_own_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(open_db(dir.path()).unwrap());
+        let node = Node::open(
+            1,
+            "127.0.0.1:1".into(),
+            db.clone(),
+            dir.path().join("snapshots"),
+        )
+        .await
+        .unwrap();
+        // Random bytes: the SST files' compression cannot shrink them.
+        for i in 0..2000u32 {
+            let value: Vec<u8> = (0..1000).map(|_| rand::random::<u8>()).collect();
+            db.put(keys::named(keys::SM_DATA, 1001, &i.to_be_bytes()), &value)
+                .unwrap();
+            db.put(keys::log(1001, u64::from(i)), &value).unwrap();
+        }
+        db.put(keys::named(keys::SM_DATA, 1003, b"x"), b"y")
+            .unwrap();
+        db.flush().unwrap();
+        let busy = node.group_size_bytes(1001);
+        assert!(busy > 1_000_000, "{busy}");
+        assert!(node.group_size_bytes(1002) < busy / 100);
+        assert!(node.group_size_bytes(1003) < busy / 100);
     }
 }

@@ -180,6 +180,11 @@ impl DirectoryService {
                 candidates.push(m.addr);
             }
         }
+        for p in self.node.peers() {
+            if !candidates.contains(&p) {
+                candidates.push(p);
+            }
+        }
         for addr in candidates.iter().take(16) {
             let Ok(mut client) = self.node.channels().client(addr) else {
                 continue;
@@ -391,7 +396,15 @@ impl Directory for DirectoryService {
         if meta2.is_empty() {
             return Err(Status::failed_precondition("meta0 lists no meta2 group"));
         }
-        let meta2_group = meta2[rand::rng().random_range(0..meta2.len())];
+        let meta2_group = match req.meta2_group {
+            0 => meta2[rand::rng().random_range(0..meta2.len())],
+            chosen if meta2.contains(&chosen) => chosen,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "group {other} is not a meta2 group (meta0 lists {meta2:?})"
+                )))
+            }
+        };
         let cmd = Command::CreateContainer {
             account: req.account,
             name: req.name,
@@ -808,6 +821,7 @@ impl Directory for DirectoryService {
                     applied_index: v.applied_index,
                     last_log_index: v.last_log_index,
                     is_leader: v.is_leader,
+                    size_bytes: self.node.group_size_bytes(g.id),
                 }
             })
             .collect();

@@ -133,6 +133,7 @@ async fn node_serves_and_survives_restart() {
             group: gc,
             account: account.into(),
             name: "bucket".into(),
+            meta2_group: 0,
         })
         .await
         .unwrap()
@@ -144,11 +145,43 @@ async fn node_serves_and_survives_restart() {
             group: gc,
             account: account.into(),
             name: "bucket".into(),
+            meta2_group: 0,
         })
         .await
         .unwrap_err();
     assert_eq!(exists.code(), tonic::Code::AlreadyExists);
     assert_eq!(exists.message(), "container exists");
+    // A client's choice of meta2 group is taken when meta0 lists it as meta2.
+    for (name, chosen) in [
+        ("chosen-a", 1000u64),
+        ("chosen-b", 1000 + u64::from(META2) - 1),
+    ] {
+        let cid = oxio_common::container_id(account, name);
+        let g = table.prefix_to_meta1[oxio_common::cid_prefix(&cid).unwrap() as usize];
+        let rec = c
+            .create_container(CreateContainerRequest {
+                group: g,
+                account: account.into(),
+                name: name.into(),
+                meta2_group: chosen,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(rec.meta2_group, chosen);
+    }
+    let bad_cid = oxio_common::container_id(account, "not-meta2");
+    let g = table.prefix_to_meta1[oxio_common::cid_prefix(&bad_cid).unwrap() as usize];
+    let bad = c
+        .create_container(CreateContainerRequest {
+            group: g,
+            account: account.into(),
+            name: "not-meta2".into(),
+            meta2_group: g,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
     let listed = c
         .list_containers(ListContainersRequest {
             group: gc,
@@ -157,7 +190,8 @@ async fn node_serves_and_survives_restart() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.containers, vec![rec.clone()]);
+    assert!(listed.containers.contains(&rec), "{:?}", listed.containers);
+    assert!(listed.containers.iter().all(|c| c.account == account));
 
     // wrong kind and unknown group
     let wrong = c
@@ -407,7 +441,7 @@ async fn node_serves_and_survives_restart() {
         .await
         .unwrap()
         .into_inner();
-    assert!(listed.containers.is_empty());
+    assert!(listed.containers.iter().all(|c| c.cid != cid));
 
     token.cancel();
     started.task.await.unwrap().unwrap();

@@ -391,6 +391,7 @@ impl Client {
         let cid = container_id(account, name);
         let group = self.meta1_of_cid(&cid).await?;
         let (acc, nm) = (account.to_string(), name.to_string());
+        let meta2_group = self.choose_meta2_group().await.unwrap_or(0);
         let created = self
             .inner
             .directory
@@ -400,6 +401,7 @@ impl Client {
                     group,
                     account: acc.clone(),
                     name: nm.clone(),
+                    meta2_group,
                 },
                 |mut c, r| async move { c.create_container(r).await },
             )
@@ -723,23 +725,7 @@ impl Client {
 
     /// Every service the conscience knows.
     pub async fn list_services(&self, service_type: &str) -> Result<Vec<ServiceState>> {
-        let mut last = String::new();
-        for addr in &self.inner.config.conscience {
-            let ch =
-                oxio_proto::channel(addr).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            let mut c = oxio_proto::ConscienceClient::new(ch);
-            let mut r = tonic::Request::new(ListServicesRequest {
-                service_type: service_type.to_string(),
-            });
-            r.set_timeout(self.inner.config.rpc_timeout);
-            match c.list_services(r).await {
-                Ok(r) => return Ok(r.into_inner().services),
-                Err(s) => last = format!("{addr}: {}", s.message()),
-            }
-        }
-        Err(Error::Unavailable(format!(
-            "no conscience answered: {last}"
-        )))
+        self.inner.conscience.list(service_type).await
     }
 }
 

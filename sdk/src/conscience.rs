@@ -2,7 +2,7 @@
 
 use crate::{Error, Result};
 use oxio_proto::rpc::{RequestIdInterceptor, Traced};
-use oxio_proto::v1::{PlaceRequest, ServiceState};
+use oxio_proto::v1::{ListServicesRequest, PlaceRequest, ServiceState};
 use oxio_proto::ConscienceClient;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,6 +75,32 @@ impl ConscienceHandle {
                 Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                     return Err(Error::Placement(s.message().to_string()))
                 }
+                Err(s) => last = format!("{addr}: {}", s.message()),
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "no conscience answered: {last}"
+        )))
+    }
+
+    /// Every service of `service_type` the first live replica lists (rotating
+    /// through them like placements).
+    pub async fn list(&self, service_type: &str) -> Result<Vec<ServiceState>> {
+        if self.clients.is_empty() {
+            return Err(Error::Unavailable(
+                "no conscience address configured".into(),
+            ));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = String::new();
+        for i in 0..self.clients.len() {
+            let (addr, c) = &self.clients[(start + i) % self.clients.len()];
+            let mut req = tonic::Request::new(ListServicesRequest {
+                service_type: service_type.to_string(),
+            });
+            req.set_timeout(self.rpc_timeout);
+            match c.clone().list_services(req).await {
+                Ok(r) => return Ok(r.into_inner().services),
                 Err(s) => last = format!("{addr}: {}", s.message()),
             }
         }

@@ -18,6 +18,7 @@ pub mod ec;
 pub mod error;
 pub mod gc;
 pub mod get;
+pub mod meta2_choice;
 pub mod missing;
 pub mod multipart;
 pub mod policy;

@@ -576,6 +576,7 @@ async fn directory(
                 "applied",
                 "last_log",
                 "lag",
+                "size_bytes",
                 "error",
             ]);
             for n in &nodes {
@@ -588,6 +589,7 @@ async fn directory(
                         json!([]),
                         json!(null),
                         json!(false),
+                        json!(null),
                         json!(null),
                         json!(null),
                         json!(null),
@@ -613,6 +615,7 @@ async fn directory(
                                 json!(g.applied_index),
                                 json!(g.last_log_index),
                                 lag,
+                                json!(g.size_bytes),
                                 json!(null),
                             ]);
                         }

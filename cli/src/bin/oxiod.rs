@@ -126,6 +126,7 @@ async fn run(command: Command) -> Result<()> {
 async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> {
     let mut host = Host::new(shutdown);
     host.set_heartbeat(cfg.heartbeat()?);
+    host.set_directory_peers(cfg.directory_addrs.clone());
     if let Some(c) = &cfg.conscience {
         host.start_conscience(c.conscience_config(None)?).await?;
     }
