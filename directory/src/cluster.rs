@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use tonic::Request;
 
 /// Deadline of the Status call that checks a node is up.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Deadline of one HostGroup / GetMeta0 / Bootstrap call to a peer.
-const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a bootstrap waits for every group to elect a leader and for meta0 to
 /// accept the table.
 pub const LEADER_WAIT: Duration = Duration::from_secs(30);
@@ -121,14 +121,14 @@ pub async fn host_group(node: &Node, req: HostGroupRequest) -> Result<HostGroupR
     Ok(HostGroupReply { was_initialized })
 }
 
-fn peer(addr: &str, message: impl std::fmt::Display) -> Error {
+pub(crate) fn peer(addr: &str, message: impl std::fmt::Display) -> Error {
     Error::Peer {
         addr: addr.to_string(),
         message: message.to_string(),
     }
 }
 
-async fn status_of(node: &Node, addr: &str, timeout: Duration) -> Result<StatusReply> {
+pub(crate) async fn status_of(node: &Node, addr: &str, timeout: Duration) -> Result<StatusReply> {
     let mut c = node.channels().client(addr).map_err(|e| peer(addr, e))?;
     let mut r = Request::new(StatusRequest {});
     r.set_timeout(timeout);
@@ -141,7 +141,7 @@ async fn status_of(node: &Node, addr: &str, timeout: Duration) -> Result<StatusR
 
 /// The listed nodes that answer Status under their listed id, and a line per node
 /// that does not.
-async fn probe(node: &Node, nodes: &[MemberRecord]) -> Probed {
+pub(crate) async fn probe(node: &Node, nodes: &[MemberRecord]) -> Probed {
     let mut set = tokio::task::JoinSet::new();
     for (i, n) in nodes.iter().enumerate() {
         let addr = n.addr.clone();
@@ -189,17 +189,17 @@ async fn probe(node: &Node, nodes: &[MemberRecord]) -> Probed {
 }
 
 /// What probing the listed nodes found.
-struct Probed {
+pub(crate) struct Probed {
     /// Nodes that answered as themselves, by id.
-    up: Vec<MemberRecord>,
+    pub up: Vec<MemberRecord>,
     /// Why the others did not.
-    problems: Vec<String>,
+    pub problems: Vec<String>,
     /// Locations the nodes that answered reported, by node id.
-    locations: HashMap<u64, String>,
+    pub locations: HashMap<u64, String>,
 }
 
 /// The meta0 table if any node in `nodes` serves one.
-async fn existing_table(node: &Node, nodes: &[MemberRecord]) -> Option<Meta0Table> {
+pub(crate) async fn existing_table(node: &Node, nodes: &[MemberRecord]) -> Option<Meta0Table> {
     for n in nodes {
         let Ok(mut c) = node.channels().client(&n.addr) else {
             continue;
@@ -225,7 +225,7 @@ async fn call_host(node: &Node, addr: &str, req: HostGroupRequest) -> Result<Hos
 
 /// Polls the members' status until every planned group has a leader; returns each
 /// group's leader node id.
-async fn wait_leaders(
+pub(crate) async fn wait_leaders(
     node: &Node,
     nodes: &[MemberRecord],
     plan: &[GroupRecord],
@@ -364,26 +364,7 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
         forwarded = req.forwarded,
         "bootstrapping a replicated directory"
     );
-    for g in &plan {
-        let members: Vec<GroupMember> = g.members.iter().map(member_to_proto).collect();
-        for m in &g.members {
-            let host = HostGroupRequest {
-                group: g.id,
-                members: members.clone(),
-                initialize: false,
-            };
-            call_host(node, &m.addr, host).await?;
-        }
-    }
-    for g in &plan {
-        let first = &g.members[0];
-        let init = HostGroupRequest {
-            group: g.id,
-            members: g.members.iter().map(member_to_proto).collect(),
-            initialize: true,
-        };
-        call_host(node, &first.addr, init).await?;
-    }
+    host_and_initialize(node, &plan).await?;
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
         let leaders = wait_leaders(node, &up, &plan, deadline).await?;
@@ -409,6 +390,33 @@ pub async fn bootstrap(node: &Node, req: BootstrapRequest) -> Result<BootstrapRe
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Makes every member of every group of `plan` host it, then asks each group's
+/// first member (its preferred leader) to initialize it with all members as voters.
+/// Both steps are idempotent.
+pub(crate) async fn host_and_initialize(node: &Node, plan: &[GroupRecord]) -> Result<()> {
+    for g in plan {
+        let members: Vec<GroupMember> = g.members.iter().map(member_to_proto).collect();
+        for m in &g.members {
+            let host = HostGroupRequest {
+                group: g.id,
+                members: members.clone(),
+                initialize: false,
+            };
+            call_host(node, &m.addr, host).await?;
+        }
+    }
+    for g in plan {
+        let first = &g.members[0];
+        let init = HostGroupRequest {
+            group: g.id,
+            members: g.members.iter().map(member_to_proto).collect(),
+            initialize: true,
+        };
+        call_host(node, &first.addr, init).await?;
+    }
+    Ok(())
 }
 
 /// Hands the final meta0 write to the meta0 leader `leader`.

@@ -15,6 +15,7 @@ pub mod acl;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod grow;
 pub mod incomplete;
 pub mod keys;
 pub mod listing;

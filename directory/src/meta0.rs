@@ -33,6 +33,23 @@ pub fn apply_init(ov: &mut Overlay<'_>, table: &[u64], groups: &[GroupRecord]) -
     Ok(Reply::Done)
 }
 
+/// Applies `Meta0AddGroups`: records groups created after the bootstrap (meta2
+/// groups added as the directory grows). A group already recorded keeps its record,
+/// so a repeated command changes nothing; without a table (not bootstrapped) it is
+/// refused.
+pub fn apply_add_groups(ov: &mut Overlay<'_>, groups: &[GroupRecord]) -> Result<Reply> {
+    if ov.get(sm::META0_TABLE)?.is_none() || groups.len() > MAX_GROUPS {
+        return Ok(Reply::Refused(Refusal::Invalid));
+    }
+    for g in groups {
+        let k = sm::meta0_group(g.id);
+        if ov.get(&k)?.is_none() {
+            ov.put(k, serde_json::to_vec(g)?);
+        }
+    }
+    Ok(Reply::Done)
+}
+
 /// The prefix table, if it was written.
 pub fn read_table(view: &SmView<'_>) -> Result<Option<Vec<u64>>> {
     let Some(packed) = view.get(sm::META0_TABLE)? else {
@@ -79,5 +96,52 @@ mod tests {
             assert!(t.contains(&g));
         }
         assert!(even_table(1).iter().all(|g| *g == 1));
+    }
+}
+
+#[cfg(test)]
+mod add_tests {
+    use crate::test_sm::TestSm;
+    use crate::types::{Command, GroupKind, GroupRecord, MemberRecord, Refusal, Reply};
+
+    fn group(id: u64, node: u64) -> GroupRecord {
+        GroupRecord {
+            id,
+            kind: GroupKind::of(id),
+            members: vec![MemberRecord {
+                node_id: node,
+                addr: format!("10.0.0.{node}:6001"),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn groups_are_added_once_and_only_to_a_bootstrapped_table() {
+        let mut sm = TestSm::new(0).await;
+        let add = |groups| Command::Meta0AddGroups { groups };
+        assert_eq!(
+            sm.apply(add(vec![group(1005, 1)])).await,
+            Reply::Refused(Refusal::Invalid),
+            "no table yet"
+        );
+        sm.apply(Command::Meta0Init {
+            prefix_to_meta1: super::even_table(1),
+            groups: vec![group(0, 1), group(1, 1), group(1000, 1)],
+        })
+        .await;
+        assert_eq!(sm.apply(add(vec![group(1001, 2)])).await, Reply::Done);
+        // Again, with another record for the same id: the first one stays.
+        assert_eq!(
+            sm.apply(add(vec![group(1001, 3), group(1002, 3)])).await,
+            Reply::Done
+        );
+        let groups = super::read_groups(&sm.sm.view()).unwrap();
+        let ids: Vec<u64> = groups.iter().map(|g| g.id).collect();
+        assert_eq!(ids, [0, 1, 1000, 1001, 1002]);
+        assert_eq!(groups[3].members[0].node_id, 2);
+        assert_eq!(
+            super::read_table(&sm.sm.view()).unwrap().unwrap().len(),
+            oxio_common::PREFIX_COUNT
+        );
     }
 }

@@ -76,6 +76,19 @@ pub fn spread_located(
     locations: &HashMap<u64, String>,
 ) -> Result<Vec<GroupRecord>> {
     spec.validate()?;
+    spread_groups(&group_ids(spec), replicas, nodes, locations, &[])
+}
+
+/// Spreads the groups `ids` as [`spread_located`] does, counting the replicas and
+/// preferred leaders of the `existing` groups as load first: a directory that grows
+/// gives its new groups to its least loaded (new) nodes.
+pub fn spread_groups(
+    ids: &[u64],
+    replicas: u32,
+    nodes: &[MemberRecord],
+    locations: &HashMap<u64, String>,
+    existing: &[GroupRecord],
+) -> Result<Vec<GroupRecord>> {
     check_nodes(nodes)?;
     if replicas == 0 || replicas > MAX_REPLICAS {
         return Err(Error::Config(format!(
@@ -103,8 +116,21 @@ pub fn spread_located(
     };
     let mut load = vec![0usize; n];
     let mut leads = vec![0usize; n];
+    let index: HashMap<u64, usize> = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.node_id, i))
+        .collect();
+    for g in existing {
+        for (pos, m) in g.members.iter().enumerate() {
+            if let Some(&i) = index.get(&m.node_id) {
+                load[i] += 1;
+                leads[i] += usize::from(pos == 0);
+            }
+        }
+    }
     let mut plan = Vec::new();
-    for (k, id) in group_ids(spec).into_iter().enumerate() {
+    for (k, &id) in ids.iter().enumerate() {
         let start = k % n;
         let rot = |i: usize| (i + n - start) % n;
         let first = (0..n)
@@ -173,6 +199,27 @@ mod tests {
         assert_eq!(leaders.len(), 5);
         assert!(replicas.values().all(|c| *c == 9), "{replicas:?}");
         assert!(leaders.values().all(|c| *c == 3), "{leaders:?}");
+    }
+
+    #[test]
+    fn growth_goes_to_the_least_loaded_nodes() {
+        let spec = BootstrapSpec {
+            meta1_groups: 2,
+            meta2_groups: 4,
+        };
+        let existing = spread(&spec, 3, &nodes(3)).unwrap();
+        let ids: Vec<u64> = (META2_BASE + 4..META2_BASE + 8).collect();
+        let plan = spread_groups(&ids, 3, &nodes(5), &HashMap::new(), &existing).unwrap();
+        assert_eq!(plan.iter().map(|g| g.id).collect::<Vec<_>>(), ids);
+        // The two new nodes (40, 50) lead the new groups and hold a replica of each.
+        let leaders: Vec<u64> = plan.iter().map(|g| g.members[0].node_id).collect();
+        assert!(leaders.iter().all(|l| *l == 40 || *l == 50), "{leaders:?}");
+        for g in &plan {
+            let ids: HashSet<u64> = g.members.iter().map(|m| m.node_id).collect();
+            assert_eq!(ids.len(), 3);
+            assert!(ids.contains(&40) && ids.contains(&50), "{ids:?}");
+            assert_eq!(g.kind, GroupKind::Meta2);
+        }
     }
 
     #[test]

@@ -860,6 +860,28 @@ impl Directory for DirectoryService {
         }
     }
 
+    #[tracing::instrument(level = "info", skip_all, fields(meta2_groups = request.get_ref().meta2_groups, forwarded = request.get_ref().forwarded))]
+    async fn add_meta2_groups(
+        &self,
+        request: Request<AddMeta2GroupsRequest>,
+    ) -> Res<AddMeta2GroupsReply> {
+        let req = request.into_inner();
+        // One growth (or bootstrap) at a time per node; a forwarded request comes from
+        // a node holding its own lock.
+        let _guard = if req.forwarded {
+            None
+        } else {
+            Some(self.bootstrap_lock.lock().await)
+        };
+        match crate::grow::add_meta2_groups(&self.node, req).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => {
+                tracing::warn!(error = %e, "adding meta2 groups failed");
+                Err(e.into())
+            }
+        }
+    }
+
     async fn raft(&self, request: Request<RaftMessage>) -> Res<RaftMessage> {
         let msg = request.into_inner();
         let span = tracing::trace_span!("raft_rpc", group = msg.group, kind = %msg.kind);

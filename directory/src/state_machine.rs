@@ -94,6 +94,10 @@ impl StateMachine {
                 GroupKind::Meta0 => meta0::apply_init(ov, prefix_to_meta1, groups),
                 _ => wrong,
             },
+            Command::Meta0AddGroups { groups } => match kind {
+                GroupKind::Meta0 => meta0::apply_add_groups(ov, groups),
+                _ => wrong,
+            },
             Command::CreateAccount { account, ctime_ms } => match kind {
                 GroupKind::Meta1 => meta1::apply_create_account(ov, account, *ctime_ms),
                 _ => wrong,

@@ -142,6 +142,11 @@ pub enum Command {
         /// Every group of the directory.
         groups: Vec<GroupRecord>,
     },
+    /// meta0: record groups added after the bootstrap.
+    Meta0AddGroups {
+        /// The new groups (already hosted and led).
+        groups: Vec<GroupRecord>,
+    },
     /// meta1: create an account unless it exists.
     CreateAccount {
         /// Account name.
@@ -380,6 +385,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Meta0Init { .. } => "meta0_init",
+            Command::Meta0AddGroups { .. } => "meta0_add_groups",
             Command::CreateAccount { .. } => "create_account",
             Command::PutAccessKey { .. } => "put_access_key",
             Command::CreateContainer { .. } => "create_container",

@@ -59,7 +59,7 @@ pub type DirClient = DirectoryClient<oxio_proto::rpc::Traced<Channel>>;
 pub struct DirectoryResolver {
     seeds: Vec<String>,
     channels: DashMap<String, DirClient>,
-    meta0: RwLock<Option<Arc<Meta0>>>,
+    meta0: RwLock<Option<(Arc<Meta0>, Instant)>>,
     leaders: DashMap<u64, String>,
     rpc_timeout: Duration,
     retry_deadline: Duration,
@@ -93,8 +93,21 @@ impl DirectoryResolver {
     /// The meta0 table, fetched once and cached.
     pub async fn meta0(&self) -> Result<Arc<Meta0>> {
         if let Ok(guard) = self.meta0.read() {
-            if let Some(m) = guard.as_ref() {
+            if let Some((m, _)) = guard.as_ref() {
                 return Ok(m.clone());
+            }
+        }
+        self.refresh_meta0().await
+    }
+
+    /// The meta0 table, fetched again when the cached one is older than `max_age`
+    /// (groups are added as the directory grows).
+    pub async fn meta0_within(&self, max_age: Duration) -> Result<Arc<Meta0>> {
+        if let Ok(guard) = self.meta0.read() {
+            if let Some((m, at)) = guard.as_ref() {
+                if at.elapsed() <= max_age {
+                    return Ok(m.clone());
+                }
             }
         }
         self.refresh_meta0().await
@@ -137,7 +150,7 @@ impl DirectoryResolver {
                             groups: table.groups.into_iter().map(|g| (g.id, g)).collect(),
                         });
                         if let Ok(mut guard) = self.meta0.write() {
-                            *guard = Some(m.clone());
+                            *guard = Some((m.clone(), Instant::now()));
                         }
                         return Ok(m);
                     }
@@ -165,7 +178,11 @@ impl DirectoryResolver {
 
     /// Addresses to try for a group: the known leader first, then its members.
     async fn candidates(&self, group: u64) -> Result<Vec<String>> {
-        let meta0 = self.meta0().await?;
+        let mut meta0 = self.meta0().await?;
+        if group != 0 && !meta0.groups.contains_key(&group) {
+            // A group added since the table was cached.
+            meta0 = self.refresh_meta0().await?;
+        }
         let mut out = Vec::new();
         if let Some(l) = self.leaders.get(&group) {
             out.push(l.clone());

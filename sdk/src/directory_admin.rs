@@ -3,7 +3,10 @@
 
 use crate::directory::unexpected;
 use crate::{Client, Error, Result};
-use oxio_proto::v1::{BootstrapReply, BootstrapRequest, GroupMember, StatusReply, StatusRequest};
+use oxio_proto::v1::{
+    AddMeta2GroupsReply, AddMeta2GroupsRequest, BootstrapReply, BootstrapRequest, GroupMember,
+    StatusReply, StatusRequest,
+};
 use oxio_proto::DirectoryClient;
 use std::time::Duration;
 use tonic::Code;
@@ -113,6 +116,51 @@ impl Client {
             });
         }
         Ok(out)
+    }
+
+    /// Node id and address of each directory node at `addrs` that answers its Status
+    /// (the others are left out, so a node that is down does not stop a bootstrap
+    /// or a growth that enough others can carry; the directory says how many it
+    /// needs).
+    pub async fn directory_members_up(&self, addrs: &[String]) -> Vec<GroupMember> {
+        let mut out = Vec::new();
+        for addr in addrs.iter().take(MAX_DIRECTORY_NODES) {
+            match self.directory_node_status(addr).await {
+                Ok(s) => out.push(GroupMember {
+                    node_id: s.node_id,
+                    addr: addr.clone(),
+                }),
+                Err(e) => tracing::warn!(%addr, error = %e, "directory node left out: no answer"),
+            }
+        }
+        out
+    }
+
+    /// Grows a bootstrapped directory to `req.meta2_groups` meta2 groups through the
+    /// node at `via` (see the `AddMeta2Groups` RPC).
+    pub async fn directory_add_meta2_groups(
+        &self,
+        via: &str,
+        req: AddMeta2GroupsRequest,
+    ) -> Result<AddMeta2GroupsReply> {
+        let span = tracing::info_span!("directory_grow", via, meta2_groups = req.meta2_groups);
+        async {
+            let mut c = client(via)?;
+            let mut r = tonic::Request::new(req);
+            r.set_timeout(BOOTSTRAP_TIMEOUT);
+            c.add_meta2_groups(r)
+                .await
+                .map(|r| r.into_inner())
+                .map_err(|s| match s.code() {
+                    Code::FailedPrecondition | Code::Unavailable | Code::DeadlineExceeded => {
+                        Error::Unavailable(s.message().to_string())
+                    }
+                    Code::InvalidArgument => Error::InvalidArgument(s.message().to_string()),
+                    _ => unexpected(s),
+                })
+        }
+        .instrument(span)
+        .await
     }
 
     /// Bootstraps a replicated directory through the node at `via` (see the

@@ -8,6 +8,10 @@ use crate::client::Client;
 use oxio_proto::v1::{GroupInfo, GroupKind, ServiceState};
 use std::collections::HashMap;
 
+/// How old a cached meta0 table may be for this choice (new meta2 groups appear
+/// in it as the directory grows).
+pub const META0_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The score of each meta2 group: the lowest score among its members, 0 when one is
 /// unknown to the conscience or down. `scores` maps a directory service address to
 /// its score (0 when down).
@@ -70,7 +74,12 @@ fn service_scores(services: &[ServiceState]) -> HashMap<String, u32> {
 impl Client {
     /// The meta2 group a new container should go to, when the conscience can say.
     pub(crate) async fn choose_meta2_group(&self) -> Option<u64> {
-        let meta0 = self.inner.directory.meta0().await.ok()?;
+        let meta0 = self
+            .inner
+            .directory
+            .meta0_within(META0_MAX_AGE)
+            .await
+            .ok()?;
         let services = match self.inner.conscience.list("directory").await {
             Ok(s) => s,
             Err(e) => {

@@ -114,6 +114,17 @@ def test_replicated_directory_serves_s3_and_survives_restart():
         groups = json.loads(out.stdout)
         assert len(groups) == 1 + 4 + 4
         assert all(r["existed"] and len(r["members"]) == REPLICAS for r in groups)
+        # Growing to six meta2 groups adds two, led and recorded in meta0; again: none.
+        out = oxio(g, "directory", "grow", "--meta2-groups", "6")
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)
+        meta2 = [r for r in rows if r["kind"] == "meta2"]
+        assert len(meta2) == 6 and sum(r["added"] for r in rows) == 2, rows
+        assert all(len(r["members"]) == REPLICAS for r in meta2)
+        out = oxio(g, "directory", "grow", "--meta2-groups", "6")
+        assert out.returncode == 0 and not any(r["added"] for r in json.loads(out.stdout))
+        sizes = [r["size_bytes"] for r in directory_status(g) if r["size_bytes"] is not None]
+        assert sizes and all(isinstance(s, int) and s >= 0 for s in sizes)
         # More replicas than nodes is refused with the reason.
         out = oxio(g, "directory", "bootstrap", "--replicas", "4")
         assert out.returncode == 1

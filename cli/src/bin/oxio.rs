@@ -250,8 +250,23 @@ enum DirectoryCmd {
         #[arg(long, value_delimiter = ',')]
         nodes: Vec<String>,
     },
+    /// Add meta2 groups to a bootstrapped directory, up to --meta2-groups in all,
+    /// spread over the directory nodes up (nodes that joined take them first);
+    /// new containers then go to them too (idempotent).
+    Grow {
+        /// meta2 groups wanted in all.
+        #[arg(long)]
+        meta2_groups: u32,
+        /// Voters per new group [default: as many as the existing meta2 groups].
+        #[arg(long)]
+        replicas: Option<u32>,
+        /// Nodes as ID@HOST:PORT, comma separated [default: the directory services
+        /// registered with the conscience that answer].
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
     /// Every directory node's view of its groups: members, leader, term, applied and
-    /// last log index, lag behind the leader's log.
+    /// last log index, lag behind the leader's log, size on disk.
     Status,
 }
 
@@ -503,21 +518,7 @@ async fn directory(
             meta2_groups,
             nodes,
         } => {
-            let nodes = if nodes.is_empty() {
-                let addrs = sdk
-                    .directory_addrs()
-                    .await
-                    .context("listing the directory services registered with the conscience")?;
-                if addrs.is_empty() {
-                    bail!("the conscience lists no directory service: start the directory nodes or pass --nodes ID@ADDR,...");
-                }
-                sdk.directory_members(&addrs).await?
-            } else {
-                nodes
-                    .iter()
-                    .map(|n| parse_node(n))
-                    .collect::<Result<Vec<_>>>()?
-            };
+            let nodes = directory_nodes(sdk, &nodes).await?;
             let via = nodes
                 .first()
                 .map(|n| n.addr.clone())
@@ -543,6 +544,41 @@ async fn directory(
                     json!(member_names(&g)),
                     json!(g.leader_addr),
                     json!(reply.already_bootstrapped),
+                ]);
+            }
+            Ok(rows.render(f))
+        }
+        DirectoryCmd::Grow {
+            meta2_groups,
+            replicas,
+            nodes,
+        } => {
+            let nodes = directory_nodes(sdk, &nodes).await?;
+            let via = nodes
+                .first()
+                .map(|n| n.addr.clone())
+                .context("no directory node to grow the directory through")?;
+            let reply = sdk
+                .directory_add_meta2_groups(
+                    &via,
+                    oxio_proto::v1::AddMeta2GroupsRequest {
+                        meta2_groups,
+                        replicas: replicas.unwrap_or(0),
+                        nodes,
+                        forwarded: false,
+                        plan: Vec::new(),
+                    },
+                )
+                .await?;
+            let added: std::collections::HashSet<u64> = reply.added.iter().map(|g| g.id).collect();
+            let mut rows = Rows::new(&["group", "kind", "members", "leader", "added"]);
+            for g in reply.table.map(|t| t.groups).unwrap_or_default() {
+                rows.push(vec![
+                    json!(g.id),
+                    json!(kind_name(g.kind)),
+                    json!(member_names(&g)),
+                    json!(g.leader_addr),
+                    json!(added.contains(&g.id)),
                 ]);
             }
             Ok(rows.render(f))
@@ -625,6 +661,32 @@ async fn directory(
             Ok(rows.render(f))
         }
     }
+}
+
+/// The directory nodes a bootstrap or growth spreads groups over: `--nodes` as given,
+/// else the directory services registered with the conscience that answer.
+async fn directory_nodes(
+    sdk: &oxio_sdk::Client,
+    listed: &[String],
+) -> Result<Vec<oxio_proto::v1::GroupMember>> {
+    if !listed.is_empty() {
+        return listed.iter().map(|n| parse_node(n)).collect();
+    }
+    let addrs = sdk
+        .directory_addrs()
+        .await
+        .context("listing the directory services registered with the conscience")?;
+    if addrs.is_empty() {
+        bail!("the conscience lists no directory service: start the directory nodes or pass --nodes ID@ADDR,...");
+    }
+    let up = sdk.directory_members_up(&addrs).await;
+    if up.is_empty() {
+        bail!(
+            "no directory node answers at {}: start them or pass --nodes ID@ADDR,...",
+            addrs.join(",")
+        );
+    }
+    Ok(up)
 }
 
 /// Runs a `cluster` subcommand.

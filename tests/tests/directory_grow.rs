@@ -1,0 +1,160 @@
+//! A directory that grows: three nodes bootstrapped with two meta2 groups, two more
+//! nodes join, `AddMeta2Groups` brings the directory to six meta2 groups spread so
+//! that the new nodes lead them, a second call changes nothing, new containers land
+//! in new groups too and every object stays readable.
+
+use bytes::Bytes;
+use oxio_proto::v1::{AddMeta2GroupsRequest, BootstrapRequest, GroupKind};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+async fn put(sdk: &oxio_sdk::Client, bucket: &str, key: &str, data: &[u8]) {
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]);
+    sdk.put_object("acct", bucket, key, body, Default::default())
+        .await
+        .unwrap();
+}
+
+async fn get(sdk: &oxio_sdk::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let h = sdk.head_object("acct", bucket, key).await.unwrap();
+    let size = h.size;
+    let mut rx = sdk.read_object(h, 0, size);
+    let mut out = Vec::new();
+    while let Some(piece) = rx.recv().await {
+        out.extend_from_slice(&piece.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_meta2_groups_go_to_the_nodes_that_joined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stop = CancellationToken::new();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let conscience = oxio_conscience::start(
+        oxio_conscience::ConscienceConfig {
+            listen: any,
+            ..Default::default()
+        },
+        stop.child_token(),
+    )
+    .await
+    .unwrap();
+    let listeners: Vec<std::net::TcpListener> = (0..5)
+        .map(|_| std::net::TcpListener::bind(any).unwrap())
+        .collect();
+    let ports: Vec<std::net::SocketAddr> =
+        listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    drop(listeners);
+    let peers: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
+    let start = |id: u64| {
+        let mut cfg = oxio_directory::DirectoryConfig::new(id, tmp.path().join(format!("d{id}")));
+        cfg.listen = ports[id as usize - 1];
+        cfg.peers = peers.clone();
+        cfg.conscience = vec![conscience.addr.to_string()];
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.location = format!("local.rack1.host{id}.meta");
+        oxio_directory::start(cfg, stop.child_token())
+    };
+    for id in 1..=3 {
+        start(id).await.unwrap();
+    }
+    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+        vec![conscience.addr.to_string()],
+        peers[..3].to_vec(),
+    ))
+    .unwrap();
+    let first3 = sdk.directory_members_up(&peers[..3]).await;
+    assert_eq!(first3.len(), 3);
+    sdk.directory_bootstrap(
+        &peers[0],
+        BootstrapRequest {
+            replicas: 3,
+            meta1_groups: 1,
+            meta2_groups: 2,
+            nodes: first3,
+            forwarded: false,
+            node_locations: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    sdk.create_account("acct").await.unwrap();
+    sdk.create_container("acct", "old").await.unwrap();
+    put(&sdk, "old", "k", b"before growing").await;
+
+    // Two nodes join.
+    for id in 4..=5 {
+        start(id).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sdk
+        .list_services("directory")
+        .await
+        .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
+        .unwrap_or(0)
+        < 5
+    {
+        assert!(Instant::now() < deadline, "joined nodes did not register");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = sdk.directory_members_up(&peers).await;
+    assert_eq!(all.len(), 5);
+    let grow = |n| AddMeta2GroupsRequest {
+        meta2_groups: n,
+        replicas: 0,
+        nodes: all.clone(),
+        forwarded: false,
+        plan: Vec::new(),
+    };
+    let reply = sdk
+        .directory_add_meta2_groups(&peers[3], grow(6))
+        .await
+        .unwrap();
+    assert_eq!(reply.added.len(), 4, "{reply:?}");
+    let table = reply.table.unwrap();
+    let meta2: Vec<_> = table
+        .groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Meta2 as i32)
+        .collect();
+    assert_eq!(meta2.len(), 6);
+    let mut preferred_leaders = HashMap::<u64, usize>::new();
+    for g in &reply.added {
+        let members: HashSet<u64> = g.members.iter().map(|m| m.node_id).collect();
+        assert_eq!(members.len(), 3, "{g:?}");
+        *preferred_leaders.entry(g.members[0].node_id).or_default() += 1;
+    }
+    assert_eq!(
+        preferred_leaders,
+        HashMap::from([(4, 2), (5, 2)]),
+        "the nodes that joined lead the new groups"
+    );
+    // Idempotent: six are there.
+    let again = sdk
+        .directory_add_meta2_groups(&peers[0], grow(6))
+        .await
+        .unwrap();
+    assert!(again.added.is_empty());
+    // Every new group has a leader and serves: new containers go there too.
+    let new_ids: HashSet<u64> = reply.added.iter().map(|g| g.id).collect();
+    let fresh = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+        vec![conscience.addr.to_string()],
+        peers.clone(),
+    ))
+    .unwrap();
+    let mut in_new = 0;
+    for i in 0..30 {
+        let name = format!("new-{i}");
+        let rec = fresh.create_container("acct", &name).await.unwrap();
+        if new_ids.contains(&rec.meta2_group) {
+            in_new += 1;
+            put(&fresh, &name, "k", name.as_bytes()).await;
+            assert_eq!(get(&fresh, &name, "k").await, name.as_bytes());
+        }
+    }
+    assert!(in_new > 0, "no new container went to a new group");
+    assert_eq!(get(&sdk, "old", "k").await, b"before growing");
+    stop.cancel();
+}
