@@ -77,7 +77,16 @@ pub struct DirectoryConfig {
     /// hosts no meta0 replica (a grid with more nodes than replicas). `oxiod run`
     /// passes `directory-addrs`.
     pub peers: Vec<String>,
+    /// Applied entries between two snapshots of a group.
+    pub snapshot_every_entries: u64,
+    /// Log entries kept after a snapshot (the rest is purged).
+    pub log_kept_after_snapshot: u64,
 }
+
+/// Default [`DirectoryConfig::snapshot_every_entries`].
+pub const DEFAULT_SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
+/// Default [`DirectoryConfig::log_kept_after_snapshot`].
+pub const DEFAULT_LOG_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 
 /// Most peers a node keeps.
 pub const MAX_PEERS: usize = 64;
@@ -98,6 +107,8 @@ impl DirectoryConfig {
             metrics_listen: None,
             purge_interval: Duration::from_secs(1),
             peers: Vec::new(),
+            snapshot_every_entries: DEFAULT_SNAPSHOT_EVERY_ENTRIES,
+            log_kept_after_snapshot: DEFAULT_LOG_KEPT_AFTER_SNAPSHOT,
         }
     }
 
@@ -112,6 +123,11 @@ impl DirectoryConfig {
         if !self.conscience.is_empty() && self.heartbeat_interval.is_zero() {
             return Err(Error::Config(
                 "heartbeat_interval must be positive when conscience is set".into(),
+            ));
+        }
+        if self.snapshot_every_entries == 0 {
+            return Err(Error::Config(
+                "snapshot_every_entries must be above 0 (5000 is usual)".into(),
             ));
         }
         if let Some(m) = self.metrics_listen {

@@ -101,11 +101,15 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     let rpc_metrics = Arc::new(metrics::DirectoryMetrics::new()?);
     let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
 
-    let node = Node::open(
+    let node = Node::open_with(
         config.node_id,
         advertise.clone(),
         db,
         data_dir.join("snapshots"),
+        node::raft_config_with(
+            config.snapshot_every_entries,
+            config.log_kept_after_snapshot,
+        )?,
     )
     .await?;
     node.set_location(&config.location);

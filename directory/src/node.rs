@@ -75,16 +75,26 @@ pub struct Node {
     peers: RwLock<Vec<String>>,
 }
 
-/// The Raft settings of every group.
+/// The Raft settings of every group, with the default snapshot policy.
 pub fn raft_config() -> Result<openraft::Config> {
+    raft_config_with(
+        crate::config::DEFAULT_SNAPSHOT_EVERY_ENTRIES,
+        crate::config::DEFAULT_LOG_KEPT_AFTER_SNAPSHOT,
+    )
+}
+
+/// The Raft settings of every group: a snapshot every `snapshot_every` applied
+/// entries, after which the log is purged but for its last `log_kept` entries (a
+/// follower further behind catches up from the snapshot).
+pub fn raft_config_with(snapshot_every: u64, log_kept: u64) -> Result<openraft::Config> {
     openraft::Config {
         cluster_name: "oxio-directory".into(),
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
         max_payload_entries: 64,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(5000),
-        max_in_snapshot_log_to_keep: 1000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: log_kept,
         snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
     }
@@ -110,13 +120,24 @@ impl Node {
         db: Arc<DB>,
         snapshot_dir: PathBuf,
     ) -> Result<Arc<Node>> {
+        Node::open_with(id, addr, db, snapshot_dir, raft_config()?).await
+    }
+
+    /// As [`Node::open`], with the Raft settings `raft` (see [`raft_config_with`]).
+    pub async fn open_with(
+        id: u64,
+        addr: String,
+        db: Arc<DB>,
+        snapshot_dir: PathBuf,
+        raft: openraft::Config,
+    ) -> Result<Arc<Node>> {
         std::fs::create_dir_all(&snapshot_dir)?;
         let node = Arc::new(Node {
             id,
             addr,
             db,
             snapshot_dir,
-            raft_config: Arc::new(raft_config()?),
+            raft_config: Arc::new(raft),
             channels: Channels::default(),
             groups: RwLock::new(BTreeMap::new()),
             snapshots: Arc::default(),
@@ -215,6 +236,14 @@ impl Node {
             return Ok(g);
         }
         let log = LogStore::new(self.db.clone(), gid);
+        {
+            // A snapshot install a crash cut short is finished before Raft reads the
+            // state (otherwise it would find no applied mark over a purged log).
+            let (db, dir) = (self.db.clone(), self.snapshot_dir.clone());
+            tokio::task::spawn_blocking(move || crate::snapshot::resume_install(&db, gid, &dir))
+                .await
+                .map_err(|e| Error::Raft(format!("snapshot recovery task: {e}")))??;
+        }
         let sm = StateMachine::new(self.db.clone(), gid, self.snapshot_dir.clone())
             .counting(self.snapshots.clone());
         let net = NetworkFactory::new(gid, self.id, self.channels.clone());

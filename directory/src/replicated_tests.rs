@@ -25,11 +25,23 @@ struct TestNode {
     dir: PathBuf,
     stop: CancellationToken,
     started: Option<Started>,
+    /// Applied to the config of every start (restarts included).
+    tune: fn(&mut DirectoryConfig),
 }
 
 async fn start_node(id: u64, dir: PathBuf, listen: SocketAddr) -> TestNode {
+    start_tuned(id, dir, listen, |_| {}).await
+}
+
+async fn start_tuned(
+    id: u64,
+    dir: PathBuf,
+    listen: SocketAddr,
+    tune: fn(&mut DirectoryConfig),
+) -> TestNode {
     let mut cfg = DirectoryConfig::new(id, dir.clone());
     cfg.listen = listen;
+    tune(&mut cfg);
     let stop = CancellationToken::new();
     let started = crate::start(cfg, stop.clone()).await.unwrap();
     TestNode {
@@ -38,6 +50,7 @@ async fn start_node(id: u64, dir: PathBuf, listen: SocketAddr) -> TestNode {
         dir,
         stop,
         started: Some(started),
+        tune,
     }
 }
 
@@ -69,7 +82,7 @@ impl TestNode {
     }
 
     async fn restart(&mut self) {
-        let again = start_node(self.id, self.dir.clone(), self.addr).await;
+        let again = start_tuned(self.id, self.dir.clone(), self.addr, self.tune).await;
         self.stop = again.stop;
         self.started = again.started;
     }
@@ -298,4 +311,111 @@ async fn put(sdk: &oxio_sdk::Client, key: &str, data: &'static [u8]) {
     sdk.put_object("acct", "bucket", key, body, Default::default())
         .await
         .unwrap();
+}
+
+/// `GET /metrics` of a node, as text.
+async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Snapshots every 50 entries, 5 entries of log kept: a voter stopped while 200
+/// writes go by finds the leaders' logs purged past it, so it restarts into a
+/// snapshot install, then serves every object once the others stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_voter_left_behind_catches_up_from_a_snapshot() {
+    fn tune(cfg: &mut DirectoryConfig) {
+        cfg.snapshot_every_entries = 50;
+        cfg.log_kept_after_snapshot = 5;
+        cfg.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut n1 = start_tuned(1, tmp.path().join("n1"), any, tune).await;
+    let mut n2 = start_tuned(2, tmp.path().join("n2"), any, tune).await;
+    let mut n3 = start_tuned(3, tmp.path().join("n3"), any, tune).await;
+    let mut req = request(vec![n1.member(), n2.member(), n3.member()]);
+    req.meta2_groups = 1;
+    n1.client().bootstrap(req).await.unwrap();
+    leaders(&[&n1, &n2, &n3], 1 + 2 + 1).await;
+    let seeds = vec![
+        n1.addr.to_string(),
+        n2.addr.to_string(),
+        n3.addr.to_string(),
+    ];
+    let mut cfg = oxio_sdk::ClientConfig::new(vec!["127.0.0.1:1".into()], seeds);
+    cfg.retry_deadline = DEADLINE;
+    let sdk = oxio_sdk::Client::new(cfg).unwrap();
+    sdk.create_account("acct").await.unwrap();
+    sdk.create_container("acct", "bucket").await.unwrap();
+    put(&sdk, "first", b"before").await;
+
+    n3.stop().await;
+    for i in 0..200 {
+        put(&sdk, &format!("k{i:03}"), b"while node 3 was down").await;
+    }
+    let built: f64 = {
+        let mut total = 0.0;
+        for n in [&n1, &n2] {
+            let m = n.started.as_ref().unwrap().metrics_addr.unwrap();
+            total += counter(
+                &scrape(m).await,
+                "oxio_directory_raft_snapshots_built_total",
+            );
+        }
+        total
+    };
+    assert!(built >= 2.0, "the leaders built {built} snapshots");
+
+    n3.restart().await;
+    let m3 = n3.started.as_ref().unwrap().metrics_addr.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while counter(
+        &scrape(m3).await,
+        "oxio_directory_raft_snapshots_installed_total",
+    ) < 1.0
+    {
+        assert!(Instant::now() < deadline, "node 3 installed no snapshot");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Node 3 holds everything: with node 1 stopped, nodes 2 and 3 serve it all.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let lagging = n3
+            .status()
+            .await
+            .groups
+            .iter()
+            .any(|g| g.group.as_ref().unwrap().id == 1000 && g.applied_index < 200);
+        if !lagging {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n1.stop().await;
+    for key in ["first", "k000", "k123", "k199"] {
+        let h = sdk.head_object("acct", "bucket", key).await.unwrap();
+        assert!(h.size > 0, "{key}");
+    }
+    let listed = sdk
+        .list_objects("acct", "bucket", "", "", "", 1000)
+        .await
+        .unwrap();
+    assert_eq!(listed.entries.len(), 201);
+    for n in [&mut n2, &mut n3] {
+        n.stop().await;
+    }
 }

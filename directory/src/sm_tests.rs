@@ -355,3 +355,58 @@ async fn container_policy_is_set_cleared_and_validated() {
         assert!(e.message().contains("EC<k><m>"), "{}", e.message());
     }
 }
+
+#[tokio::test]
+async fn an_install_cut_short_is_finished_at_the_next_start() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let (_la, mut a) = open(&dir_a, META2);
+    let mut entries = vec![entry(
+        1,
+        Command::InitContainer {
+            cid: CID.into(),
+            account: "acct".into(),
+            name: "bucket".into(),
+        },
+    )];
+    for i in 0..50u64 {
+        entries.push(entry(
+            2 + i,
+            put(
+                &format!("obj/{i:04}"),
+                i,
+                &[("rawx-x", &format!("CH{i}"))],
+                10,
+            ),
+        ));
+    }
+    a.apply(entries).await.unwrap();
+    let snap = a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    // b received the file durably, dropped its old state, then crashed: no applied
+    // mark, no data, the received file waiting.
+    let snaps_b = dir_b.path().join("snapshots");
+    std::fs::create_dir_all(&snaps_b).unwrap();
+    std::fs::copy(
+        crate::snapshot::path(&dir_a.path().join("snapshots"), META2),
+        crate::snapshot::installing_path(&snaps_b, META2),
+    )
+    .unwrap();
+    let db_b = Arc::new(open_db(dir_b.path()).unwrap());
+    assert!(crate::snapshot::resume_install(&db_b, META2, &snaps_b).unwrap());
+    assert!(!crate::snapshot::installing_path(&snaps_b, META2).exists());
+    assert!(!crate::snapshot::resume_install(&db_b, META2, &snaps_b).unwrap());
+    let mut b = StateMachine::new(db_b, META2, snaps_b);
+    let (applied, _) = b.applied_state().await.unwrap();
+    assert_eq!(applied, snap.meta.last_log_id);
+    let stats = meta2::container_meta(&b.view(), CID).unwrap().unwrap();
+    assert_eq!(stats.objects, 50);
+    assert_eq!(
+        b.get_current_snapshot().await.unwrap().unwrap().meta,
+        snap.meta
+    );
+}

@@ -147,8 +147,18 @@ pub fn open_current(dir: &Path, group: u64) -> Result<Option<(DirSnapshotMeta, F
     Ok(Some((meta, f)))
 }
 
-/// Replaces the state of `group` with the snapshot in `src` (read from its start) and
-/// makes it the group's current snapshot. Blocking.
+/// Path of a snapshot of `group` received and being installed: durable before the
+/// group's state is touched, so an install cut short is finished at the next start
+/// ([`resume_install`]).
+pub fn installing_path(dir: &Path, group: u64) -> PathBuf {
+    dir.join(format!("group-{group:020}.installing"))
+}
+
+/// Installs the snapshot in `src` (described by `meta`) as `group`'s state: the file
+/// is copied and made durable as [`installing_path`] first, then the old state is
+/// replaced by its records, the applied marks last in one synced batch, then the
+/// file becomes the group's current snapshot. A crash at any point leaves either the
+/// old state untouched or the durable file to finish from. Blocking.
 pub fn install(
     db: &DB,
     group: u64,
@@ -162,17 +172,40 @@ pub fn install(
     std::io::copy(&mut src, tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
     tmp.as_file_mut().seek(SeekFrom::Start(0))?;
-    let mut r = BufReader::new(tmp.as_file());
-    let file_meta = read_meta(&mut r)?;
+    let file_meta = read_meta(&mut BufReader::new(tmp.as_file()))?;
     if file_meta.snapshot_id != meta.snapshot_id || file_meta.last_log_id != meta.last_log_id {
         return Err(Error::Corrupt(format!(
             "snapshot file {} does not match meta {}",
             file_meta.snapshot_id, meta.snapshot_id
         )));
     }
+    let installing = installing_path(dir, group);
+    tmp.persist(&installing).map_err(|e| Error::Io(e.error))?;
+    sync_dir(dir)?;
+    finish_install(db, group, dir, &installing)
+}
 
-    // First batch: drop the old state and its applied marks, so a crash halfway leaves
-    // an empty, never-applied state rather than a mix.
+/// Finishes an install that a crash cut short, when one was: the received file is
+/// applied again (whole: the state is replaced, so this is idempotent). Returns
+/// whether there was one. Called before the group's Raft instance starts. Blocking.
+pub fn resume_install(db: &DB, group: u64, dir: &Path) -> Result<bool> {
+    let installing = installing_path(dir, group);
+    if !installing.exists() {
+        return Ok(false);
+    }
+    tracing::warn!(group, "finishing a snapshot install cut short");
+    finish_install(db, group, dir, &installing)?;
+    Ok(true)
+}
+
+/// Replaces `group`'s state with the records of the snapshot file `file`, then makes
+/// it the current snapshot.
+fn finish_install(db: &DB, group: u64, dir: &Path, file: &Path) -> Result<()> {
+    let mut r = BufReader::new(File::open(file)?);
+    let meta = read_meta(&mut r)?;
+
+    // First batch: drop the old state and its applied marks; until the last batch
+    // the durable file is what a restart finishes from.
     let mut b = WriteBatch::default();
     b.delete_range(
         keys::group_prefix(keys::SM_DATA, group),
@@ -229,8 +262,7 @@ pub fn install(
     wo.set_sync(true);
     db.write_opt(b, &wo)?;
     drop(r);
-    tmp.persist(path(dir, group))
-        .map_err(|e| Error::Io(e.error))?;
+    std::fs::rename(file, path(dir, group))?;
     sync_dir(dir)?;
     tracing::info!(group, records = count, snapshot = %meta.snapshot_id, "snapshot installed");
     Ok(())
