@@ -225,11 +225,7 @@ impl DirectoryResolver {
                         self.leaders.insert(group, addr);
                         return Ok(Ok(resp.into_inner()));
                     }
-                    Err(s)
-                        if s.code() == Code::Unavailable
-                            || s.code() == Code::DeadlineExceeded
-                            || s.code() == Code::Unknown && s.message().contains("transport") =>
-                    {
+                    Err(s) if transient(&s) => {
                         last = format!("{addr}: {}", s.message());
                         let hint = s
                             .metadata()
@@ -242,7 +238,7 @@ impl DirectoryResolver {
                                 let c = self.client(&leader)?;
                                 match f(c, self.rpc_timeout).await {
                                     Ok(resp) => return Ok(Ok(resp.into_inner())),
-                                    Err(s2) if s2.code() == Code::Unavailable => {
+                                    Err(s2) if transient(&s2) => {
                                         last = format!("{leader}: {}", s2.message());
                                         self.leaders.remove(&group);
                                     }
@@ -271,6 +267,14 @@ impl DirectoryResolver {
             delay = (delay * 2).min(Duration::from_millis(500));
         }
     }
+}
+
+/// Whether an answer is worth trying again elsewhere or later: not the leader, no
+/// quorum, past its deadline, or the connection failed.
+fn transient(s: &Status) -> bool {
+    s.code() == Code::Unavailable
+        || s.code() == Code::DeadlineExceeded
+        || s.code() == Code::Unknown && s.message().contains("transport")
 }
 
 impl DirectoryResolver {

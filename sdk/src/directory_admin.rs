@@ -54,6 +54,23 @@ impl Client {
         Ok(addrs)
     }
 
+    /// Addresses of the directory nodes the conscience lists up with a score above 0
+    /// (a node locked at 0, or full, takes no group in a bootstrap or growth).
+    pub async fn directory_addrs_usable(&self) -> Result<Vec<String>> {
+        let mut addrs: Vec<String> = self
+            .list_services(DIRECTORY_SERVICE_TYPE)
+            .await?
+            .into_iter()
+            .filter(|s| s.up && s.score > 0)
+            .filter_map(|s| s.info.map(|i| i.addr))
+            .filter(|a| !a.is_empty())
+            .take(MAX_DIRECTORY_NODES)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        Ok(addrs)
+    }
+
     /// The Status of one directory node.
     pub async fn directory_node_status(&self, addr: &str) -> Result<StatusReply> {
         let mut c = client(addr)?;

@@ -664,7 +664,8 @@ async fn directory(
 }
 
 /// The directory nodes a bootstrap or growth spreads groups over: `--nodes` as given,
-/// else the directory services registered with the conscience that answer.
+/// else the directory services the conscience lists up with a score above 0 that
+/// answer.
 async fn directory_nodes(
     sdk: &oxio_sdk::Client,
     listed: &[String],
@@ -673,11 +674,11 @@ async fn directory_nodes(
         return listed.iter().map(|n| parse_node(n)).collect();
     }
     let addrs = sdk
-        .directory_addrs()
+        .directory_addrs_usable()
         .await
         .context("listing the directory services registered with the conscience")?;
     if addrs.is_empty() {
-        bail!("the conscience lists no directory service: start the directory nodes or pass --nodes ID@ADDR,...");
+        bail!("the conscience lists no directory service up with a score above 0: start the directory nodes (or unlock them) or pass --nodes ID@ADDR,...");
     }
     let up = sdk.directory_members_up(&addrs).await;
     if up.is_empty() {
