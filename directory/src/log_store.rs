@@ -31,6 +31,14 @@ pub(crate) async fn write_synced(db: &Arc<DB>, batch: WriteBatch) -> Result<(), 
     Ok(())
 }
 
+/// Writes `batch` without waiting for the disk, on the blocking pool: the state
+/// machine's applies, which the log makes durable (see [`crate::state_machine`]).
+pub(crate) async fn write_unsynced(db: &Arc<DB>, batch: WriteBatch) -> Result<(), Error> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || db.write(batch)).await??;
+    Ok(())
+}
+
 /// Log storage of one Raft group.
 #[derive(Clone)]
 pub struct LogStore {

@@ -1,10 +1,11 @@
 //! The replicated state machine of one group: applies committed commands to the group's
 //! RocksDB range (meta0, meta1 or meta2 logic by group kind), with the data, the last
-//! applied log id and the last membership written in one synced batch per `apply` call.
+//! applied log id and the last membership written in one batch per `apply` call (made
+//! durable by the log, see `apply_entries`); snapshots built and installed.
 
 use crate::error::{read_sm_err, read_snap_err, write_sm_err, write_snap_err, Error, Result};
 use crate::keys;
-use crate::log_store::write_synced;
+use crate::log_store::write_unsynced;
 use crate::sm_data::{Overlay, SmView};
 use crate::snapshot;
 use crate::types::{
@@ -284,7 +285,13 @@ impl StateMachine {
         }
     }
 
-    /// Applies entries and writes everything in one synced batch.
+    /// Applies entries and writes everything, the applied mark included, in one batch.
+    /// The batch is not synced: the entries are durable in the log already (an
+    /// append is acknowledged only once synced), and RocksDB's single WAL makes this
+    /// batch durable with the next synced write of the node (the next append, vote or
+    /// purge, of any group). A crash that loses it loses the applied mark with it, so
+    /// the entries are applied again from the log at restart; a log purge, synced,
+    /// always follows the applies and the snapshot it depends on.
     async fn apply_entries(&self, entries: Vec<DirEntry>) -> Result<Vec<Reply>> {
         let mut replies = Vec::with_capacity(entries.len());
         let mut last_applied: Option<DirLogId> = None;
@@ -318,7 +325,7 @@ impl StateMachine {
                 serde_json::to_vec(&m)?,
             );
         }
-        write_synced(&self.db, batch).await?;
+        write_unsynced(&self.db, batch).await?;
         Ok(replies)
     }
 
