@@ -4,7 +4,7 @@
 //!
 //! | tag | rest | value |
 //! |---|---|---|
-//! | `l` | group, index (BE u64) | JSON log entry |
+//! | `l` | group, index (BE u64) | log entry ([`crate::codec`]: MessagePack, older ones JSON) |
 //! | `r` | group, name | JSON Raft metadata (vote, committed, last purged) |
 //! | `m` | group, name | JSON state-machine metadata (applied, membership, snapshot) |
 //! | `s` | group, sub-key | state-machine data (see [`sm`]) |

@@ -13,6 +13,7 @@
 
 pub mod acl;
 pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod grow;
@@ -29,6 +30,7 @@ pub mod multipart;
 pub mod network;
 pub mod node;
 pub mod placement;
+pub mod proposer;
 pub mod purge;
 pub mod purger;
 pub mod rebuild;

@@ -1,9 +1,11 @@
 //! The Raft log of one group, stored in the node's shared RocksDB under `l + group`.
 //!
 //! Durability rule: an append (and a vote) is acknowledged to openraft only after the
-//! RocksDB write batch is written with `sync = true`, i.e. after the WAL reached the disk.
-//! Concurrent synced writers of all groups are merged by RocksDB into one fsync, which is
-//! the group commit of the node.
+//! WAL holding it reached the disk. An append writes its batch at once (unsynced, so
+//! the Raft core goes on with the next entries) and hands openraft's flush callback to
+//! the node's [`WalSyncer`], which syncs the WAL once for every append queued meanwhile,
+//! of every group, then completes their callbacks: the group commit of the node.
+//! Votes, truncations and purges are written synced.
 
 use crate::error::{read_logs_err, read_vote_err, write_logs_err, write_vote_err, Error};
 use crate::keys;
@@ -39,17 +41,65 @@ pub(crate) async fn write_unsynced(db: &Arc<DB>, batch: WriteBatch) -> Result<()
     Ok(())
 }
 
+/// Appends waiting for one WAL sync at most; a fuller queue makes appends wait.
+const SYNC_QUEUE: usize = 4096;
+
+/// The group commit of one node's log appends: callbacks of appends already written
+/// wait here; one WAL sync (`flush_wal(true)`, which covers every write issued before
+/// it) completes all those queued when it started.
+#[derive(Clone)]
+pub struct WalSyncer {
+    tx: tokio::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+impl WalSyncer {
+    /// Starts the syncer of `db` (on the current tokio runtime); it ends once every
+    /// handle is dropped.
+    pub fn spawn(db: Arc<DB>) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<LogFlushed<TypeConfig>>(SYNC_QUEUE);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut waiting = vec![first];
+                while waiting.len() < SYNC_QUEUE {
+                    match rx.try_recv() {
+                        Ok(cb) => waiting.push(cb),
+                        Err(_) => break,
+                    }
+                }
+                let db = db.clone();
+                let synced = tokio::task::spawn_blocking(move || db.flush_wal(true)).await;
+                let failure = match synced {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(format!("WAL sync task: {e}")),
+                };
+                if let Some(f) = &failure {
+                    tracing::error!(error = %f, appends = waiting.len(), "WAL sync failed");
+                }
+                for cb in waiting {
+                    cb.log_io_completed(match &failure {
+                        None => Ok(()),
+                        Some(f) => Err(std::io::Error::other(f.clone())),
+                    });
+                }
+            }
+        });
+        WalSyncer { tx }
+    }
+}
+
 /// Log storage of one Raft group.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
     group: u64,
+    syncer: WalSyncer,
 }
 
 impl LogStore {
-    /// The log of `group` inside `db`.
-    pub fn new(db: Arc<DB>, group: u64) -> Self {
-        LogStore { db, group }
+    /// The log of `group` inside `db`, its appends made durable by `syncer`.
+    pub fn new(db: Arc<DB>, group: u64, syncer: WalSyncer) -> Self {
+        LogStore { db, group, syncer }
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, name: &[u8]) -> Result<Option<T>, Error> {
@@ -73,7 +123,7 @@ impl LogStore {
         }
         match (it.key(), it.value()) {
             (Some(k), Some(v)) if keys::log_index(self.group, k).is_some() => {
-                let e: DirEntry = serde_json::from_slice(v)?;
+                let e: DirEntry = crate::codec::decode(v)?;
                 Ok(Some(e.log_id))
             }
             _ => Ok(None),
@@ -97,7 +147,7 @@ impl LogStore {
             let Some(index) = keys::log_index(self.group, k) else {
                 break;
             };
-            let e: DirEntry = serde_json::from_slice(v)?;
+            let e: DirEntry = crate::codec::decode(v)?;
             if e.log_id.index != index {
                 return Err(Error::Corrupt(format!(
                     "group {} log key {index} holds entry {}",
@@ -189,12 +239,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut b = WriteBatch::default();
         for e in entries {
-            let v = serde_json::to_vec(&e).map_err(write_logs_err)?;
+            let v = crate::codec::encode(&e).map_err(write_logs_err)?;
             b.put(keys::log(self.group, e.log_id.index), v);
         }
-        // Acknowledge only once the WAL is on disk.
-        write_synced(&self.db, b).await.map_err(write_logs_err)?;
-        callback.log_io_completed(Ok(()));
+        // Written now (later reads see it), acknowledged once the WAL is on disk.
+        self.db.write(b).map_err(write_logs_err)?;
+        self.syncer
+            .tx
+            .send(callback)
+            .await
+            .map_err(|_| write_logs_err(Error::Raft("the WAL syncer stopped".into())))?;
         Ok(())
     }
 

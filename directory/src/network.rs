@@ -1,5 +1,5 @@
-//! Raft transport between directory nodes: openraft requests serialized with serde_json
-//! inside `RaftMessage { group, kind, payload }` over the `Directory.Raft` gRPC. One lazily
+//! Raft transport between directory nodes: openraft requests encoded by
+//! [`crate::codec`] (MessagePack; JSON from older nodes still decodes) inside `RaftMessage { group, kind, payload }` over the `Directory.Raft` gRPC. One lazily
 //! connected tonic channel is cached per peer address and shared by every group; every
 //! RPC carries a deadline.
 
@@ -165,7 +165,7 @@ impl PeerClient {
             let msg = String::from_utf8_lossy(&reply.payload).into_owned();
             return Err(RPCError::Network(NetworkError::new(&AnyError::error(msg))));
         }
-        let res: Result<Resp, RaftError<u64, E>> = serde_json::from_slice(&reply.payload)
+        let res: Result<Resp, RaftError<u64, E>> = crate::codec::decode(&reply.payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| {
             RPCError::RemoteError(RemoteError::new_with_node(
@@ -177,7 +177,7 @@ impl PeerClient {
     }
 
     fn encode<Req: Serialize>(req: &Req) -> Result<Vec<u8>, NetworkError> {
-        serde_json::to_vec(req).map_err(|e| NetworkError::new(&e))
+        crate::codec::encode(req).map_err(|e| NetworkError::new(&e))
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Group {
     pub raft: DirRaft,
     /// The group's state machine (read side).
     pub sm: StateMachine,
+    /// Batches the group's writes into entries.
+    pub proposer: crate::proposer::Proposer,
 }
 
 /// Raft figures of a group as this node sees them.
@@ -71,6 +73,8 @@ pub struct Node {
     groups: RwLock<BTreeMap<u64, Arc<Group>>>,
     snapshots: Arc<SnapshotCounters>,
     location: RwLock<String>,
+    /// Group commit of every group's log appends.
+    syncer: crate::log_store::WalSyncer,
     /// Other directory nodes to ask for meta0 when this node hosts no replica of it.
     peers: RwLock<Vec<String>>,
 }
@@ -132,12 +136,14 @@ impl Node {
         raft: openraft::Config,
     ) -> Result<Arc<Node>> {
         std::fs::create_dir_all(&snapshot_dir)?;
+        let syncer = crate::log_store::WalSyncer::spawn(db.clone());
         let node = Arc::new(Node {
             id,
             addr,
             db,
             snapshot_dir,
             raft_config: Arc::new(raft),
+            syncer,
             channels: Channels::default(),
             groups: RwLock::new(BTreeMap::new()),
             snapshots: Arc::default(),
@@ -235,7 +241,7 @@ impl Node {
         if let Some(g) = self.group(gid) {
             return Ok(g);
         }
-        let log = LogStore::new(self.db.clone(), gid);
+        let log = LogStore::new(self.db.clone(), gid, self.syncer.clone());
         {
             // A snapshot install a crash cut short is finished before Raft reads the
             // state (otherwise it would find no applied mark over a purged log).
@@ -250,11 +256,13 @@ impl Node {
         let raft = DirRaft::new(self.id, self.raft_config.clone(), net, log, sm.clone())
             .await
             .map_err(Error::raft)?;
+        let proposer = crate::proposer::Proposer::spawn(raft.clone());
         let g = Arc::new(Group {
             id: gid,
             kind: GroupKind::of(gid),
             raft,
             sm,
+            proposer,
         });
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         if groups.len() >= MAX_HOSTED_GROUPS {

@@ -145,13 +145,13 @@ impl DirectoryService {
 
     async fn write(&self, g: &Group, cmd: Command) -> Result<Reply, Status> {
         let name = cmd.name();
-        let r = g
-            .raft
-            .client_write(cmd)
+        let (reply, index) = g
+            .proposer
+            .propose(cmd)
             .await
             .map_err(|e| from_write(g.id, e))?;
-        tracing::debug!(group = g.id, command = name, log = %r.log_id, "applied");
-        Ok(r.data)
+        tracing::debug!(group = g.id, command = name, index, "applied");
+        Ok(reply)
     }
 
     /// The meta2 group ids known to meta0: locally when this node leads meta0, else from
@@ -219,16 +219,16 @@ impl DirectoryService {
             }
         }
         let payload = match msg.kind.as_str() {
-            kind::APPEND => match serde_json::from_slice(&msg.payload) {
-                Ok(req) => serde_json::to_vec(&g.raft.append_entries(req).await),
+            kind::APPEND => match crate::codec::decode(&msg.payload) {
+                Ok(req) => crate::codec::encode(&g.raft.append_entries(req).await),
                 Err(e) => return Ok(err(msg.group, format!("bad append request: {e}"))),
             },
-            kind::VOTE => match serde_json::from_slice(&msg.payload) {
-                Ok(req) => serde_json::to_vec(&g.raft.vote(req).await),
+            kind::VOTE => match crate::codec::decode(&msg.payload) {
+                Ok(req) => crate::codec::encode(&g.raft.vote(req).await),
                 Err(e) => return Ok(err(msg.group, format!("bad vote request: {e}"))),
             },
-            kind::SNAPSHOT => match serde_json::from_slice(&msg.payload) {
-                Ok(req) => serde_json::to_vec(&g.raft.install_snapshot(req).await),
+            kind::SNAPSHOT => match crate::codec::decode(&msg.payload) {
+                Ok(req) => crate::codec::encode(&g.raft.install_snapshot(req).await),
                 Err(e) => return Ok(err(msg.group, format!("bad snapshot request: {e}"))),
             },
             other => {
@@ -238,7 +238,7 @@ impl DirectoryService {
                 ))
             }
         };
-        let payload = payload.map_err(|e| internal(e.into()))?;
+        let payload = payload.map_err(internal)?;
         Ok(RaftMessage {
             group: msg.group,
             kind: kind::OK.into(),

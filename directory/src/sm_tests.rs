@@ -29,7 +29,11 @@ fn open(dir: &TempDir, group: u64) -> (LogStore, StateMachine) {
     let snaps = dir.path().join("snapshots");
     std::fs::create_dir_all(&snaps).unwrap();
     (
-        LogStore::new(db.clone(), group),
+        LogStore::new(
+            db.clone(),
+            group,
+            crate::log_store::WalSyncer::spawn(db.clone()),
+        ),
         StateMachine::new(db, group, snaps),
     )
 }

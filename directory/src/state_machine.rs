@@ -95,6 +95,16 @@ impl StateMachine {
                 GroupKind::Meta0 => meta0::apply_init(ov, prefix_to_meta1, groups),
                 _ => wrong,
             },
+            Command::Batch { commands } => {
+                let mut replies = Vec::with_capacity(commands.len());
+                for c in commands {
+                    replies.push(match c {
+                        Command::Batch { .. } => Reply::Refused(Refusal::Invalid),
+                        c => self.apply_command(ov, c)?,
+                    });
+                }
+                Ok(Reply::Batch(replies))
+            }
             Command::Meta0AddGroups { groups } => match kind {
                 GroupKind::Meta0 => meta0::apply_add_groups(ov, groups),
                 _ => wrong,

@@ -102,13 +102,49 @@ pub struct GroupRecord {
 pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Hex in human-readable formats (JSON), raw bytes in binary ones.
     pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(b))
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(b))
+        } else {
+            s.serialize_bytes(b)
+        }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        hex::decode(s.as_bytes()).map_err(serde::de::Error::custom)
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            hex::decode(s.as_bytes()).map_err(serde::de::Error::custom)
+        } else {
+            d.deserialize_byte_buf(Bytes)
+        }
+    }
+
+    /// Accepts a byte string (or a sequence of bytes) from a binary format.
+    pub struct Bytes;
+
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -116,17 +152,33 @@ pub(crate) mod hex_bytes {
 pub(crate) mod opt_hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// A present value wrapped for [`super::hex_bytes`].
+    struct Wrapped<'a>(&'a [u8]);
+
+    impl serde::Serialize for Wrapped<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            super::hex_bytes::serialize(self.0, s)
+        }
+    }
+
+    /// Owned counterpart of `Wrapped`.
+    struct Unwrapped(Vec<u8>);
+
+    impl<'de> Deserialize<'de> for Unwrapped {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            super::hex_bytes::deserialize(d).map(Unwrapped)
+        }
+    }
+
     pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match b {
-            Some(b) => s.serialize_some(&hex::encode(b)),
+            Some(b) => s.serialize_some(&Wrapped(b)),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
-        s.map(|s| hex::decode(s.as_bytes()).map_err(serde::de::Error::custom))
-            .transpose()
+        Ok(<Option<Unwrapped>>::deserialize(d)?.map(|u| u.0))
     }
 }
 
@@ -141,6 +193,12 @@ pub enum Command {
         prefix_to_meta1: Vec<u64>,
         /// Every group of the directory.
         groups: Vec<GroupRecord>,
+    },
+    /// Several commands proposed as one entry (see [`crate::proposer`]), applied in
+    /// order; a batch never holds a batch.
+    Batch {
+        /// The commands.
+        commands: Vec<Command>,
     },
     /// meta0: record groups added after the bootstrap.
     Meta0AddGroups {
@@ -385,6 +443,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Command::Meta0Init { .. } => "meta0_init",
+            Command::Batch { .. } => "batch",
             Command::Meta0AddGroups { .. } => "meta0_add_groups",
             Command::CreateAccount { .. } => "create_account",
             Command::PutAccessKey { .. } => "put_access_key",
@@ -540,4 +599,6 @@ pub enum Reply {
     Encoded(#[serde(with = "hex_bytes")] Vec<u8>),
     /// The command was refused; the state did not change.
     Refused(Refusal),
+    /// The replies of a [`Command::Batch`], in its commands' order.
+    Batch(Vec<Reply>),
 }

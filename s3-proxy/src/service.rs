@@ -346,10 +346,18 @@ impl S3 for OxioS3 {
             (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
             _ => checksum::fields(None),
         };
-        let mut rx = self.sdk.read_object(header, start, end);
-        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        // Inline objects are answered from the header at hand: no reader task, and
+        // one body buffer that goes out with the response head.
+        let mut header = header;
+        let body = match oxio_sdk::get::take_inline_range(&mut header, start, end) {
+            Some(bytes) => StreamingBlob::from(s3s::Body::from(bytes)),
+            None => {
+                let mut rx = self.sdk.read_object(header, start, end);
+                StreamingBlob::wrap(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+            }
+        };
         let output = GetObjectOutput {
-            body: Some(StreamingBlob::wrap(stream)),
+            body: Some(body),
             content_length: Some((end - start) as i64),
             content_range,
             accept_ranges: Some("bytes".to_string()),

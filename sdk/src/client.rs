@@ -111,6 +111,8 @@ pub struct Inner {
     pub(crate) containers: DashMap<String, u64>,
     /// Bucket default policies by CID, read from meta2 (see [`crate::policy`]).
     pub(crate) bucket_policies: DashMap<String, CachedPolicy>,
+    /// Per container: held while one reader refreshes its cached settings.
+    pub(crate) bucket_refresh: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Inner {
@@ -208,6 +210,7 @@ impl Client {
                 rawx,
                 containers: DashMap::new(),
                 bucket_policies: DashMap::new(),
+                bucket_refresh: DashMap::new(),
             }),
         })
     }

@@ -38,6 +38,16 @@ pub fn read_range(
     rx
 }
 
+/// Bytes `start..end` of an inline content, moved out of its header without a copy
+/// (`None`, the header untouched, when it is chunked or the range falls outside).
+pub fn take_inline_range(header: &mut ContentHeader, start: u64, end: u64) -> Option<Bytes> {
+    if header.policy != "INLINE" || end < start || end > header.inline_data.len() as u64 {
+        return None;
+    }
+    let data = Bytes::from(std::mem::take(&mut header.inline_data));
+    Some(data.slice(start as usize..end as usize))
+}
+
 async fn read_into(
     inner: &Inner,
     header: &ContentHeader,

@@ -11,6 +11,7 @@ use oxio_proto::v1::{
     ContainerStatsReply, ContainerStatsRequest, SetContainerPropertiesRequest,
     SetContainerQuotaRequest,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -199,6 +200,20 @@ impl Client {
                 return Ok(*c);
             }
         }
+        // One reader per container refreshes; the others wait for its answer instead
+        // of asking meta2 too (a burst of puts would otherwise all ask at once).
+        let gate = self
+            .inner
+            .bucket_refresh
+            .entry(cid.to_string())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        if let Some(c) = self.inner.bucket_policies.get(cid) {
+            if c.fresh() {
+                return Ok(*c);
+            }
+        }
         let reply = self
             .inner
             .directory
@@ -233,6 +248,12 @@ impl Client {
             }
         }
         cache.insert(cid.to_string(), entry);
+        if self.inner.bucket_refresh.len() >= MAX_CACHED_POLICIES {
+            // Gates of containers no longer cached (none is held but ours).
+            self.inner
+                .bucket_refresh
+                .retain(|k, g| k == cid || Arc::strong_count(g) > 1);
+        }
         Ok(entry)
     }
 }

@@ -23,12 +23,25 @@ async fn a_hung_rawx_costs_one_fragment_deadline() {
     grid.sdk.create_account("acct").await.unwrap();
     grid.sdk.create_container("acct", "bkt").await.unwrap();
     let data: Vec<u8> = (0..1_500_000).map(|i| (i % 241) as u8).collect();
-    let h = grid.put("acct", "bkt", "before", &data).await.unwrap();
-    assert!(
-        h.chunks.iter().any(|c| c.rawx_id == "rawx-6"),
-        "{:?}",
-        h.chunks
-    );
+    // An object whose data fragment (not parity, which a read does not touch) is on
+    // the rawx behind the proxy: each put gives it one of the six fragments.
+    let mut found = false;
+    for _ in 0..30 {
+        let h = grid.put("acct", "bkt", "before", &data).await.unwrap();
+        assert!(
+            h.chunks.iter().any(|c| c.rawx_id == "rawx-6"),
+            "{:?}",
+            h.chunks
+        );
+        if h.chunks
+            .iter()
+            .any(|c| c.rawx_id == "rawx-6" && c.fragment < 4)
+        {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "rawx-6 never got a data fragment");
 
     proxy.stall(true);
     let degraded = grid.sdk.config().counters.degraded_reads();
