@@ -132,7 +132,8 @@ impl RawxClient {
         }
         Ok(ChunkReader {
             stream: Box::pin(resp.bytes_stream()),
-            buf: BytesMut::new(),
+            queued: std::collections::VecDeque::new(),
+            queued_len: 0,
             remaining: end - start,
             addr: addr.to_string(),
         })
@@ -253,29 +254,35 @@ enum BodyState {
 
 type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// A streaming read of a chunk range, consumed in exact-size pieces.
+/// A streaming read of a chunk range, consumed in exact-size pieces. The body's
+/// buffers are kept as they arrived: [`ChunkReader::read_pieces`] hands them out
+/// without copying, [`ChunkReader::read_exact`] joins them when it must.
 pub struct ChunkReader {
     stream: ByteStream,
-    buf: BytesMut,
+    /// Received and not yet consumed, in order.
+    queued: std::collections::VecDeque<Bytes>,
+    queued_len: usize,
     remaining: u64,
     addr: String,
 }
 
 impl ChunkReader {
-    /// The next `n` bytes; an error if the rawx stops early (a checksum failure on
-    /// the rawx cuts the body short).
-    pub async fn read_exact(&mut self, n: usize) -> Result<Bytes> {
-        if n as u64 > self.remaining + self.buf.len() as u64 {
+    /// Receives until `n` bytes are queued.
+    async fn fill(&mut self, n: usize) -> Result<()> {
+        if n as u64 > self.remaining + self.queued_len as u64 {
             return Err(Error::Internal(format!(
                 "read past the requested range of {}",
                 self.addr
             )));
         }
-        while self.buf.len() < n {
+        while self.queued_len < n {
             match self.stream.next().await {
                 Some(Ok(b)) => {
                     self.remaining = self.remaining.saturating_sub(b.len() as u64);
-                    self.buf.extend_from_slice(&b);
+                    self.queued_len += b.len();
+                    if !b.is_empty() {
+                        self.queued.push_back(b);
+                    }
                 }
                 Some(Err(e)) => return Err(Error::Unavailable(format!("rawx {}: {e}", self.addr))),
                 None => {
@@ -286,7 +293,42 @@ impl ChunkReader {
                 }
             }
         }
-        Ok(self.buf.split_to(n).freeze())
+        Ok(())
+    }
+
+    /// The next `n` bytes as the buffers they arrived in (the last one split), with
+    /// no copy; an error if the rawx stops early (a checksum failure on the rawx cuts
+    /// the body short).
+    pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>> {
+        self.fill(n).await?;
+        let mut out = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let Some(mut b) = self.queued.pop_front() else {
+                break;
+            };
+            if b.len() > left {
+                self.queued.push_front(b.split_off(left));
+            }
+            left -= b.len();
+            self.queued_len -= b.len();
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// The next `n` bytes in one buffer (copied together only when they arrived in
+    /// several); errors as [`ChunkReader::read_pieces`].
+    pub async fn read_exact(&mut self, n: usize) -> Result<Bytes> {
+        let mut pieces = self.read_pieces(n).await?;
+        if pieces.len() == 1 {
+            return Ok(pieces.pop().unwrap_or_default());
+        }
+        let mut joined = BytesMut::with_capacity(n);
+        for p in &pieces {
+            joined.extend_from_slice(p);
+        }
+        Ok(joined.freeze())
     }
 }
 
