@@ -82,6 +82,24 @@ pub struct DirectoryRole {
     /// Where `/metrics` is served (HTTP); none when unset.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Time between two checks for directory nodes that joined and lead no meta2
+    /// group yet, e.g. "10s" (the default); "0s" turns automatic growth off.
+    #[serde(default)]
+    pub auto_grow_interval: Option<String>,
+}
+
+impl DirectoryRole {
+    /// See [`DirectoryRole::auto_grow_interval`] (the field).
+    pub fn auto_grow(&self) -> Result<std::time::Duration> {
+        match &self.auto_grow_interval {
+            None => Ok(oxio_directory::config::DEFAULT_AUTO_GROW_INTERVAL),
+            Some(t) => crate::units::parse_duration(t).map_err(|e| {
+                anyhow::anyhow!(
+                    "[directory] auto-grow-interval {t:?}: {e} (write it like \"10s\"; \"0s\" turns it off)"
+                )
+            }),
+        }
+    }
 }
 
 fn default_groups() -> u32 {
@@ -230,6 +248,9 @@ impl HostConfig {
                 .parse::<oxio_common::Location>()
                 .with_context(|| format!("rawx {}", r.id))?;
             r.capacity_bytes()?;
+        }
+        if let Some(d) = &self.directory {
+            d.auto_grow()?;
         }
         let heartbeat = self.heartbeat()?;
         if let Some(c) = &self.conscience {
@@ -462,6 +483,26 @@ fragment-deadline = "2s"
         assert!(e.contains("[s3] policy"), "{e}");
         let e = with("[s3]\nlisten = \"127.0.0.1:1\"\nsmall-object-max = \"big\"\n");
         assert!(e.contains("small-object-max"), "{e}");
+        let dir = "[directory]\nnode-id = 1\nlisten = \"127.0.0.1:2\"\ndata-dir = \"/tmp/d\"\nlocation = \"a.b.c.d\"\n";
+        let e = with(&format!("{dir}auto-grow-interval = \"often\"\n"));
+        assert!(e.contains("auto-grow-interval"), "{e}");
+        let grow = |extra: &str| {
+            toml::from_str::<HostConfig>(&format!("{dir}{extra}"))
+                .unwrap()
+                .directory
+                .unwrap()
+                .auto_grow()
+                .unwrap()
+        };
+        assert_eq!(grow(""), oxio_directory::config::DEFAULT_AUTO_GROW_INTERVAL);
+        assert_eq!(
+            grow("auto-grow-interval = \"0s\"\n"),
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            grow("auto-grow-interval = \"30s\"\n"),
+            std::time::Duration::from_secs(30)
+        );
         let off: HostConfig =
             toml::from_str("[s3]\nlisten = \"127.0.0.1:1\"\nsmall-object-policy = \"\"\n").unwrap();
         let mut sdk = oxio_sdk::ClientConfig::new(Vec::new(), Vec::new());

@@ -16,6 +16,7 @@ pub struct Host {
     shutdown: CancellationToken,
     heartbeat: Duration,
     directory_peers: Vec<String>,
+    directory_auto_grow: Duration,
     conscience: Option<oxio_conscience::Started>,
     directory: Vec<oxio_directory::Started>,
     rawx: Vec<oxio_rawx::Started>,
@@ -29,6 +30,7 @@ impl Host {
             shutdown,
             heartbeat: HEARTBEAT,
             directory_peers: Vec::new(),
+            directory_auto_grow: oxio_directory::config::DEFAULT_AUTO_GROW_INTERVAL,
             conscience: None,
             directory: Vec::new(),
             rawx: Vec::new(),
@@ -45,6 +47,12 @@ impl Host {
     /// ask for meta0 (`directory-addrs`).
     pub fn set_directory_peers(&mut self, peers: Vec<String>) {
         self.directory_peers = peers;
+    }
+
+    /// Sets how often the directory nodes started from now on look for joined nodes
+    /// to give meta2 groups (zero: never; see `oxio_directory::autogrow`).
+    pub fn set_directory_auto_grow(&mut self, every: Duration) {
+        self.directory_auto_grow = every;
     }
 
     /// Starts a conscience.
@@ -78,6 +86,7 @@ impl Host {
         cfg.bootstrap = bootstrap;
         cfg.heartbeat_interval = self.heartbeat;
         cfg.peers = self.directory_peers.clone();
+        cfg.auto_grow_interval = self.directory_auto_grow;
         let s = oxio_directory::start(cfg, self.shutdown.child_token())
             .await
             .with_context(|| format!("starting directory node {node_id}"))?;

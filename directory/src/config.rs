@@ -77,12 +77,18 @@ pub struct DirectoryConfig {
     /// hosts no meta0 replica (a grid with more nodes than replicas). `oxiod run`
     /// passes `directory-addrs`.
     pub peers: Vec<String>,
+    /// Time between two checks for directory nodes that joined and are in no meta2
+    /// group yet (see [`crate::autogrow`]; only the node leading meta0 acts); zero
+    /// turns automatic growth off. Needs `conscience`.
+    pub auto_grow_interval: Duration,
     /// Applied entries between two snapshots of a group.
     pub snapshot_every_entries: u64,
     /// Log entries kept after a snapshot (the rest is purged).
     pub log_kept_after_snapshot: u64,
 }
 
+/// Default [`DirectoryConfig::auto_grow_interval`].
+pub const DEFAULT_AUTO_GROW_INTERVAL: Duration = Duration::from_secs(10);
 /// Default [`DirectoryConfig::snapshot_every_entries`].
 pub const DEFAULT_SNAPSHOT_EVERY_ENTRIES: u64 = 5000;
 /// Default [`DirectoryConfig::log_kept_after_snapshot`].
@@ -107,6 +113,7 @@ impl DirectoryConfig {
             metrics_listen: None,
             purge_interval: Duration::from_secs(1),
             peers: Vec::new(),
+            auto_grow_interval: DEFAULT_AUTO_GROW_INTERVAL,
             snapshot_every_entries: DEFAULT_SNAPSHOT_EVERY_ENTRIES,
             log_kept_after_snapshot: DEFAULT_LOG_KEPT_AFTER_SNAPSHOT,
         }

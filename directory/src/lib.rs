@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod autogrow;
 pub mod cluster;
 pub mod codec;
 pub mod config;
@@ -159,6 +160,15 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
             interval: config.heartbeat_interval,
         };
         tokio::spawn(oxio_proto::reporter::run(cfg, Some(extra), stop.clone()));
+    }
+
+    if !config.conscience.is_empty() && !config.auto_grow_interval.is_zero() {
+        autogrow::spawn(
+            Arc::downgrade(&node),
+            config.conscience.clone(),
+            config.auto_grow_interval,
+            stop.clone(),
+        );
     }
 
     if !config.purge_interval.is_zero() {

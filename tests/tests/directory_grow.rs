@@ -1,8 +1,8 @@
 //! A directory that grows: three nodes bootstrapped with two meta2 groups, two more
 //! nodes join, `AddMeta2Groups` brings the directory to six meta2 groups spread so
 //! that the new nodes lead them, a second call changes nothing, new containers land
-//! in new groups too and every object stays readable.
-
+//! in new groups too and every object stays readable. With automatic growth on, a
+//! node that joins gets one meta2 group, led by it, with no admin call.
 use bytes::Bytes;
 use oxio_proto::v1::{AddMeta2GroupsRequest, BootstrapRequest, GroupKind};
 use std::collections::{HashMap, HashSet};
@@ -27,79 +27,120 @@ async fn get(sdk: &oxio_sdk::Client, bucket: &str, key: &str) -> Vec<u8> {
     out
 }
 
+/// Five reserved ports, a conscience, and directory nodes started on demand.
+struct Grid {
+    tmp: tempfile::TempDir,
+    stop: CancellationToken,
+    conscience: String,
+    ports: Vec<std::net::SocketAddr>,
+    peers: Vec<String>,
+}
+
+impl Grid {
+    async fn new() -> Grid {
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = CancellationToken::new();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let conscience = oxio_conscience::start(
+            oxio_conscience::ConscienceConfig {
+                listen: any,
+                ..Default::default()
+            },
+            stop.child_token(),
+        )
+        .await
+        .unwrap();
+        let listeners: Vec<std::net::TcpListener> = (0..5)
+            .map(|_| std::net::TcpListener::bind(any).unwrap())
+            .collect();
+        let ports: Vec<std::net::SocketAddr> =
+            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        drop(listeners);
+        let peers = ports.iter().map(|p| p.to_string()).collect();
+        Grid {
+            tmp,
+            stop,
+            conscience: conscience.addr.to_string(),
+            ports,
+            peers,
+        }
+    }
+
+    /// Starts node `id` (1..=5); `auto_grow` as in `DirectoryConfig`.
+    async fn start(&self, id: u64, auto_grow: Duration) {
+        let mut cfg =
+            oxio_directory::DirectoryConfig::new(id, self.tmp.path().join(format!("d{id}")));
+        cfg.listen = self.ports[id as usize - 1];
+        cfg.peers = self.peers.clone();
+        cfg.conscience = vec![self.conscience.clone()];
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.auto_grow_interval = auto_grow;
+        cfg.location = format!("local.rack1.host{id}.meta");
+        oxio_directory::start(cfg, self.stop.child_token())
+            .await
+            .unwrap();
+    }
+
+    /// Bootstraps nodes 1 to 3 (3 replicas, 1 meta1 group, 2 meta2 groups); an sdk
+    /// client on them.
+    async fn bootstrap(&self) -> oxio_sdk::Client {
+        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+            vec![self.conscience.clone()],
+            self.peers[..3].to_vec(),
+        ))
+        .unwrap();
+        let first3 = sdk.directory_members_up(&self.peers[..3]).await;
+        assert_eq!(first3.len(), 3);
+        sdk.directory_bootstrap(
+            &self.peers[0],
+            BootstrapRequest {
+                replicas: 3,
+                meta1_groups: 1,
+                meta2_groups: 2,
+                nodes: first3,
+                forwarded: false,
+                node_locations: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+        sdk
+    }
+
+    /// Waits until `n` directory nodes are up with a score above 0.
+    async fn wait_registered(&self, sdk: &oxio_sdk::Client, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sdk
+            .list_services("directory")
+            .await
+            .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
+            .unwrap_or(0)
+            < n
+        {
+            assert!(Instant::now() < deadline, "joined nodes did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_meta2_groups_go_to_the_nodes_that_joined() {
-    let tmp = tempfile::tempdir().unwrap();
-    let stop = CancellationToken::new();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let conscience = oxio_conscience::start(
-        oxio_conscience::ConscienceConfig {
-            listen: any,
-            ..Default::default()
-        },
-        stop.child_token(),
-    )
-    .await
-    .unwrap();
-    let listeners: Vec<std::net::TcpListener> = (0..5)
-        .map(|_| std::net::TcpListener::bind(any).unwrap())
-        .collect();
-    let ports: Vec<std::net::SocketAddr> =
-        listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    drop(listeners);
-    let peers: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
-    let start = |id: u64| {
-        let mut cfg = oxio_directory::DirectoryConfig::new(id, tmp.path().join(format!("d{id}")));
-        cfg.listen = ports[id as usize - 1];
-        cfg.peers = peers.clone();
-        cfg.conscience = vec![conscience.addr.to_string()];
-        cfg.heartbeat_interval = Duration::from_millis(200);
-        cfg.location = format!("local.rack1.host{id}.meta");
-        oxio_directory::start(cfg, stop.child_token())
-    };
+    let grid = Grid::new().await;
+    let (peers, stop) = (&grid.peers, &grid.stop);
     for id in 1..=3 {
-        start(id).await.unwrap();
+        grid.start(id, Duration::ZERO).await;
     }
-    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-        vec![conscience.addr.to_string()],
-        peers[..3].to_vec(),
-    ))
-    .unwrap();
-    let first3 = sdk.directory_members_up(&peers[..3]).await;
-    assert_eq!(first3.len(), 3);
-    sdk.directory_bootstrap(
-        &peers[0],
-        BootstrapRequest {
-            replicas: 3,
-            meta1_groups: 1,
-            meta2_groups: 2,
-            nodes: first3,
-            forwarded: false,
-            node_locations: Default::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let sdk = grid.bootstrap().await;
     sdk.create_account("acct").await.unwrap();
     sdk.create_container("acct", "old").await.unwrap();
     put(&sdk, "old", "k", b"before growing").await;
 
     // Two nodes join.
     for id in 4..=5 {
-        start(id).await.unwrap();
+        grid.start(id, Duration::ZERO).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sdk
-        .list_services("directory")
-        .await
-        .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
-        .unwrap_or(0)
-        < 5
-    {
-        assert!(Instant::now() < deadline, "joined nodes did not register");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let all = sdk.directory_members_up(&peers).await;
+    grid.wait_registered(&sdk, 5).await;
+    let all = sdk.directory_members_up(peers).await;
     assert_eq!(all.len(), 5);
     let grow = |n| AddMeta2GroupsRequest {
         meta2_groups: n,
@@ -140,7 +181,7 @@ async fn new_meta2_groups_go_to_the_nodes_that_joined() {
     // Every new group has a leader and serves: new containers go there too.
     let new_ids: HashSet<u64> = reply.added.iter().map(|g| g.id).collect();
     let fresh = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-        vec![conscience.addr.to_string()],
+        vec![grid.conscience.clone()],
         peers.clone(),
     ))
     .unwrap();
@@ -157,4 +198,68 @@ async fn new_meta2_groups_go_to_the_nodes_that_joined() {
     assert!(in_new > 0, "no new container went to a new group");
     assert_eq!(get(&sdk, "old", "k").await, b"before growing");
     stop.cancel();
+}
+
+/// With automatic growth on, a node that joins gets a meta2 group of its own,
+/// without any admin call, and only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_gets_a_meta2_group_by_itself() {
+    let grid = Grid::new().await;
+    let every = Duration::from_millis(200);
+    for id in 1..=3 {
+        grid.start(id, every).await;
+    }
+    let sdk = grid.bootstrap().await;
+    sdk.create_account("acct").await.unwrap();
+    sdk.create_container("acct", "old").await.unwrap();
+    put(&sdk, "old", "k", b"before joining").await;
+    grid.start(4, every).await;
+    grid.wait_registered(&sdk, 4).await;
+    // The newcomer hosts a meta2 group and leads it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let group = loop {
+        let st = sdk.directory_node_status(&grid.peers[3]).await.unwrap();
+        let led = st.groups.iter().find(|g| {
+            g.is_leader
+                && g.group
+                    .as_ref()
+                    .is_some_and(|i| i.kind == GroupKind::Meta2 as i32)
+        });
+        if let Some(g) = led {
+            break g.group.clone().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 4 got no meta2 group: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(group.members.len(), 3, "{group:?}");
+    // meta0 has it, and one group only was added: ten more rounds change nothing.
+    tokio::time::sleep(every * 10).await;
+    let table = sdk
+        .directory_add_meta2_groups(
+            &grid.peers[0],
+            AddMeta2GroupsRequest {
+                meta2_groups: 1,
+                replicas: 0,
+                nodes: sdk.directory_members_up(&grid.peers[..4]).await,
+                forwarded: false,
+                plan: Vec::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let meta2: Vec<u64> = table
+        .groups
+        .iter()
+        .filter(|g| g.kind == GroupKind::Meta2 as i32)
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(meta2.len(), 3, "{meta2:?}");
+    assert!(meta2.contains(&group.id));
+    assert_eq!(get(&sdk, "old", "k").await, b"before joining");
+    grid.stop.cancel();
 }

@@ -131,6 +131,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         host.start_conscience(c.conscience_config(None)?).await?;
     }
     if let Some(d) = &cfg.directory {
+        host.set_directory_auto_grow(d.auto_grow()?);
         let bootstrap = d.bootstrap_single.then_some(oxio_directory::BootstrapSpec {
             meta1_groups: d.meta1_groups,
             meta2_groups: d.meta2_groups,
