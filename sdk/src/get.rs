@@ -305,23 +305,22 @@ async fn read_ec(
         let hi = to.min(stripe_start + len as u64) - stripe_start;
         if shards[..geo.k].iter().all(Option::is_some) {
             // Intact: the data shards' bytes, in order, are the stripe (the code is
-            // systematic): copied once, from the buffers they arrived in, into the
-            // one buffer sent for the stripe (fewer, larger writes to the client).
-            let mut out = Vec::with_capacity((hi - lo) as usize);
+            // systematic): the buffers they arrived in go to the client as they are,
+            // sliced to the range, never copied.
             let mut pos = 0u64;
             for piece in shards[..geo.k].iter().flatten().flatten() {
                 let (p0, p1) = (pos, pos + piece.len() as u64);
                 pos = p1;
                 let (a, b) = (lo.max(p0), hi.min(p1));
                 if a < b {
-                    out.extend_from_slice(&piece[(a - p0) as usize..(b - p0) as usize]);
+                    let slice = piece.slice((a - p0) as usize..(b - p0) as usize);
+                    if tx.send(Ok(slice)).await.is_err() {
+                        return Ok(());
+                    }
                 }
                 if pos >= hi {
                     break;
                 }
-            }
-            if tx.send(Ok(Bytes::from(out))).await.is_err() {
-                return Ok(());
             }
             continue;
         }

@@ -1,6 +1,6 @@
 //! `rebuild_rawx`: a rawx whose volume is lost entirely is rebuilt from the meta2
 //! reverse indexes; afterwards no record names it, every object reads back intact even
-//! with two more rawx stopped, and a second run finds nothing left to do but the
+//! with any two more rawx stopped (every pair tried), and a second run finds nothing left to do but the
 //! chunks of a multipart part never completed (skipped, as documented).
 
 use bytes::Bytes;
@@ -160,16 +160,28 @@ async fn lost_volume_is_rebuilt_elsewhere() {
         }
     }
 
-    // Two more rawx gone: EC 4+2 and three copies still read back byte for byte,
-    // which needs the rebuilt chunks wherever the stopped ones held fragments.
-    let others: Vec<usize> = (0..grid.rawx.len()).filter(|&i| i != x).take(2).collect();
-    for &i in &others {
-        grid.stop_rawx(i).await.unwrap();
+    // Any two more rawx gone: EC 4+2 and three copies still read back byte for byte,
+    // which needs the rebuilt chunks wherever the stopped ones held fragments. Every
+    // pair of the six others is tried.
+    let others: Vec<usize> = (0..grid.rawx.len()).filter(|&i| i != x).collect();
+    let mut pairs = 0;
+    for (n, &a) in others.iter().enumerate() {
+        for &b in &others[n + 1..] {
+            grid.stop_rawx(a).await.unwrap();
+            grid.stop_rawx(b).await.unwrap();
+            for (key, data) in &objects {
+                let got = grid.get("acct", "bkt", key, 0, None).await.unwrap();
+                assert!(
+                    got == *data,
+                    "{key} differs after the rebuild with rawx {a} and {b} stopped"
+                );
+            }
+            grid.restart_rawx(a).unwrap();
+            grid.restart_rawx(b).unwrap();
+            pairs += 1;
+        }
     }
-    for (key, data) in &objects {
-        let got = grid.get("acct", "bkt", key, 0, None).await.unwrap();
-        assert!(got == *data, "{key} differs after the rebuild");
-    }
+    assert_eq!(pairs, 15);
 
     // Nothing left to do but the unfinished part, skipped again.
     let again = grid.sdk.rebuild_rawx(&lost_id, |_| {}).await.unwrap();
