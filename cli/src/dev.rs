@@ -40,6 +40,8 @@ pub struct DevOptions {
     pub rawx_count: usize,
     /// Worker threads per rawx.
     pub rawx_workers: usize,
+    /// Chunk files opened with O_DIRECT.
+    pub direct_io: bool,
     /// Region reported to S3 clients.
     pub region: String,
 }
@@ -119,6 +121,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
         );
         cfg.location = format!("local.rack1.host1.vol{i}");
         cfg.workers = opts.rawx_workers;
+        cfg.direct_io = opts.direct_io;
         // Six volumes share one disk here: scrub gently.
         cfg.scrub_rate_bytes_per_s = DEV_SCRUB_RATE_BYTES_PER_S;
         driver = host.start_rawx(cfg, conscience.clone())?.1;

@@ -52,6 +52,9 @@ enum Command {
         /// Worker threads per rawx (0 = one per core).
         #[arg(long, default_value_t = 1)]
         rawx_workers: usize,
+        /// Open chunk files with O_DIRECT (chunk traffic bypasses the page cache).
+        #[arg(long)]
+        direct_io: bool,
         /// Region reported to S3 clients.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -83,6 +86,7 @@ async fn run(command: Command) -> Result<()> {
             directory_replicas,
             rawx_count,
             rawx_workers,
+            direct_io,
             region,
         } => {
             let opts = DevOptions {
@@ -92,6 +96,7 @@ async fn run(command: Command) -> Result<()> {
                 directory_replicas,
                 rawx_count,
                 rawx_workers,
+                direct_io,
                 region,
             };
             let (host, g) = dev::start(&opts, shutdown.clone()).await?;
