@@ -1,6 +1,7 @@
 //! Growth without an operator: the node leading meta0 adds one meta2 group for each
-//! directory node that joined the grid (up in the conscience with a score above 0,
-//! answering `Status`) and is a member of no meta2 group yet. The new groups go
+//! directory node that joined the grid (up in the conscience with a score above 0)
+//! and is a member of no meta2 group yet. A round where every usable address is
+//! already a member costs one `ListServices` call and nothing else. The new groups go
 //! through [`grow::add_meta2_groups`], exactly what `oxio directory grow` does by
 //! hand, so each is hosted and led before meta0 records it, and
 //! [`crate::placement::spread_groups`] makes the newcomer its preferred leader. Checked
@@ -13,14 +14,12 @@ use crate::grow::{self, MAX_META2_GROUPS};
 use crate::node::Node;
 use crate::types::{GroupKind, META0_GROUP};
 use oxio_proto::v1::{AddMeta2GroupsRequest, GroupMember, ListServicesRequest};
-use oxio_proto::ConscienceClient;
+use oxio_proto::{ConscienceClient, DIRECTORY_SERVICE_TYPE};
 use std::collections::HashSet;
 use std::sync::Weak;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Service type directory nodes register under.
-const DIRECTORY_SERVICE_TYPE: &str = "directory";
 /// Most directory nodes looked at in one round.
 const MAX_NODES: usize = 256;
 /// Longest wait for the conscience's answer.
@@ -51,15 +50,12 @@ pub fn spawn(
     })
 }
 
-/// Whether this node leads meta0 now.
-fn leads_meta0(node: &Node) -> bool {
-    node.group(META0_GROUP)
-        .is_some_and(|g| g.raft.metrics().borrow().current_leader == Some(node.id))
-}
-
 /// One check; the number of meta2 groups added.
 pub async fn round(node: &Node, conscience: &[String]) -> Result<usize> {
-    if !leads_meta0(node) {
+    let leads_meta0 = node
+        .group(META0_GROUP)
+        .is_some_and(|g| node.view(&g).is_leader);
+    if !leads_meta0 {
         return Ok(0);
     }
     let Some(table) = cluster::local_meta0(node)? else {
@@ -70,12 +66,25 @@ pub async fn round(node: &Node, conscience: &[String]) -> Result<usize> {
         .iter()
         .filter(|g| GroupKind::of(g.id) == GroupKind::Meta2)
         .collect::<Vec<_>>();
+    if meta2.is_empty() {
+        return Ok(0);
+    }
+    let members: HashSet<&str> = meta2
+        .iter()
+        .flat_map(|g| g.members.iter().map(|m| m.addr.as_str()))
+        .collect();
+    let usable = usable_directory_addrs(conscience).await?;
+    if usable.iter().all(|a| members.contains(a.as_str())) {
+        return Ok(0);
+    }
+    // Some address is new: learn every usable node's id (`AddMeta2Groups` takes
+    // them), and count by id the nodes in no meta2 group (an address may have changed).
     let hosting: HashSet<u64> = meta2
         .iter()
         .flat_map(|g| g.members.iter().map(|m| m.node_id))
         .collect();
     let mut nodes = Vec::new();
-    for addr in usable_directory_addrs(conscience).await? {
+    for addr in usable {
         match cluster::status_of(node, &addr, cluster::PROBE_TIMEOUT).await {
             Ok(st) => nodes.push(GroupMember {
                 node_id: st.node_id,
@@ -88,7 +97,7 @@ pub async fn round(node: &Node, conscience: &[String]) -> Result<usize> {
         .iter()
         .filter(|n| !hosting.contains(&n.node_id))
         .count() as u32;
-    if newcomers == 0 || meta2.is_empty() {
+    if newcomers == 0 {
         return Ok(0);
     }
     let want = (meta2.len() as u32 + newcomers).min(MAX_META2_GROUPS);
@@ -124,18 +133,11 @@ async fn usable_directory_addrs(conscience: &[String]) -> Result<Vec<String>> {
         req.set_timeout(CONSCIENCE_TIMEOUT);
         match ConscienceClient::new(ch).list_services(req).await {
             Ok(reply) => {
-                let mut addrs: Vec<String> = reply
-                    .into_inner()
-                    .services
-                    .into_iter()
-                    .filter(|s| s.up && s.score > 0)
-                    .filter_map(|s| s.info.map(|i| i.addr))
-                    .filter(|a| !a.is_empty())
-                    .take(MAX_NODES)
-                    .collect();
-                addrs.sort();
-                addrs.dedup();
-                return Ok(addrs);
+                return Ok(oxio_proto::service_addrs(
+                    reply.into_inner().services,
+                    true,
+                    MAX_NODES,
+                ))
             }
             Err(s) => last = format!("conscience {addr}: {}", s.message()),
         }

@@ -152,7 +152,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
             Arc::new(move || weak.upgrade().map(|n| n.stats()).unwrap_or_default());
         let cfg = oxio_proto::reporter::ReporterConfig {
             conscience: config.conscience.clone(),
-            service_type: "directory".into(),
+            service_type: oxio_proto::DIRECTORY_SERVICE_TYPE.into(),
             id: format!("directory-{}", config.node_id),
             addr: advertise.clone(),
             location: config.location.clone(),

@@ -20,6 +20,29 @@ pub mod sysstat;
 pub use v1::conscience_client::ConscienceClient;
 pub use v1::directory_client::DirectoryClient;
 
+/// Service type directory nodes register under with the conscience.
+pub const DIRECTORY_SERVICE_TYPE: &str = "directory";
+
+/// The addresses of `services` (all of them, or with `usable_only` those up with a
+/// score above 0: a service locked at 0 or full takes no new work), at most `max`,
+/// sorted, without duplicates.
+pub fn service_addrs(
+    services: Vec<v1::ServiceState>,
+    usable_only: bool,
+    max: usize,
+) -> Vec<String> {
+    let mut addrs: Vec<String> = services
+        .into_iter()
+        .filter(|s| !usable_only || (s.up && s.score > 0))
+        .filter_map(|s| s.info.map(|i| i.addr))
+        .filter(|a| !a.is_empty())
+        .take(max)
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    addrs
+}
+
 /// Opens a lazily connected gRPC channel to `host:port` with sane timeouts.
 pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let uri = if addr.starts_with("http://") {

@@ -12,8 +12,7 @@ use std::time::Duration;
 use tonic::Code;
 use tracing::Instrument;
 
-/// Service type the directory nodes register under with the conscience.
-pub const DIRECTORY_SERVICE_TYPE: &str = "directory";
+pub use oxio_proto::DIRECTORY_SERVICE_TYPE;
 /// Most directory nodes one status or discovery call visits.
 pub const MAX_DIRECTORY_NODES: usize = 256;
 /// Largest Status reply accepted (a node may host many groups).
@@ -41,34 +40,23 @@ fn client(addr: &str) -> Result<DirectoryClient<tonic::transport::Channel>> {
 impl Client {
     /// Addresses of the directory nodes registered with the conscience.
     pub async fn directory_addrs(&self) -> Result<Vec<String>> {
-        let mut addrs: Vec<String> = self
-            .list_services(DIRECTORY_SERVICE_TYPE)
-            .await?
-            .into_iter()
-            .filter_map(|s| s.info.map(|i| i.addr))
-            .filter(|a| !a.is_empty())
-            .take(MAX_DIRECTORY_NODES)
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        Ok(addrs)
+        let services = self.list_services(DIRECTORY_SERVICE_TYPE).await?;
+        Ok(oxio_proto::service_addrs(
+            services,
+            false,
+            MAX_DIRECTORY_NODES,
+        ))
     }
 
     /// Addresses of the directory nodes the conscience lists up with a score above 0
     /// (a node locked at 0, or full, takes no group in a bootstrap or growth).
     pub async fn directory_addrs_usable(&self) -> Result<Vec<String>> {
-        let mut addrs: Vec<String> = self
-            .list_services(DIRECTORY_SERVICE_TYPE)
-            .await?
-            .into_iter()
-            .filter(|s| s.up && s.score > 0)
-            .filter_map(|s| s.info.map(|i| i.addr))
-            .filter(|a| !a.is_empty())
-            .take(MAX_DIRECTORY_NODES)
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        Ok(addrs)
+        let services = self.list_services(DIRECTORY_SERVICE_TYPE).await?;
+        Ok(oxio_proto::service_addrs(
+            services,
+            true,
+            MAX_DIRECTORY_NODES,
+        ))
     }
 
     /// The Status of one directory node.

@@ -1,6 +1,8 @@
 //! Cross-service test support: a grid of real services (conscience, directory node,
 //! rawx) started in-process on loopback with port 0, each rawx stoppable on its own
-//! for fault injection, plus helpers to drive it through the sdk.
+//! for fault injection, plus helpers to drive it through the sdk; and
+//! [`DirectoryNodes`], several directory nodes on reserved ports for the replicated
+//! directory tests.
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -368,6 +370,83 @@ async fn pump(
         }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Directory nodes on ports reserved up front (so each knows its peers, and meta0
+/// lives on one of them), registering with one conscience; started on demand.
+pub struct DirectoryNodes {
+    tmp: tempfile::TempDir,
+    /// Stops the conscience and every node.
+    pub stop: CancellationToken,
+    /// The conscience's address.
+    pub conscience: String,
+    ports: Vec<std::net::SocketAddr>,
+    /// Every node's address, node `i` (from 1) at `peers[i - 1]`.
+    pub peers: Vec<String>,
+}
+
+impl DirectoryNodes {
+    /// A conscience and `n` reserved ports; no node started yet.
+    pub async fn new(n: usize) -> DirectoryNodes {
+        let tmp = tempfile::tempdir().expect("directory test grid");
+        let stop = CancellationToken::new();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("directory test grid");
+        let conscience = oxio_conscience::start(
+            oxio_conscience::ConscienceConfig {
+                listen: any,
+                ..Default::default()
+            },
+            stop.child_token(),
+        )
+        .await
+        .expect("directory test grid");
+        let listeners: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind(any).expect("directory test grid"))
+            .collect();
+        let ports: Vec<std::net::SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("directory test grid"))
+            .collect();
+        drop(listeners);
+        let peers = ports.iter().map(|p| p.to_string()).collect();
+        DirectoryNodes {
+            tmp,
+            stop,
+            conscience: conscience.addr.to_string(),
+            ports,
+            peers,
+        }
+    }
+
+    /// Starts node `id` (1..=n); `auto_grow` as in `DirectoryConfig`.
+    pub async fn start(&self, id: u64, auto_grow: Duration) {
+        let mut cfg =
+            oxio_directory::DirectoryConfig::new(id, self.tmp.path().join(format!("d{id}")));
+        cfg.listen = self.ports[id as usize - 1];
+        cfg.peers = self.peers.clone();
+        cfg.conscience = vec![self.conscience.clone()];
+        cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.auto_grow_interval = auto_grow;
+        cfg.location = format!("local.rack1.host{id}.meta");
+        oxio_directory::start(cfg, self.stop.child_token())
+            .await
+            .expect("directory test grid");
+    }
+
+    /// Waits until `n` directory nodes are up with a score above 0.
+    pub async fn wait_registered(&self, sdk: &oxio_sdk::Client, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sdk
+            .list_services("directory")
+            .await
+            .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
+            .unwrap_or(0)
+            < n
+        {
+            assert!(Instant::now() < deadline, "joined nodes did not register");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

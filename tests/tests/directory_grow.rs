@@ -5,9 +5,9 @@
 //! node that joins gets one meta2 group, led by it, with no admin call.
 use bytes::Bytes;
 use oxio_proto::v1::{AddMeta2GroupsRequest, BootstrapRequest, GroupKind};
+use oxio_tests::DirectoryNodes;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 async fn put(sdk: &oxio_sdk::Client, bucket: &str, key: &str, data: &[u8]) {
     let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(data))]);
@@ -27,110 +27,40 @@ async fn get(sdk: &oxio_sdk::Client, bucket: &str, key: &str) -> Vec<u8> {
     out
 }
 
-/// Five reserved ports, a conscience, and directory nodes started on demand.
-struct Grid {
-    tmp: tempfile::TempDir,
-    stop: CancellationToken,
-    conscience: String,
-    ports: Vec<std::net::SocketAddr>,
-    peers: Vec<String>,
-}
-
-impl Grid {
-    async fn new() -> Grid {
-        let tmp = tempfile::tempdir().unwrap();
-        let stop = CancellationToken::new();
-        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let conscience = oxio_conscience::start(
-            oxio_conscience::ConscienceConfig {
-                listen: any,
-                ..Default::default()
-            },
-            stop.child_token(),
-        )
-        .await
-        .unwrap();
-        let listeners: Vec<std::net::TcpListener> = (0..5)
-            .map(|_| std::net::TcpListener::bind(any).unwrap())
-            .collect();
-        let ports: Vec<std::net::SocketAddr> =
-            listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-        drop(listeners);
-        let peers = ports.iter().map(|p| p.to_string()).collect();
-        Grid {
-            tmp,
-            stop,
-            conscience: conscience.addr.to_string(),
-            ports,
-            peers,
-        }
-    }
-
-    /// Starts node `id` (1..=5); `auto_grow` as in `DirectoryConfig`.
-    async fn start(&self, id: u64, auto_grow: Duration) {
-        let mut cfg =
-            oxio_directory::DirectoryConfig::new(id, self.tmp.path().join(format!("d{id}")));
-        cfg.listen = self.ports[id as usize - 1];
-        cfg.peers = self.peers.clone();
-        cfg.conscience = vec![self.conscience.clone()];
-        cfg.heartbeat_interval = Duration::from_millis(200);
-        cfg.auto_grow_interval = auto_grow;
-        cfg.location = format!("local.rack1.host{id}.meta");
-        oxio_directory::start(cfg, self.stop.child_token())
-            .await
-            .unwrap();
-    }
-
-    /// Bootstraps nodes 1 to 3 (3 replicas, 1 meta1 group, 2 meta2 groups); an sdk
-    /// client on them.
-    async fn bootstrap(&self) -> oxio_sdk::Client {
-        let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-            vec![self.conscience.clone()],
-            self.peers[..3].to_vec(),
-        ))
-        .unwrap();
-        let first3 = sdk.directory_members_up(&self.peers[..3]).await;
-        assert_eq!(first3.len(), 3);
-        sdk.directory_bootstrap(
-            &self.peers[0],
-            BootstrapRequest {
-                replicas: 3,
-                meta1_groups: 1,
-                meta2_groups: 2,
-                nodes: first3,
-                forwarded: false,
-                node_locations: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
-        sdk
-    }
-
-    /// Waits until `n` directory nodes are up with a score above 0.
-    async fn wait_registered(&self, sdk: &oxio_sdk::Client, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while sdk
-            .list_services("directory")
-            .await
-            .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
-            .unwrap_or(0)
-            < n
-        {
-            assert!(Instant::now() < deadline, "joined nodes did not register");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+/// Bootstraps nodes 1 to 3 (3 replicas, 1 meta1 group, 2 meta2 groups); an sdk
+/// client on them.
+async fn bootstrap(grid: &DirectoryNodes) -> oxio_sdk::Client {
+    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
+        vec![grid.conscience.clone()],
+        grid.peers[..3].to_vec(),
+    ))
+    .unwrap();
+    let first3 = sdk.directory_members_up(&grid.peers[..3]).await;
+    assert_eq!(first3.len(), 3);
+    sdk.directory_bootstrap(
+        &grid.peers[0],
+        BootstrapRequest {
+            replicas: 3,
+            meta1_groups: 1,
+            meta2_groups: 2,
+            nodes: first3,
+            forwarded: false,
+            node_locations: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    sdk
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_meta2_groups_go_to_the_nodes_that_joined() {
-    let grid = Grid::new().await;
+    let grid = DirectoryNodes::new(5).await;
     let (peers, stop) = (&grid.peers, &grid.stop);
     for id in 1..=3 {
         grid.start(id, Duration::ZERO).await;
     }
-    let sdk = grid.bootstrap().await;
+    let sdk = bootstrap(&grid).await;
     sdk.create_account("acct").await.unwrap();
     sdk.create_container("acct", "old").await.unwrap();
     put(&sdk, "old", "k", b"before growing").await;
@@ -204,12 +134,12 @@ async fn new_meta2_groups_go_to_the_nodes_that_joined() {
 /// without any admin call, and only one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_joins_gets_a_meta2_group_by_itself() {
-    let grid = Grid::new().await;
+    let grid = DirectoryNodes::new(5).await;
     let every = Duration::from_millis(200);
     for id in 1..=3 {
         grid.start(id, every).await;
     }
-    let sdk = grid.bootstrap().await;
+    let sdk = bootstrap(&grid).await;
     sdk.create_account("acct").await.unwrap();
     sdk.create_container("acct", "old").await.unwrap();
     put(&sdk, "old", "k", b"before joining").await;

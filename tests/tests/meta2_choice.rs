@@ -4,64 +4,23 @@
 //! its share again.
 
 use oxio_proto::v1::{BootstrapRequest, GroupKind};
+use oxio_tests::DirectoryNodes;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_avoid_meta2_groups_of_a_locked_directory_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let stop = CancellationToken::new();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let conscience = oxio_conscience::start(
-        oxio_conscience::ConscienceConfig {
-            listen: any,
-            ..Default::default()
-        },
-        stop.child_token(),
-    )
-    .await
-    .unwrap();
-    // Ports fixed up front so that each node knows its peers (meta0 lives on one).
-    let listeners: Vec<std::net::TcpListener> = (0..3)
-        .map(|_| std::net::TcpListener::bind(any).unwrap())
-        .collect();
-    let ports: Vec<std::net::SocketAddr> =
-        listeners.iter().map(|l| l.local_addr().unwrap()).collect();
-    drop(listeners);
-    let peers: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
-    let mut addrs = Vec::new();
+    let grid = DirectoryNodes::new(3).await;
     for id in 1..=3u64 {
-        let mut cfg = oxio_directory::DirectoryConfig::new(id, tmp.path().join(format!("d{id}")));
-        cfg.listen = ports[id as usize - 1];
-        cfg.peers = peers.clone();
-        cfg.conscience = vec![conscience.addr.to_string()];
-        cfg.heartbeat_interval = Duration::from_millis(200);
-        cfg.location = format!("local.rack1.host{id}.meta");
-        let d = oxio_directory::start(cfg, stop.child_token())
-            .await
-            .unwrap();
-        addrs.push(d.addr.to_string());
+        grid.start(id, Duration::ZERO).await;
     }
+    let (addrs, stop) = (grid.peers.clone(), &grid.stop);
     let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-        vec![conscience.addr.to_string()],
+        vec![grid.conscience.clone()],
         addrs.clone(),
     ))
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sdk
-        .list_services("directory")
-        .await
-        .map(|s| s.iter().filter(|s| s.up && s.score > 0).count())
-        .unwrap_or(0)
-        < 3
-    {
-        assert!(
-            Instant::now() < deadline,
-            "directory nodes did not register"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    grid.wait_registered(&sdk, 3).await;
     let nodes = sdk.directory_members(&addrs).await.unwrap();
     let reply = sdk
         .directory_bootstrap(
