@@ -1,17 +1,43 @@
 //! Log setup for the binaries: `tracing` to stderr, text or JSON, filtered by
 //! `RUST_LOG` (default `info`).
+//!
+//! Lines are formatted where they are logged and written to stderr by one log
+//! thread: a request never waits on a `write` to stderr, and lines logged while the
+//! thread writes go out together in one write. At most [`MAX_QUEUED_LINES`] wait;
+//! past that, logging waits for the thread rather than dropping lines.
 
-/// Installs the global subscriber.
-pub fn init(json: bool) {
+use std::io::{BufWriter, Stderr};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+
+/// Most log lines queued for the log thread.
+pub const MAX_QUEUED_LINES: usize = 65_536;
+
+/// Bytes the log thread gathers before a write (it also writes whenever the queue
+/// runs empty).
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Installs the global subscriber. Keep the guard until the process ends: dropping
+/// it writes out the lines still queued.
+#[must_use = "dropping the guard stops the log thread"]
+pub fn init(json: bool) -> WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=warn,tower=warn,hyper=warn")
     });
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(MAX_QUEUED_LINES)
+        .thread_name("oxio-log")
+        .finish(BufWriter::<Stderr>::with_capacity(
+            WRITE_BUFFER_BYTES,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }

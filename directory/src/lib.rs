@@ -124,16 +124,37 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let serve_stop = stop.clone();
-    let layer_metrics = rpc_metrics.clone();
+    let rpc_layer = oxio_proto::rpc::RpcLayer::new(
+        rpc_metrics.clone(),
+        &[<DirectoryServer<service::DirectoryService> as tonic::server::NamedService>::NAME],
+    );
+    // Clients in this process (a gateway of the same host) call the same stack
+    // directly, until the node is told to stop or its server ends.
+    let in_process = oxio_proto::local::register(
+        &advertise,
+        tower::ServiceBuilder::new()
+            .map_response(|r: http::Response<_>| r.map(tonic::body::Body::new))
+            .layer(rpc_layer.clone())
+            .service(svc.clone()),
+    );
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(oxio_proto::rpc::RpcLayer::new(
-                layer_metrics,
-                &[<DirectoryServer<service::DirectoryService> as tonic::server::NamedService>::NAME],
-            ))
+        let mut in_process = Some(in_process);
+        let serve = tonic::transport::Server::builder()
+            .layer(rpc_layer)
             .add_service(svc)
-            .serve_with_incoming_shutdown(incoming, serve_stop.cancelled_owned())
-            .await
+            .serve_with_incoming_shutdown(incoming, serve_stop.clone().cancelled_owned());
+        tokio::pin!(serve);
+        // In-process calls stop with the order to stop, not after the network
+        // connections have drained.
+        let served = tokio::select! {
+            r = &mut serve => r,
+            () = serve_stop.cancelled() => {
+                in_process.take();
+                serve.await
+            }
+        };
+        drop(in_process);
+        served
     });
 
     let purge_metrics = rpc_metrics.clone();

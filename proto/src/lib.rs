@@ -2,7 +2,8 @@
 //! (conscience and directory APIs, Raft transport), plus the client-side glue every
 //! service shares to report itself to the conscience (system statistics and the
 //! heartbeat loop), and what every gRPC boundary shares ([`rpc`]: the request id
-//! passed between services, request metrics and spans).
+//! passed between services, request metrics and spans; [`local`]: calls between
+//! services of one process without the network).
 
 #![allow(clippy::large_enum_variant)]
 
@@ -13,6 +14,7 @@ pub mod v1 {
 }
 
 pub mod content;
+pub mod local;
 pub mod reporter;
 pub mod rpc;
 pub mod sysstat;
@@ -43,6 +45,9 @@ pub fn service_addrs(
     addrs
 }
 
+/// Longest a call through [`channel`] (or in-process, [`local`]) may take.
+pub const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Opens a lazily connected gRPC channel to `host:port` with sane timeouts.
 pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let uri = if addr.starts_with("http://") {
@@ -52,7 +57,7 @@ pub fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport
     };
     Ok(tonic::transport::Endpoint::from_shared(uri)?
         .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(30))
+        .timeout(RPC_TIMEOUT)
         .tcp_nodelay(true)
         .connect_lazy())
 }

@@ -159,7 +159,7 @@ macro_rules! conditions_then_served {
 
 #[async_trait::async_trait]
 impl S3 for OxioS3 {
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn create_bucket(
         &self,
         req: S3Request<CreateBucketInput>,
@@ -180,7 +180,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn head_bucket(
         &self,
         req: S3Request<HeadBucketInput>,
@@ -196,7 +196,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_buckets(
         &self,
         req: S3Request<ListBucketsInput>,
@@ -221,7 +221,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn delete_bucket(
         &self,
         req: S3Request<DeleteBucketInput>,
@@ -235,7 +235,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn get_bucket_location(
         &self,
         req: S3Request<GetBucketLocationInput>,
@@ -253,7 +253,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn put_object(
         &self,
         req: S3Request<PutObjectInput>,
@@ -306,7 +306,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn get_object(
         &self,
         req: S3Request<GetObjectInput>,
@@ -383,7 +383,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(output))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn head_object(
         &self,
         req: S3Request<HeadObjectInput>,
@@ -433,7 +433,7 @@ impl S3 for OxioS3 {
         Ok(resp)
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn delete_object(
         &self,
         req: S3Request<DeleteObjectInput>,
@@ -451,7 +451,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(versioning::delete_output(&done)))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn delete_objects(
         &self,
         req: S3Request<DeleteObjectsInput>,
@@ -526,7 +526,7 @@ impl S3 for OxioS3 {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn put_bucket_versioning(
         &self,
         req: S3Request<PutBucketVersioningInput>,
@@ -536,7 +536,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn get_bucket_versioning(
         &self,
         req: S3Request<GetBucketVersioningInput>,
@@ -546,7 +546,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
@@ -556,7 +556,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn list_objects(
         &self,
         req: S3Request<ListObjectsInput>,
@@ -566,7 +566,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
@@ -576,7 +576,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn copy_object(
         &self,
         req: S3Request<CopyObjectInput>,
@@ -593,7 +593,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(copied.output))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
@@ -603,7 +603,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
@@ -614,7 +614,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key, part = req.input.part_number))]
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
@@ -624,7 +624,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn complete_multipart_upload(
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
@@ -635,7 +635,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn abort_multipart_upload(
         &self,
         req: S3Request<AbortMultipartUploadInput>,
@@ -645,7 +645,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn list_parts(
         &self,
         req: S3Request<ListPartsInput>,
@@ -655,7 +655,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn put_object_tagging(
         &self,
         req: S3Request<PutObjectTaggingInput>,
@@ -665,7 +665,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn get_object_tagging(
         &self,
         req: S3Request<GetObjectTaggingInput>,
@@ -675,7 +675,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn delete_object_tagging(
         &self,
         req: S3Request<DeleteObjectTaggingInput>,
@@ -685,7 +685,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn put_bucket_tagging(
         &self,
         req: S3Request<PutBucketTaggingInput>,
@@ -695,7 +695,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(PutBucketTaggingOutput {}))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn get_bucket_tagging(
         &self,
         req: S3Request<GetBucketTaggingInput>,
@@ -705,7 +705,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn delete_bucket_tagging(
         &self,
         req: S3Request<DeleteBucketTaggingInput>,
@@ -715,7 +715,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(DeleteBucketTaggingOutput {}))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn put_bucket_acl(
         &self,
         req: S3Request<PutBucketAclInput>,
@@ -726,7 +726,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(PutBucketAclOutput {}))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn get_bucket_acl(
         &self,
         req: S3Request<GetBucketAclInput>,
@@ -736,7 +736,7 @@ impl S3 for OxioS3 {
         Ok(S3Response::new(out))
     }
 
-    #[tracing::instrument(skip_all, fields(bucket = %req.input.bucket))]
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn list_multipart_uploads(
         &self,
         req: S3Request<ListMultipartUploadsInput>,

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 /// Metadata key of a "not leader" answer naming the leader.
@@ -52,8 +51,9 @@ impl Meta0 {
     }
 }
 
-/// A directory client whose calls carry the current request id.
-pub type DirClient = DirectoryClient<oxio_proto::rpc::Traced<Channel>>;
+/// A directory client whose calls carry the current request id; in-process when the
+/// directory node runs in this process ([`oxio_proto::local`]).
+pub type DirClient = DirectoryClient<oxio_proto::rpc::Traced<oxio_proto::local::Transport>>;
 
 /// Client side of the directory.
 pub struct DirectoryResolver {
@@ -82,7 +82,7 @@ impl DirectoryResolver {
         if let Some(c) = self.channels.get(addr) {
             return Ok(c.clone());
         }
-        let ch = oxio_proto::channel(addr)
+        let ch = oxio_proto::local::Transport::new(addr)
             .map_err(|e| Error::InvalidArgument(format!("bad directory address {addr:?}: {e}")))?;
         let c = DirectoryClient::with_interceptor(ch, oxio_proto::rpc::RequestIdInterceptor)
             .max_decoding_message_size(64 << 20);

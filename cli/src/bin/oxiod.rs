@@ -69,8 +69,11 @@ enum Command {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    oxio_cli::logging::init(cli.log_json);
-    if let Err(e) = run(cli.command).await {
+    let log = oxio_cli::logging::init(cli.log_json);
+    let result = run(cli.command).await;
+    // Lines still queued are written before the process ends.
+    drop(log);
+    if let Err(e) = result {
         eprintln!("oxiod: {e:#}");
         std::process::exit(1);
     }
