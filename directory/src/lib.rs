@@ -138,23 +138,21 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
             .service(svc.clone()),
     );
     let server = tokio::spawn(async move {
-        let mut in_process = Some(in_process);
         let serve = tonic::transport::Server::builder()
             .layer(rpc_layer)
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, serve_stop.clone().cancelled_owned());
         tokio::pin!(serve);
-        // In-process calls stop with the order to stop, not after the network
-        // connections have drained.
-        let served = tokio::select! {
-            r = &mut serve => r,
-            () = serve_stop.cancelled() => {
-                in_process.take();
-                serve.await
-            }
+        // In-process calls end with the order to stop, not once the network
+        // connections have drained; or with the server, if it ends first.
+        let deregister = async move {
+            serve_stop.cancelled().await;
+            drop(in_process);
         };
-        drop(in_process);
-        served
+        tokio::select! {
+            r = &mut serve => r,
+            () = deregister => serve.await,
+        }
     });
 
     let purge_metrics = rpc_metrics.clone();

@@ -170,6 +170,14 @@ async fn a_node_serves_its_raft_rpc_and_rocksdb_figures() {
     let count = "oxio_directory_grpc_request_duration_seconds_count{method=\"Status\"}";
     assert_eq!(sample(&t, count), Some(2.0));
 
+    // A client of this process reaches the node in-process, through the same layers.
+    let local = oxio_proto::local::Transport::new(&started.addr.to_string()).unwrap();
+    assert!(local.is_local(), "the node registered its address");
+    let mut in_process = DirectoryClient::new(local.clone());
+    in_process.status(StatusRequest {}).await.unwrap();
+    let (_, t) = http_get(maddr, "/metrics").await;
+    assert_eq!(sample(&t, count), Some(3.0), "in-process call counted: {t}");
+
     let (status, _) = http_get(maddr, "/other").await;
     assert!(status.contains(" 404 "), "{status}");
 
@@ -179,4 +187,10 @@ async fn a_node_serves_its_raft_rpc_and_rocksdb_figures() {
         tokio::net::TcpStream::connect(maddr).await.is_err(),
         "metrics stopped"
     );
+    assert!(
+        !local.is_local(),
+        "a stopped node is no longer reached in-process"
+    );
+    let gone = in_process.status(StatusRequest {}).await.unwrap_err();
+    assert_eq!(gone.code(), tonic::Code::Unavailable, "{gone:?}");
 }
