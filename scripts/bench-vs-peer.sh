@@ -8,7 +8,9 @@
 # on exit, Ctrl-C included.
 #
 # Usage: scripts/bench-vs-peer.sh [--rounds N] [--duration 10s] [--quick] [--out FILE]
-#                                 [--peer-fsync]
+#                                 [--peer-fsync] [--cases KEY,...]
+# Case keys: put-4k-c16 put-4k-c64 get-4k-c16 get-4k-c64 get-1m-c16 put-16m-c4
+#            get-16m-c4 list (default: all of them).
 # Environment: OXIO_BIN_DIR (prebuilt oxio/oxiod; default: cargo build --release),
 #              CARGO_TARGET_DIR (default ~/.cache/oxio-target), SEAWEEDFS_VERSION.
 set -euo pipefail
@@ -25,8 +27,9 @@ DURATION=10s
 QUICK=0
 OUT=bench-results.md
 PEER_FSYNC=0
+CASES=
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,11 +38,18 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --out) OUT=${2:?--out needs a value}; shift 2 ;;
     --peer-fsync) PEER_FSYNC=1; shift ;;
+    --cases) CASES=${2:?--cases needs a value}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "--rounds must be a positive number" >&2; exit 2 ;; esac
+for key in ${CASES//,/ }; do
+  case "$key" in
+    put-4k-c16|put-4k-c64|get-4k-c16|get-4k-c64|get-1m-c16|put-16m-c4|get-16m-c4|list) ;;
+    *) echo "unknown case: $key (see --help for the case keys)" >&2; exit 2 ;;
+  esac
+done
 
 # Matrix sizes: objects prepared before the GET and LIST cases.
 SMALL_OBJECTS=1000 MIB_OBJECTS=64 BIG_OBJECTS=8 LIST_KEYS=10000 DISK_BLOCKS=64 FSYNC_WRITES=200
@@ -188,6 +198,7 @@ log "idle oxiod dev RSS: $((OXIO_IDLE_RSS_KB / 1024)) MiB"
 # ---------------------------------------------------------------- the matrix
 EXTRA=()
 [ "$QUICK" = 1 ] && EXTRA+=(--quick)
+[ -n "$CASES" ] && EXTRA+=(--cases "$CASES")
 python3 "$SCRIPTS/bench_peer.py" matrix --oxio "$OXIO" \
   --oxio-target oxio "$OXIO_ENDPOINT" "$OXIOD_PID" "$OXIO_KEY" "$OXIO_SECRET" \
   --peer-target seaweedfs "$WEED_ENDPOINT" "$WEED_PID" "$WEED_KEY" "$WEED_SECRET" \

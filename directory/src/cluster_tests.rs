@@ -188,3 +188,153 @@ async fn a_group_replicates_between_two_nodes() {
         n.node.shutdown().await;
     }
 }
+
+/// Concurrent reads of a replicated group wait for one leadership check together
+/// (a heartbeat round to the follower) instead of one each; every one of them
+/// then sees the write acknowledged before, and on the follower every one is told
+/// where the leader is.
+#[tokio::test(flavor = "current_thread")]
+async fn concurrent_reads_share_one_leadership_check() {
+    const READS: usize = 64;
+    let a = spawn_node(1).await;
+    let b = spawn_node(2).await;
+    let ga = a.node.host_group(1000).await.unwrap();
+    let gb = b.node.host_group(1000).await.unwrap();
+    let members = BTreeMap::from([
+        (1, BasicNode::new(a.addr.clone())),
+        (2, BasicNode::new(b.addr.clone())),
+    ]);
+    ga.raft.initialize(members).await.unwrap();
+    let m = ga
+        .raft
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.current_leader.is_some(), "leader elected")
+        .await
+        .unwrap();
+    let (lg, fg) = if m.current_leader == Some(1) {
+        (&ga, &gb)
+    } else {
+        (&gb, &ga)
+    };
+    let init = Command::InitContainer {
+        cid: CID.into(),
+        account: "acct".into(),
+        name: "b".into(),
+    };
+    assert_eq!(lg.proposer.propose(init).await.unwrap().0, Reply::Done);
+    let put = Command::PutContent {
+        cid: CID.into(),
+        key: "k".into(),
+        header: ContentHeader {
+            size: 1,
+            inline_data: b"x".to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        proposed_version: 7,
+        condition: None,
+    };
+    lg.proposer.propose(put).await.unwrap();
+
+    // All reads are queued before the barrier's task runs (one thread, FIFO).
+    let before = lg.reads.checks();
+    let reads: Vec<_> = (0..READS)
+        .map(|_| {
+            let (reads, sm) = (lg.reads.clone(), lg.sm.clone());
+            tokio::spawn(async move {
+                reads.wait().await.unwrap();
+                meta2::get_content(&sm.view(), CID, "k").unwrap().unwrap()
+            })
+        })
+        .collect();
+    for r in reads {
+        assert_eq!(r.await.unwrap().version, 7);
+    }
+    let used = lg.reads.checks() - before;
+    assert!(
+        (1..=2).contains(&used),
+        "{used} leadership checks for {READS} reads"
+    );
+
+    let on_follower: Vec<_> = (0..READS)
+        .map(|_| {
+            let reads = fg.reads.clone();
+            tokio::spawn(async move { reads.wait().await })
+        })
+        .collect();
+    for r in on_follower {
+        let e = r.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                openraft::error::RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(_)
+                )
+            ),
+            "{e:?}"
+        );
+    }
+
+    for n in [&a, &b] {
+        n.stop.cancel();
+        n.node.shutdown().await;
+    }
+}
+
+/// openraft's own snapshot policy is off: the node's snapshot task builds a group's
+/// first snapshot once the minimum of entries is applied, and the log before it is
+/// purged but for the entries kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_snapshots_after_the_minimum_of_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open_db(dir.path()).unwrap());
+    let node = Node::open_with(
+        1,
+        "127.0.0.1:1".into(),
+        db,
+        dir.path().join("snapshots"),
+        crate::node::group_settings_with(20, 5).unwrap(),
+    )
+    .await
+    .unwrap();
+    let g = node.host_group(1000).await.unwrap();
+    g.raft
+        .initialize(BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]))
+        .await
+        .unwrap();
+    let init = Command::InitContainer {
+        cid: CID.into(),
+        account: "acct".into(),
+        name: "b".into(),
+    };
+    g.proposer.propose(init).await.unwrap();
+    let mut last = 0;
+    for i in 0..30 {
+        let put = Command::PutContent {
+            cid: CID.into(),
+            key: format!("k{i}"),
+            header: ContentHeader {
+                size: 1,
+                inline_data: b"x".to_vec(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            proposed_version: 1 + i,
+            condition: None,
+        };
+        last = g.proposer.propose(put).await.unwrap().1;
+    }
+    let m = g
+        .raft
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= 20) && m.purged.is_some(),
+            "snapshot built and log purged",
+        )
+        .await
+        .unwrap();
+    let snap = m.snapshot.unwrap().index;
+    assert!(snap <= last, "snapshot at {snap}, last write {last}");
+    assert!(m.purged.unwrap().index + 5 >= snap);
+    node.shutdown().await;
+}

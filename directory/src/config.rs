@@ -81,7 +81,9 @@ pub struct DirectoryConfig {
     /// group yet (see [`crate::autogrow`]; only the node leading meta0 acts); zero
     /// turns automatic growth off. Needs `conscience`.
     pub auto_grow_interval: Duration,
-    /// Applied entries between two snapshots of a group.
+    /// Applied entries between two snapshots of a group, at least (a group also
+    /// waits until its log grew by the size of its last snapshot; see
+    /// [`crate::snapshot_policy`]).
     pub snapshot_every_entries: u64,
     /// Log entries kept after a snapshot (the rest is purged).
     pub log_kept_after_snapshot: u64,

@@ -34,10 +34,12 @@ pub mod placement;
 pub mod proposer;
 pub mod purge;
 pub mod purger;
+pub mod read_barrier;
 pub mod rebuild;
 pub mod service;
 pub mod sm_data;
 pub mod snapshot;
+pub mod snapshot_policy;
 pub mod state_machine;
 pub mod status;
 pub mod tags;
@@ -109,7 +111,7 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         advertise.clone(),
         db,
         data_dir.join("snapshots"),
-        node::raft_config_with(
+        node::group_settings_with(
             config.snapshot_every_entries,
             config.log_kept_after_snapshot,
         )?,

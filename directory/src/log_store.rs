@@ -9,6 +9,7 @@
 
 use crate::error::{read_logs_err, read_vote_err, write_logs_err, write_vote_err, Error};
 use crate::keys;
+use crate::snapshot_policy::LogBytes;
 use crate::types::{DirEntry, DirLogId, TypeConfig};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageError, Vote};
@@ -94,12 +95,24 @@ pub struct LogStore {
     db: Arc<DB>,
     group: u64,
     syncer: WalSyncer,
+    appended: Arc<LogBytes>,
 }
 
 impl LogStore {
     /// The log of `group` inside `db`, its appends made durable by `syncer`.
     pub fn new(db: Arc<DB>, group: u64, syncer: WalSyncer) -> Self {
-        LogStore { db, group, syncer }
+        LogStore {
+            db,
+            group,
+            syncer,
+            appended: Arc::default(),
+        }
+    }
+
+    /// The same log, counting the bytes of the entries it appends in `appended`.
+    pub fn counting(mut self, appended: Arc<LogBytes>) -> Self {
+        self.appended = appended;
+        self
     }
 
     fn get_json<T: serde::de::DeserializeOwned>(&self, name: &[u8]) -> Result<Option<T>, Error> {
@@ -238,10 +251,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut b = WriteBatch::default();
+        let mut bytes = 0u64;
         for e in entries {
             let v = crate::codec::encode(&e).map_err(write_logs_err)?;
+            bytes += v.len() as u64;
             b.put(keys::log(self.group, e.log_id.index), v);
         }
+        self.appended.add(bytes);
         // Written now (later reads see it), acknowledged once the WAL is on disk.
         self.db.write(b).map_err(write_logs_err)?;
         self.syncer

@@ -7,6 +7,7 @@ use crate::keys;
 use crate::log_store::{write_synced, LogStore};
 use crate::meta0;
 use crate::network::{Channels, NetworkFactory};
+use crate::snapshot_policy::{LogBytes, SnapshotRule};
 use crate::state_machine::{SnapshotCounters, StateMachine};
 use crate::types::{
     Command, DirRaft, GroupKind, GroupRecord, MemberRecord, Reply, META0_GROUP, META2_BASE,
@@ -41,6 +42,8 @@ pub struct Group {
     pub sm: StateMachine,
     /// Batches the group's writes into entries.
     pub proposer: crate::proposer::Proposer,
+    /// Shares leadership checks between concurrent reads.
+    pub reads: crate::read_barrier::ReadBarrier,
 }
 
 /// Raft figures of a group as this node sees them.
@@ -68,7 +71,7 @@ pub struct Node {
     pub addr: String,
     db: Arc<DB>,
     snapshot_dir: PathBuf,
-    raft_config: Arc<openraft::Config>,
+    settings: GroupSettings,
     channels: Channels,
     groups: RwLock<BTreeMap<u64, Arc<Group>>>,
     snapshots: Arc<SnapshotCounters>,
@@ -79,31 +82,45 @@ pub struct Node {
     peers: RwLock<Vec<String>>,
 }
 
-/// The Raft settings of every group, with the default snapshot policy.
-pub fn raft_config() -> Result<openraft::Config> {
-    raft_config_with(
+/// How a node runs its groups: openraft's settings, and when a group snapshots.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    /// Settings of every group's Raft instance (openraft's own snapshot policy off).
+    pub raft: Arc<openraft::Config>,
+    /// When a group snapshots (see [`crate::snapshot_policy`]).
+    pub snapshots: SnapshotRule,
+}
+
+/// The settings of every group, with the default snapshot rule.
+pub fn group_settings() -> Result<GroupSettings> {
+    group_settings_with(
         crate::config::DEFAULT_SNAPSHOT_EVERY_ENTRIES,
         crate::config::DEFAULT_LOG_KEPT_AFTER_SNAPSHOT,
     )
 }
 
-/// The Raft settings of every group: a snapshot every `snapshot_every` applied
-/// entries, after which the log is purged but for its last `log_kept` entries (a
-/// follower further behind catches up from the snapshot).
-pub fn raft_config_with(snapshot_every: u64, log_kept: u64) -> Result<openraft::Config> {
-    openraft::Config {
+/// The settings of every group: a snapshot after at least `snapshot_every` applied
+/// entries (and as much log as the last snapshot, see [`crate::snapshot_policy`]),
+/// after which the log is purged but for its last `log_kept` entries (a follower
+/// further behind catches up from the snapshot).
+pub fn group_settings_with(snapshot_every: u64, log_kept: u64) -> Result<GroupSettings> {
+    let raft = openraft::Config {
         cluster_name: "oxio-directory".into(),
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
         max_payload_entries: 64,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_every),
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: log_kept,
         snapshot_max_chunk_size: 1024 * 1024,
         ..Default::default()
     }
     .validate()
-    .map_err(Error::raft)
+    .map_err(Error::raft)?;
+    Ok(GroupSettings {
+        raft: Arc::new(raft),
+        snapshots: SnapshotRule::new(snapshot_every),
+    })
 }
 
 /// Opens (creating if needed) the node's RocksDB under `data_dir/db`.
@@ -124,16 +141,17 @@ impl Node {
         db: Arc<DB>,
         snapshot_dir: PathBuf,
     ) -> Result<Arc<Node>> {
-        Node::open_with(id, addr, db, snapshot_dir, raft_config()?).await
+        Node::open_with(id, addr, db, snapshot_dir, group_settings()?).await
     }
 
-    /// As [`Node::open`], with the Raft settings `raft` (see [`raft_config_with`]).
+    /// As [`Node::open`], with the group settings `settings` (see
+    /// [`group_settings_with`]).
     pub async fn open_with(
         id: u64,
         addr: String,
         db: Arc<DB>,
         snapshot_dir: PathBuf,
-        raft: openraft::Config,
+        settings: GroupSettings,
     ) -> Result<Arc<Node>> {
         std::fs::create_dir_all(&snapshot_dir)?;
         let syncer = crate::log_store::WalSyncer::spawn(db.clone());
@@ -142,7 +160,7 @@ impl Node {
             addr,
             db,
             snapshot_dir,
-            raft_config: Arc::new(raft),
+            settings,
             syncer,
             channels: Channels::default(),
             groups: RwLock::new(BTreeMap::new()),
@@ -241,7 +259,9 @@ impl Node {
         if let Some(g) = self.group(gid) {
             return Ok(g);
         }
-        let log = LogStore::new(self.db.clone(), gid, self.syncer.clone());
+        let appended = Arc::new(LogBytes::default());
+        let log =
+            LogStore::new(self.db.clone(), gid, self.syncer.clone()).counting(appended.clone());
         {
             // A snapshot install a crash cut short is finished before Raft reads the
             // state (otherwise it would find no applied mark over a purged log).
@@ -253,16 +273,25 @@ impl Node {
         let sm = StateMachine::new(self.db.clone(), gid, self.snapshot_dir.clone())
             .counting(self.snapshots.clone());
         let net = NetworkFactory::new(gid, self.id, self.channels.clone());
-        let raft = DirRaft::new(self.id, self.raft_config.clone(), net, log, sm.clone())
+        let raft = DirRaft::new(self.id, self.settings.raft.clone(), net, log, sm.clone())
             .await
             .map_err(Error::raft)?;
+        crate::snapshot_policy::spawn(
+            raft.clone(),
+            gid,
+            self.snapshot_dir.clone(),
+            self.settings.snapshots,
+            appended,
+        );
         let proposer = crate::proposer::Proposer::spawn(raft.clone());
+        let reads = crate::read_barrier::ReadBarrier::spawn(raft.clone());
         let g = Arc::new(Group {
             id: gid,
             kind: GroupKind::of(gid),
             raft,
             sm,
             proposer,
+            reads,
         });
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         if groups.len() >= MAX_HOSTED_GROUPS {

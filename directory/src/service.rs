@@ -134,13 +134,10 @@ impl DirectoryService {
         Ok(g)
     }
 
-    /// Read-index barrier: after it, local reads see every write acknowledged before.
+    /// Read-index barrier: after it, local reads see every write acknowledged before
+    /// (one leadership check shared by the reads that wait together).
     async fn barrier(&self, g: &Group) -> Result<(), Status> {
-        g.raft
-            .ensure_linearizable()
-            .await
-            .map(|_| ())
-            .map_err(|e| from_check_leader(g.id, e))
+        g.reads.wait().await.map_err(|e| from_check_leader(g.id, e))
     }
 
     async fn write(&self, g: &Group, cmd: Command) -> Result<Reply, Status> {

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::http::{self, BodyKind, Request};
-use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::buf::{BufResult, IntoInner, IoBuf, IoVectoredBuf};
 use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures::future::{select, Either};
@@ -229,6 +229,27 @@ impl Conn {
                 (
                     res.map_err(|e| Error::ClientGone(format!("write: {e}"))),
                     Some(buf),
+                )
+            }
+            Err(_) => (Err(Error::ClientGone("write timeout".into())), None),
+        }
+    }
+
+    /// Writes all of the buffers of `bufs` in order (one `sendmsg` when the socket
+    /// takes them all) with the I/O timeout, and gives them back.
+    pub async fn write_vectored_all<B: IoVectoredBuf>(
+        &mut self,
+        bufs: B,
+    ) -> (Result<()>, Option<B>) {
+        let len = bufs.total_len() as u64;
+        match compio::time::timeout(self.timeouts.io, self.stream.write_vectored_all(bufs)).await {
+            Ok(BufResult(res, bufs)) => {
+                if res.is_ok() {
+                    self.counters.bytes_out += len;
+                }
+                (
+                    res.map_err(|e| Error::ClientGone(format!("write: {e}"))),
+                    Some(bufs),
                 )
             }
             Err(_) => (Err(Error::ClientGone("write timeout".into())), None),

@@ -493,11 +493,16 @@ async fn get(
         let from = (first.max(piece_start) - piece_start) as usize;
         let to = ((last + 1).min(piece_start + data.len() as u64) - piece_start) as usize;
         if let Some(head) = head_bytes.take() {
-            let mut out = Vec::with_capacity(512 + (to - from));
+            // Head and first piece in one write, without copying the piece.
+            let mut out = Vec::with_capacity(512);
             head.encode(&mut out);
-            out.extend_from_slice(&data[from..to]);
-            let (res, _) = conn.write_all(out).await;
+            let (res, back) = conn
+                .write_vectored_all((out, (data.slice(from..to),)))
+                .await;
             res?;
+            data = back
+                .map(|(_, (piece,))| piece.into_inner())
+                .unwrap_or_default();
         } else {
             let (res, back) = conn.write_all(data.slice(from..to)).await;
             res?;

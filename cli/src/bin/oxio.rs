@@ -12,6 +12,11 @@ use oxio_proto::v1::ServiceState;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// mimalloc: per-thread free lists for the many small, short-lived allocations of
+/// request handling (headers, futures, protobuf messages).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status: the command failed (grid unreachable, request refused, not found).
 const EXIT_ERROR: i32 = 1;
 /// Exit status: bad arguments, options or configuration file.

@@ -10,6 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: per-thread free lists for the many small, short-lived allocations of
+/// request handling (headers, futures, protobuf messages).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "oxiod",
