@@ -136,6 +136,9 @@ pub mod sm {
     /// meta2: the same puts by apply time: followed by the BE u64 time, the cid and
     /// the content id. Empty values.
     pub const M2_PUT_ORDER: &[u8] = b"2I";
+    /// meta2: every [`M2_PUT_ORDER`] record is at this time or later (BE u64
+    /// microseconds): pruning starts there instead of walking over the deleted ones.
+    pub const M2_PUT_FLOOR: &[u8] = b"2F";
 
     /// `kind + a`.
     pub fn one(kind: &[u8], a: &[u8]) -> Vec<u8> {

@@ -239,7 +239,7 @@ pub fn apply_put_content(
     if meta.versioning.is_some() && key.as_bytes().contains(&0) {
         return Ok(Reply::Refused(Refusal::Invalid));
     }
-    forget_old_puts(ov, proposed_version)?;
+    let floor = forget_old_puts(ov, proposed_version)?;
     if let Some(version) = applied_put(ov, cid, &h.content_id)? {
         // The same upload applied again: a client retry after a lost reply (leader
         // change). Answer as the first time did, minus the replaced header, whose
@@ -255,7 +255,7 @@ pub fn apply_put_content(
     let content_id = h.content_id.clone();
     let (version, replaced) = store_content(ov, &mut meta, cid, key, h, proposed_version)?;
     store_meta(ov, cid, &meta)?;
-    record_put(ov, cid, &content_id, version, proposed_version);
+    record_put(ov, cid, &content_id, version, proposed_version, floor);
     put_reply(&meta, version, replaced)
 }
 
@@ -278,8 +278,16 @@ fn applied_put(ov: &Overlay<'_>, cid: &str, content_id: &[u8]) -> Result<Option<
         .map(u64::from_be_bytes))
 }
 
-/// Remembers that the upload `content_id` was stored as `version` at `now_us`.
-fn record_put(ov: &mut Overlay<'_>, cid: &str, content_id: &[u8], version: u64, now_us: u64) {
+/// Remembers that the upload `content_id` was stored as `version` at `now_us`
+/// (`floor`: the group's put floor, lowered when a leader's clock went back).
+fn record_put(
+    ov: &mut Overlay<'_>,
+    cid: &str,
+    content_id: &[u8],
+    version: u64,
+    now_us: u64,
+    floor: u64,
+) {
     if content_id.is_empty() {
         return;
     }
@@ -287,11 +295,31 @@ fn record_put(ov: &mut Overlay<'_>, cid: &str, content_id: &[u8], version: u64, 
     v.extend_from_slice(&now_us.to_be_bytes());
     ov.put(sm::put_id(cid, content_id), v);
     ov.put(sm::put_order(now_us, cid, content_id), Vec::new());
+    if now_us < floor {
+        ov.put(sm::M2_PUT_FLOOR.to_vec(), now_us.to_be_bytes().to_vec());
+    }
 }
 
-/// Drops the oldest put records older than the retry window (a bounded number).
-fn forget_old_puts(ov: &mut Overlay<'_>, now_us: u64) -> Result<()> {
-    let (rows, _) = ov.scan(sm::M2_PUT_ORDER, PUT_RECORDS_PRUNED_PER_APPLY)?;
+/// The time no put record is older than ([`sm::M2_PUT_FLOOR`]; 0 when unset).
+fn put_floor(ov: &Overlay<'_>) -> Result<u64> {
+    Ok(ov
+        .get(sm::M2_PUT_FLOOR)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Drops the oldest put records older than the retry window (a bounded number) and
+/// answers the put floor after it. The scan starts at the floor: the records before
+/// it are deleted, and walking over their tombstones on every put would make each
+/// put slower the longer the group has been taking writes.
+fn forget_old_puts(ov: &mut Overlay<'_>, now_us: u64) -> Result<u64> {
+    let floor = put_floor(ov)?;
+    let (rows, _) = ov.scan_from(
+        sm::M2_PUT_ORDER,
+        &floor.to_be_bytes(),
+        PUT_RECORDS_PRUNED_PER_APPLY,
+    )?;
+    let mut pruned_to = floor;
     for (suffix, _) in rows {
         if suffix.len() < 8 + 64 {
             continue;
@@ -303,8 +331,12 @@ fn forget_old_puts(ov: &mut Overlay<'_>, now_us: u64) -> Result<()> {
         let cid = String::from_utf8_lossy(&suffix[8..8 + 64]).into_owned();
         ov.delete(sm::put_id(&cid, &suffix[8 + 64..]));
         ov.delete(sm::one(sm::M2_PUT_ORDER, &suffix));
+        pruned_to = pruned_to.max(at);
     }
-    Ok(())
+    if pruned_to != floor {
+        ov.put(sm::M2_PUT_FLOOR.to_vec(), pruned_to.to_be_bytes().to_vec());
+    }
+    Ok(pruned_to)
 }
 
 /// The reply to a put stored as `version`.

@@ -24,6 +24,21 @@ async fn apply(sm: &mut StateMachine, index: &mut u64, cmd: Command) -> Reply {
     sm.apply(vec![e]).await.unwrap().remove(0)
 }
 
+/// A state machine in `dir` holding the container [`CID`], and its last log index.
+async fn with_container(dir: &std::path::Path) -> (StateMachine, u64) {
+    let db = Arc::new(open_db(dir).unwrap());
+    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
+    let mut sm = StateMachine::new(db, 1001, dir.join("snapshots"));
+    let mut i = 0;
+    let init = Command::InitContainer {
+        cid: CID.into(),
+        account: "acct".into(),
+        name: "bucket".into(),
+    };
+    apply(&mut sm, &mut i, init).await;
+    (sm, i)
+}
+
 fn put(upload: u8, at_us: u64) -> Command {
     Command::PutContent {
         cid: CID.into(),
@@ -60,16 +75,7 @@ fn put_reply(r: Reply) -> (u64, Option<u8>) {
 #[tokio::test]
 async fn a_retried_put_is_applied_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(open_db(dir.path()).unwrap());
-    std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
-    let mut sm = StateMachine::new(db, 1001, dir.path().join("snapshots"));
-    let mut i = 0;
-    let init = Command::InitContainer {
-        cid: CID.into(),
-        account: "acct".into(),
-        name: "bucket".into(),
-    };
-    apply(&mut sm, &mut i, init).await;
+    let (mut sm, mut i) = with_container(dir.path()).await;
     let t0 = 1_000_000;
 
     let (v1, replaced) = put_reply(apply(&mut sm, &mut i, put(1, t0)).await);
@@ -109,4 +115,58 @@ async fn a_retried_put_is_applied_once() {
     let (v, replaced) = put_reply(apply(&mut sm, &mut i, put(1, late + 1)).await);
     assert!(v > v2, "upload 1 forgotten: stored anew");
     assert_eq!(replaced, Some(3));
+}
+
+/// Expired put records are pruned from the group's put floor on, which moves past
+/// them (so a put never walks over the deleted ones); a put stamped before the
+/// floor (a leader whose clock is behind) lowers it and is pruned in its turn.
+#[tokio::test]
+async fn expired_put_records_are_pruned_from_the_floor() {
+    use crate::keys::sm;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sm, mut i) = with_container(dir.path()).await;
+    let floor = |sm: &StateMachine| {
+        sm.view()
+            .get(sm::M2_PUT_FLOOR)
+            .unwrap()
+            .map(|v| u64::from_be_bytes(v.as_slice().try_into().unwrap()))
+    };
+    let remembered = |sm: &StateMachine, upload: u8| {
+        sm.view()
+            .get(&sm::put_id(CID, &[upload; 16]))
+            .unwrap()
+            .is_some()
+    };
+    let t0 = 1_000_000;
+    for u in 0..40u8 {
+        put_reply(apply(&mut sm, &mut i, put(10 + u, t0 + u64::from(u))).await);
+    }
+    assert_eq!(floor(&sm), None);
+
+    // One late put prunes the 16 oldest records and moves the floor to the last.
+    let late = t0 + PUT_RETRY_WINDOW_US + 1_000;
+    put_reply(apply(&mut sm, &mut i, put(100, late)).await);
+    assert_eq!(floor(&sm), Some(t0 + 15));
+    assert!(!remembered(&sm, 10 + 15));
+    assert!(remembered(&sm, 10 + 16));
+
+    // A put from a clock behind the floor lowers it.
+    put_reply(apply(&mut sm, &mut i, put(200, t0 + 5)).await);
+    assert_eq!(floor(&sm), Some(t0 + 5));
+    assert!(remembered(&sm, 200));
+
+    // Later puts prune everything expired, that one included.
+    for u in 0..3u8 {
+        put_reply(apply(&mut sm, &mut i, put(150 + u, late + 10 + u64::from(u))).await);
+    }
+    assert!(!remembered(&sm, 200));
+    for u in 0..40u8 {
+        assert!(
+            !remembered(&sm, 10 + u),
+            "upload {} still remembered",
+            10 + u
+        );
+    }
+    assert_eq!(floor(&sm), Some(t0 + 39));
+    assert!(remembered(&sm, 100));
 }

@@ -31,8 +31,13 @@ impl<'a> SmView<'a> {
     /// Up to `limit` `(sub-key suffix after prefix, value)` pairs whose sub-key starts with
     /// `prefix`, in key order. The bool says whether more remained.
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<(Rows, bool)> {
+        self.scan_from(prefix, b"", limit)
+    }
+
+    /// As [`SmView::scan`], from the first sub-key `>= prefix + from`.
+    pub fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<(Rows, bool)> {
         let mut cursor = self.cursor(prefix);
-        cursor.seek(b"");
+        cursor.seek(from);
         let mut out = Vec::new();
         while let Some((k, v)) = cursor.current() {
             if out.len() == limit {
@@ -120,17 +125,26 @@ impl<'a> Overlay<'a> {
     /// with `prefix`, stored data merged with the pending changes, in key order. The
     /// bool says whether more remained.
     pub fn scan(&self, prefix: &[u8], limit: usize) -> Result<(Rows, bool)> {
+        self.scan_from(prefix, b"", limit)
+    }
+
+    /// As [`Overlay::scan`], from the first sub-key `>= prefix + from`.
+    pub fn scan_from(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<(Rows, bool)> {
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(from);
         let pending_in: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
             .pending
-            .range(prefix.to_vec()..)
+            .range(start..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .collect();
         // Deleted pending keys may hide stored ones: read enough stored rows to fill
         // the page after them.
         let deletes = pending_in.iter().filter(|(_, v)| v.is_none()).count();
-        let (stored, more) = self
-            .view
-            .scan(prefix, limit.saturating_add(deletes).saturating_add(1))?;
+        let (stored, more) = self.view.scan_from(
+            prefix,
+            from,
+            limit.saturating_add(deletes).saturating_add(1),
+        )?;
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
         let last_stored = more.then(|| merged.keys().next_back().cloned()).flatten();
         for (k, v) in pending_in {
