@@ -2,7 +2,8 @@
 # oxio against SeaweedFS, side by side, on this machine (see docs/performance.md).
 #
 # Starts `oxiod dev`, a single-node SeaweedFS (master + volume + filer + S3 gateway)
-# and a do-nothing S3 endpoint, all on loopback in a fresh temporary folder; measures
+# and a do-nothing S3 endpoint, each twice (once free, once under `taskset -c 0` for
+# the pinned cases), all on loopback in a fresh temporary folder; measures
 # the disk; runs the same `oxio bench` matrix against oxio and SeaweedFS interleaved;
 # prints a markdown table and writes it to --out. Every process it starts is stopped
 # on exit, Ctrl-C included.
@@ -29,7 +30,7 @@ OUT=bench-results.md
 PEER_FSYNC=0
 CASES=
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -91,9 +92,9 @@ fi
 # ---------------------------------------------------------------- clean-up
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/oxio-bench-peer.XXXXXX")
 PIDS=()
-WEED_BASE=
+WEED_BASES=()
 cleanup() {
-  local pid deadline
+  local pid deadline base
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   deadline=$((SECONDS + STOP_DEADLINE_S))
   for pid in "${PIDS[@]}"; do
@@ -101,18 +102,22 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [ -n "$WEED_BASE" ]; then
+  for base in "${WEED_BASES[@]}"; do
     # The gRPC unix sockets have no flag: SeaweedFS names them after the ports.
-    rm -f "/tmp/seaweedfs-master-grpc-$((WEED_BASE + 1)).sock" "/tmp/seaweedfs-volume-grpc-$((WEED_BASE + 3)).sock" \
-      "/tmp/seaweedfs-filer-grpc-$((WEED_BASE + 5)).sock" "/tmp/seaweedfs-s3-grpc-$((WEED_BASE + 7)).sock"
-  fi
+    rm -f "/tmp/seaweedfs-master-grpc-$((base + 1)).sock" "/tmp/seaweedfs-volume-grpc-$((base + 3)).sock" \
+      "/tmp/seaweedfs-filer-grpc-$((base + 5)).sock" "/tmp/seaweedfs-s3-grpc-$((base + 7)).sock"
+  done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-read -r OXIO_BASE WEED_BASE NULL_BASE <<<"$(python3 "$SCRIPTS/bench_peer.py" ports 3)"
+# Each server runs twice: once free, once started under `taskset -c 0` for the pinned
+# cases (a server pinned after it starts keeps thread pools sized for every core).
+read -r OXIO_BASE WEED_BASE NULL_BASE OXIO_PIN_BASE WEED_PIN_BASE NULL_PIN_BASE \
+  <<<"$(python3 "$SCRIPTS/bench_peer.py" ports 6)"
+PIN=(taskset -c 0)
 
 wait_line() { # FILE PATTERN PID WHAT
   local deadline=$((SECONDS + START_DEADLINE_S))
@@ -133,60 +138,98 @@ rm -f "$TMP/disk.probe"
 log "disk: ${DISK_MBPS:-?} MB/s sequential, ${FSYNC_IOPS:-?} fsync'd writes/s"
 
 # ---------------------------------------------------------------- oxiod dev
-log "starting oxiod dev (ports from $OXIO_BASE)"
-mkdir -p "$TMP/oxio"
-"$OXIOD" dev --data "$TMP/oxio" --port-base "$OXIO_BASE" >"$TMP/oxiod.out" 2>"$TMP/oxiod.log" &
-OXIOD_PID=$!
-PIDS+=("$OXIOD_PID")
-wait_line "$TMP/oxiod.out" "oxio dev grid ready" "$OXIOD_PID" "oxiod dev" || { tail -20 "$TMP/oxiod.log" >&2; exit 1; }
-OXIO_ENDPOINT=$(. "$TMP/oxio/dev.env" && echo "$AWS_ENDPOINT_URL")
-OXIO_KEY=$(. "$TMP/oxio/dev.env" && echo "$AWS_ACCESS_KEY_ID")
-OXIO_SECRET=$(. "$TMP/oxio/dev.env" && echo "$AWS_SECRET_ACCESS_KEY")
+start_oxiod() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
+  local name=$1 base=$2
+  shift 2
+  log "starting oxiod dev $name (ports from $base)"
+  mkdir -p "$TMP/$name"
+  "$@" "$OXIOD" dev --data "$TMP/$name" --port-base "$base" >"$TMP/$name.out" 2>"$TMP/$name.log" &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  wait_line "$TMP/$name.out" "oxio dev grid ready" "$STARTED_PID" "oxiod dev $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
+}
+dev_env() { # NAME VARIABLE
+  (. "$TMP/$1/dev.env" && printenv "$2")
+}
+start_oxiod oxio "$OXIO_BASE"
+OXIOD_PID=$STARTED_PID
+start_oxiod oxio-pinned "$OXIO_PIN_BASE" "${PIN[@]}"
+OXIOD_PIN_PID=$STARTED_PID
+OXIO_ENDPOINT=$(dev_env oxio AWS_ENDPOINT_URL)
+OXIO_KEY=$(dev_env oxio AWS_ACCESS_KEY_ID)
+OXIO_SECRET=$(dev_env oxio AWS_SECRET_ACCESS_KEY)
+OXIO_PIN_ENDPOINT=$(dev_env oxio-pinned AWS_ENDPOINT_URL)
+OXIO_PIN_KEY=$(dev_env oxio-pinned AWS_ACCESS_KEY_ID)
+OXIO_PIN_SECRET=$(dev_env oxio-pinned AWS_SECRET_ACCESS_KEY)
 
 # ---------------------------------------------------------------- SeaweedFS
-log "starting SeaweedFS $SEAWEEDFS_VERSION (ports from $WEED_BASE)"
-mkdir -p "$TMP/weed"
 WEED_KEY=bench$RANDOM$RANDOM
 WEED_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(20))')
 cat >"$TMP/weed-s3.json" <<EOF
 {"identities": [{"name": "bench", "credentials": [{"accessKey": "$WEED_KEY", "secretKey": "$WEED_SECRET"}],
   "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
 EOF
-(cd "$TMP/weed" && exec "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$TMP/weed" \
-  -master.port=$WEED_BASE -master.port.grpc=$((WEED_BASE + 1)) -master.telemetry=false \
-  -master.volumeSizeLimitMB=1024 \
-  -volume.port=$((WEED_BASE + 2)) -volume.port.grpc=$((WEED_BASE + 3)) -volume.max=0 -volume.preStopSeconds=1 \
-  -filer -filer.port=$((WEED_BASE + 4)) -filer.port.grpc=$((WEED_BASE + 5)) -filer.localSocket="$TMP/filer.sock" \
-  -s3 -s3.port=$((WEED_BASE + 6)) -s3.port.grpc=$((WEED_BASE + 7)) -s3.port.iceberg=0 -s3.port.lance=0 \
-  -s3.localSocket="$TMP/s3.sock" -s3.config="$TMP/weed-s3.json" \
-  >"$TMP/weed.log" 2>&1) &
-WEED_PID=$!
-PIDS+=("$WEED_PID")
-wait_line "$TMP/weed.log" "Start Seaweed S3 API Server" "$WEED_PID" "weed server" || { tail -20 "$TMP/weed.log" >&2; exit 1; }
+start_weed() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
+  local name=$1 base=$2 dir=$TMP/$1
+  shift 2
+  log "starting SeaweedFS $SEAWEEDFS_VERSION $name (ports from $base)"
+  mkdir -p "$dir"
+  WEED_BASES+=("$base")
+  (cd "$dir" && exec "$@" "$WEED" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$dir" \
+    -master.port=$base -master.port.grpc=$((base + 1)) -master.telemetry=false \
+    -master.volumeSizeLimitMB=1024 \
+    -volume.port=$((base + 2)) -volume.port.grpc=$((base + 3)) -volume.max=0 -volume.preStopSeconds=1 \
+    -filer -filer.port=$((base + 4)) -filer.port.grpc=$((base + 5)) -filer.localSocket="$dir/filer.sock" \
+    -s3 -s3.port=$((base + 6)) -s3.port.grpc=$((base + 7)) -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.localSocket="$dir/s3.sock" -s3.config="$TMP/weed-s3.json" \
+    >"$TMP/$name.log" 2>&1) &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  wait_line "$TMP/$name.log" "Start Seaweed S3 API Server" "$STARTED_PID" "weed server $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
+}
+weed_fsync() { # BASE
+  local deadline=$((SECONDS + 60))
+  until echo "fs.configure -locationPrefix=/buckets/ -fsync -apply" \
+      | "$WEED" shell -master="127.0.0.1:$1.$(($1 + 1))" -filer="127.0.0.1:$(($1 + 4)).$(($1 + 5))" 2>&1 \
+      | grep -q '"fsync": *true'; do
+    [ $SECONDS -lt $deadline ] || die "could not set fsync on /buckets/ in SeaweedFS (ports from $1)"
+    sleep 1
+  done
+}
+start_weed weed "$WEED_BASE"
+WEED_PID=$STARTED_PID
+start_weed weed-pinned "$WEED_PIN_BASE" "${PIN[@]}"
+WEED_PIN_PID=$STARTED_PID
 WEED_ENDPOINT=http://127.0.0.1:$((WEED_BASE + 6))
+WEED_PIN_ENDPOINT=http://127.0.0.1:$((WEED_PIN_BASE + 6))
 PEER_DURABILITY="SeaweedFS defaults: a volume write is acknowledged once written to the page cache, without fsync; the filer's leveldb2 metadata store does not sync each write"
 if [ "$PEER_FSYNC" = 1 ]; then
   log "SeaweedFS: fs.configure -locationPrefix=/buckets/ -fsync"
-  deadline=$((SECONDS + 60))
-  until echo "fs.configure -locationPrefix=/buckets/ -fsync -apply" \
-      | "$WEED" shell -master="127.0.0.1:$WEED_BASE.$((WEED_BASE + 1))" -filer="127.0.0.1:$((WEED_BASE + 4)).$((WEED_BASE + 5))" 2>&1 \
-      | grep -q '"fsync": *true'; do
-    [ $SECONDS -lt $deadline ] || die "could not set fsync on /buckets/ in SeaweedFS"
-    sleep 1
-  done
+  weed_fsync "$WEED_BASE"
+  weed_fsync "$WEED_PIN_BASE"
   PEER_DURABILITY="SeaweedFS with \`fs.configure -locationPrefix=/buckets/ -fsync\`: volume writes under /buckets/ are fsync'd before the answer; the filer's leveldb2 metadata store still does not sync each write"
 fi
 
 # ---------------------------------------------------------------- do-nothing S3
-log "starting the do-nothing S3 endpoint (port $NULL_BASE)"
-python3 "$SCRIPTS/null_s3.py" --port "$NULL_BASE" >"$TMP/null.log" 2>&1 &
-NULL_PID=$!
-PIDS+=("$NULL_PID")
-wait_line "$TMP/null.log" "null-s3 ready" "$NULL_PID" "null_s3.py"
+start_null() { # NAME PORT [LAUNCHER...]; sets STARTED_PID
+  local name=$1 port=$2
+  shift 2
+  log "starting the do-nothing S3 endpoint $name (port $port)"
+  "$@" python3 "$SCRIPTS/null_s3.py" --port "$port" >"$TMP/$name.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  wait_line "$TMP/$name.log" "null-s3 ready" "$STARTED_PID" "null_s3.py $name"
+}
+start_null null "$NULL_BASE"
+NULL_PID=$STARTED_PID
+start_null null-pinned "$NULL_PIN_BASE" "${PIN[@]}"
+NULL_PIN_PID=$STARTED_PID
 
 # ---------------------------------------------------------------- ready checks
-log "waiting until both endpoints take PUTs"
-for t in "$OXIO_ENDPOINT $OXIO_KEY $OXIO_SECRET" "$WEED_ENDPOINT $WEED_KEY $WEED_SECRET" "http://127.0.0.1:$NULL_BASE k s"; do
+log "waiting until every endpoint takes PUTs"
+for t in "$OXIO_ENDPOINT $OXIO_KEY $OXIO_SECRET" "$OXIO_PIN_ENDPOINT $OXIO_PIN_KEY $OXIO_PIN_SECRET" \
+    "$WEED_ENDPOINT $WEED_KEY $WEED_SECRET" "$WEED_PIN_ENDPOINT $WEED_KEY $WEED_SECRET" \
+    "http://127.0.0.1:$NULL_BASE k s" "http://127.0.0.1:$NULL_PIN_BASE k s"; do
   read -r ep key secret <<<"$t"
   python3 "$SCRIPTS/bench_peer.py" wait-ready --oxio "$OXIO" --endpoint "$ep" --access-key "$key" --secret-key "$secret" \
     --deadline "$START_DEADLINE_S"
@@ -203,6 +246,9 @@ python3 "$SCRIPTS/bench_peer.py" matrix --oxio "$OXIO" \
   --oxio-target oxio "$OXIO_ENDPOINT" "$OXIOD_PID" "$OXIO_KEY" "$OXIO_SECRET" \
   --peer-target seaweedfs "$WEED_ENDPOINT" "$WEED_PID" "$WEED_KEY" "$WEED_SECRET" \
   --null-target null "http://127.0.0.1:$NULL_BASE" "$NULL_PID" k s \
+  --oxio-pinned-target oxio "$OXIO_PIN_ENDPOINT" "$OXIOD_PIN_PID" "$OXIO_PIN_KEY" "$OXIO_PIN_SECRET" \
+  --peer-pinned-target seaweedfs "$WEED_PIN_ENDPOINT" "$WEED_PIN_PID" "$WEED_KEY" "$WEED_SECRET" \
+  --null-pinned-target null "http://127.0.0.1:$NULL_PIN_BASE" "$NULL_PIN_PID" k s \
   --rounds "$ROUNDS" --duration "$DURATION" \
   --small-objects $SMALL_OBJECTS --mib-objects $MIB_OBJECTS --big-objects $BIG_OBJECTS --list-keys $LIST_KEYS \
   --disk-mbps "${DISK_MBPS:-0}" --fsync-iops "${FSYNC_IOPS:-0}" --oxio-idle-rss-kb "$OXIO_IDLE_RSS_KB" \

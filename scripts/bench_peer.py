@@ -114,6 +114,18 @@ class Target:
         self.name, self.endpoint, self.pid, self.key, self.secret = name, endpoint, int(pid), key, secret
         self.cpus_all = cpu_list(os.sched_getaffinity(self.pid))
         self.rss_reset = True
+        # A second instance of the same server started under `taskset -c 0`, which
+        # takes the pinned cases: a server pinned only after it started keeps the
+        # thread pools it sized for every core, all crowded onto one.
+        self.pinned_twin = None
+
+    def attach_pinned_twin(self, twin):
+        if twin.name != self.name:
+            raise SystemExit("the pinned target of %s is named %s" % (self.name, twin.name))
+        if twin.cpus_all != "0":
+            raise SystemExit("the pinned %s (pid %d) may run on cores %s, not only core 0"
+                             % (twin.name, twin.pid, twin.cpus_all))
+        self.pinned_twin = twin
 
 
 def bench_cmd(oxio, target, op, size, objects, concurrency, stop, keep=False):
@@ -241,10 +253,12 @@ def cases(args):
     return [c for c in every if c.key in wanted]
 
 
-def one_run(args, target, case, pinned, log):
-    if pinned:
+def one_run(args, server, case, pinned, log):
+    target = server.pinned_twin if pinned and server.pinned_twin else server
+    repin = pinned and target is server
+    if repin:
         set_affinity(target.pid, "0")
-    target.rss_reset = reset_peak_rss(target.pid) and target.rss_reset
+    server.rss_reset = reset_peak_rss(target.pid) and server.rss_reset
     cmd = bench_cmd(args.oxio, target, case.op, case.size, case.objects, case.concurrency,
                     ["--duration", args.duration])
     if pinned:
@@ -252,7 +266,7 @@ def one_run(args, target, case, pinned, log):
     try:
         report, cpu, window, text, wall = run_bench(cmd, target.pid, 1 if case.objects else 0)
     finally:
-        if pinned:
+        if repin:
             set_affinity(target.pid, target.cpus_all)
     row = {
         "system": target.name, "case": case.key, "pinned": pinned, "server_cpu_s": cpu,
@@ -408,6 +422,18 @@ def targets(args, summary, oxio, peer, null, peak_oxio_kb):
     return out
 
 
+def pinning_note(*servers):
+    twins = [s.name for s in servers if s and s.pinned_twin]
+    moved = [s.name for s in servers if s and not s.pinned_twin]
+    parts = []
+    if twins:
+        parts.append("%s: a second instance started under `taskset -c 0`, so it sizes its threads for one core"
+                     % ", ".join(twins))
+    if moved:
+        parts.append("%s: the same instance moved to core 0 for the run (`taskset -a -p`)" % ", ".join(moved))
+    return "; ".join(parts) + "."
+
+
 def machine_facts():
     model = "?"
     try:
@@ -438,6 +464,10 @@ def cmd_matrix(args):
     oxio = Target(*args.oxio_target)
     peer = Target(*args.peer_target)
     null = Target(*args.null_target) if args.null_target else None
+    for server, twin in ((oxio, args.oxio_pinned_target), (peer, args.peer_pinned_target),
+                         (null, args.null_pinned_target)):
+        if twin and server:
+            server.attach_pinned_twin(Target(*twin))
     if len(os.sched_getaffinity(0)) < 2:
         print("pinned runs need two cores; this process may use only %s" % cpu_list(os.sched_getaffinity(0)),
               file=sys.stderr)
@@ -471,6 +501,7 @@ def cmd_matrix(args):
         "- %s: %s; %s" % (peer.name, args.peer_version, args.peer_durability),
         "- Client: `oxio bench`, %d round(s) interleaved (%s then %s for every case), %s per case%s." % (
             args.rounds, oxio.name, peer.name, args.duration, " (quick mode)" if args.quick else ""),
+        "- Pinned cases: server on core 0, `oxio bench` on core 1 (`taskset`); %s" % pinning_note(oxio, peer, null),
         "- Disk under the data folders: %s MB/s sequential writes of 16 MiB with O_DIRECT + fdatasync; "
         "%s fsync'd 4 KiB writes/s one at a time." % (fmt(args.disk_mbps), fmt(args.fsync_iops)),
         "- Do-nothing S3 endpoint (`scripts/null_s3.py`), 16 MiB GET c4: %s MiB/s unpinned, %s MiB/s pinned." % (
@@ -520,6 +551,9 @@ def main():
     p.add_argument("--oxio-target", required=True, **target)
     p.add_argument("--peer-target", required=True, **target)
     p.add_argument("--null-target", **target)
+    p.add_argument("--oxio-pinned-target", **target, help="an instance started on core 0 for the pinned cases")
+    p.add_argument("--peer-pinned-target", **target)
+    p.add_argument("--null-pinned-target", **target)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", default="10s")
     p.add_argument("--quick", action="store_true")
