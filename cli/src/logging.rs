@@ -5,8 +5,11 @@
 //! thread: a request never waits on a `write` to stderr, and lines logged while the
 //! thread writes go out together in one write. At most [`MAX_QUEUED_LINES`] wait;
 //! past that, logging waits for the thread rather than dropping lines.
+//!
+//! Text lines carry terminal colours only when stderr is a terminal and `NO_COLOR`
+//! is unset: a log file or a pipe gets plain text (and no time is spent on escapes).
 
-use std::io::{BufWriter, Stderr};
+use std::io::{BufWriter, IsTerminal, Stderr};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 /// Most log lines queued for the log thread.
@@ -31,8 +34,13 @@ pub fn init(json: bool) -> WorkerGuard {
             WRITE_BUFFER_BYTES,
             std::io::stderr(),
         ));
+    let ansi = colours_wanted(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     if json {
         builder.json().init();
@@ -40,4 +48,25 @@ pub fn init(json: bool) -> WorkerGuard {
         builder.init();
     }
     guard
+}
+
+/// Whether text lines get terminal colours: only on a terminal, and not when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colours_wanted(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colours_wanted;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours_wanted(true, None));
+        assert!(colours_wanted(true, Some(OsStr::new(""))));
+        assert!(!colours_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colours_wanted(false, None));
+        assert!(!colours_wanted(false, Some(OsStr::new(""))));
+    }
 }
