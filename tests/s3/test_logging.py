@@ -1,7 +1,7 @@
 """`oxiod dev --log-json` logs one JSON object per line on stderr, and an S3 request's
 `x-amz-request-id` (fresh, or chosen by the client in `x-request-id`) is a field of
 the log lines of the gateway, of the rawx it touched and of the directory and
-conscience RPCs it made."""
+conscience RPCs it made. Text logs written to a file carry no terminal colour escapes."""
 
 import json
 import os
@@ -138,3 +138,13 @@ def test_a_client_chosen_request_id_follows_the_request(json_grid):
     assert got != "bad id with spaces" and len(got) == 32
     s3.delete_object(Bucket=bucket, Key="chunked")
     s3.delete_bucket(Bucket=bucket)
+
+
+def test_text_log_in_a_file_has_no_colour_escapes(grid, s3, bucket):
+    # The session grid logs text to a file: lines are plain, with no terminal escapes.
+    s3.put_object(Bucket=bucket, Key="plain-log", Body=b"x")
+    assert s3.get_object(Bucket=bucket, Key="plain-log")["Body"].read() == b"x"
+    with open(grid.log_path, "rb") as f:
+        text = f.read()
+    assert b"s3 access" in text, "the access line of the request is logged"
+    assert b"\x1b[" not in text, "terminal escape in a log file"
