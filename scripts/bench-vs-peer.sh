@@ -148,19 +148,15 @@ start_oxiod() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
   PIDS+=("$STARTED_PID")
   wait_line "$TMP/$name.out" "oxio dev grid ready" "$STARTED_PID" "oxiod dev $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
 }
-dev_env() { # NAME VARIABLE
-  (. "$TMP/$1/dev.env" && printenv "$2")
+dev_env() { # NAME: prints the grid's endpoint, access key and secret key
+  (. "$TMP/$1/dev.env" && echo "$AWS_ENDPOINT_URL $AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY")
 }
 start_oxiod oxio "$OXIO_BASE"
 OXIOD_PID=$STARTED_PID
 start_oxiod oxio-pinned "$OXIO_PIN_BASE" "${PIN[@]}"
 OXIOD_PIN_PID=$STARTED_PID
-OXIO_ENDPOINT=$(dev_env oxio AWS_ENDPOINT_URL)
-OXIO_KEY=$(dev_env oxio AWS_ACCESS_KEY_ID)
-OXIO_SECRET=$(dev_env oxio AWS_SECRET_ACCESS_KEY)
-OXIO_PIN_ENDPOINT=$(dev_env oxio-pinned AWS_ENDPOINT_URL)
-OXIO_PIN_KEY=$(dev_env oxio-pinned AWS_ACCESS_KEY_ID)
-OXIO_PIN_SECRET=$(dev_env oxio-pinned AWS_SECRET_ACCESS_KEY)
+read -r OXIO_ENDPOINT OXIO_KEY OXIO_SECRET <<<"$(dev_env oxio)"
+read -r OXIO_PIN_ENDPOINT OXIO_PIN_KEY OXIO_PIN_SECRET <<<"$(dev_env oxio-pinned)"
 
 # ---------------------------------------------------------------- SeaweedFS
 WEED_KEY=bench$RANDOM$RANDOM

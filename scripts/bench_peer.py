@@ -72,10 +72,6 @@ def reset_peak_rss(pid):
         return False
 
 
-def set_affinity(pid, cpus):
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, stdout=subprocess.DEVNULL)
-
-
 def cpu_list(cpus):
     return ",".join(str(c) for c in sorted(cpus))
 
@@ -112,7 +108,6 @@ def cmd_ports(args):
 class Target:
     def __init__(self, name, endpoint, pid, key, secret):
         self.name, self.endpoint, self.pid, self.key, self.secret = name, endpoint, int(pid), key, secret
-        self.cpus_all = cpu_list(os.sched_getaffinity(self.pid))
         self.rss_reset = True
         # A second instance of the same server started under `taskset -c 0`, which
         # takes the pinned cases: a server pinned only after it started keeps the
@@ -122,9 +117,10 @@ class Target:
     def attach_pinned_twin(self, twin):
         if twin.name != self.name:
             raise SystemExit("the pinned target of %s is named %s" % (self.name, twin.name))
-        if twin.cpus_all != "0":
+        cpus = cpu_list(os.sched_getaffinity(twin.pid))
+        if cpus != "0":
             raise SystemExit("the pinned %s (pid %d) may run on cores %s, not only core 0"
-                             % (twin.name, twin.pid, twin.cpus_all))
+                             % (twin.name, twin.pid, cpus))
         self.pinned_twin = twin
 
 
@@ -254,20 +250,13 @@ def cases(args):
 
 
 def one_run(args, server, case, pinned, log):
-    target = server.pinned_twin if pinned and server.pinned_twin else server
-    repin = pinned and target is server
-    if repin:
-        set_affinity(target.pid, "0")
+    target = server.pinned_twin if pinned else server
     server.rss_reset = reset_peak_rss(target.pid) and server.rss_reset
     cmd = bench_cmd(args.oxio, target, case.op, case.size, case.objects, case.concurrency,
                     ["--duration", args.duration])
     if pinned:
         cmd = ["taskset", "-c", "1"] + cmd
-    try:
-        report, cpu, window, text, wall = run_bench(cmd, target.pid, 1 if case.objects else 0)
-    finally:
-        if repin:
-            set_affinity(target.pid, target.cpus_all)
+    report, cpu, window, text, wall = run_bench(cmd, target.pid, 1 if case.objects else 0)
     row = {
         "system": target.name, "case": case.key, "pinned": pinned, "server_cpu_s": cpu,
         "cpu_window": window, "peak_rss_kb": proc_status_kb(target.pid, "VmHWM"), "wall_s": round(wall, 2),
@@ -422,18 +411,6 @@ def targets(args, summary, oxio, peer, null, peak_oxio_kb):
     return out
 
 
-def pinning_note(*servers):
-    twins = [s.name for s in servers if s and s.pinned_twin]
-    moved = [s.name for s in servers if s and not s.pinned_twin]
-    parts = []
-    if twins:
-        parts.append("%s: a second instance started under `taskset -c 0`, so it sizes its threads for one core"
-                     % ", ".join(twins))
-    if moved:
-        parts.append("%s: the same instance moved to core 0 for the run (`taskset -a -p`)" % ", ".join(moved))
-    return "; ".join(parts) + "."
-
-
 def machine_facts():
     model = "?"
     try:
@@ -464,9 +441,12 @@ def cmd_matrix(args):
     oxio = Target(*args.oxio_target)
     peer = Target(*args.peer_target)
     null = Target(*args.null_target) if args.null_target else None
+    if null and not args.null_pinned_target:
+        print("--null-target needs --null-pinned-target", file=sys.stderr)
+        return 2
     for server, twin in ((oxio, args.oxio_pinned_target), (peer, args.peer_pinned_target),
                          (null, args.null_pinned_target)):
-        if twin and server:
+        if server:
             server.attach_pinned_twin(Target(*twin))
     if len(os.sched_getaffinity(0)) < 2:
         print("pinned runs need two cores; this process may use only %s" % cpu_list(os.sched_getaffinity(0)),
@@ -501,7 +481,8 @@ def cmd_matrix(args):
         "- %s: %s; %s" % (peer.name, args.peer_version, args.peer_durability),
         "- Client: `oxio bench`, %d round(s) interleaved (%s then %s for every case), %s per case%s." % (
             args.rounds, oxio.name, peer.name, args.duration, " (quick mode)" if args.quick else ""),
-        "- Pinned cases: server on core 0, `oxio bench` on core 1 (`taskset`); %s" % pinning_note(oxio, peer, null),
+        "- Pinned cases: `oxio bench` on core 1 (`taskset -c 1`) against a second instance of each server "
+        "started under `taskset -c 0`, so that it sizes its threads for one core.",
         "- Disk under the data folders: %s MB/s sequential writes of 16 MiB with O_DIRECT + fdatasync; "
         "%s fsync'd 4 KiB writes/s one at a time." % (fmt(args.disk_mbps), fmt(args.fsync_iops)),
         "- Do-nothing S3 endpoint (`scripts/null_s3.py`), 16 MiB GET c4: %s MiB/s unpinned, %s MiB/s pinned." % (
@@ -551,8 +532,9 @@ def main():
     p.add_argument("--oxio-target", required=True, **target)
     p.add_argument("--peer-target", required=True, **target)
     p.add_argument("--null-target", **target)
-    p.add_argument("--oxio-pinned-target", **target, help="an instance started on core 0 for the pinned cases")
-    p.add_argument("--peer-pinned-target", **target)
+    p.add_argument("--oxio-pinned-target", required=True, **target,
+                   help="an instance started under `taskset -c 0` for the pinned cases")
+    p.add_argument("--peer-pinned-target", required=True, **target)
     p.add_argument("--null-pinned-target", **target)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", default="10s")

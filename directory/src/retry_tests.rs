@@ -4,40 +4,13 @@
 //! for deletion; the record expires after the retry window.
 
 use crate::meta2::{self, PUT_RETRY_WINDOW_US};
-use crate::node::open_db;
 use crate::state_machine::StateMachine;
-use crate::types::{Command, DirEntry, Reply};
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
+use crate::test_sm::TestSm;
+use crate::types::{Command, Reply};
 use oxio_proto::v1::{ChunkRecord, ContentHeader};
 use prost::Message;
-use std::sync::Arc;
 
 const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
-
-async fn apply(sm: &mut StateMachine, index: &mut u64, cmd: Command) -> Reply {
-    *index += 1;
-    let e = DirEntry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 0), *index),
-        payload: EntryPayload::Normal(cmd),
-    };
-    sm.apply(vec![e]).await.unwrap().remove(0)
-}
-
-/// A state machine in `dir` holding the container [`CID`], and its last log index.
-async fn with_container(dir: &std::path::Path) -> (StateMachine, u64) {
-    let db = Arc::new(open_db(dir).unwrap());
-    std::fs::create_dir_all(dir.join("snapshots")).unwrap();
-    let mut sm = StateMachine::new(db, 1001, dir.join("snapshots"));
-    let mut i = 0;
-    let init = Command::InitContainer {
-        cid: CID.into(),
-        account: "acct".into(),
-        name: "bucket".into(),
-    };
-    apply(&mut sm, &mut i, init).await;
-    (sm, i)
-}
 
 fn put(upload: u8, at_us: u64) -> Command {
     Command::PutContent {
@@ -74,35 +47,28 @@ fn put_reply(r: Reply) -> (u64, Option<u8>) {
 
 #[tokio::test]
 async fn a_retried_put_is_applied_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut sm, mut i) = with_container(dir.path()).await;
+    let mut s = TestSm::with_container(1001, CID).await;
     let t0 = 1_000_000;
 
-    let (v1, replaced) = put_reply(apply(&mut sm, &mut i, put(1, t0)).await);
+    let (v1, replaced) = put_reply(s.apply(put(1, t0)).await);
     assert_eq!(replaced, None);
     // The same upload again: same version, nothing replaced, nothing counted twice.
-    assert_eq!(
-        put_reply(apply(&mut sm, &mut i, put(1, t0 + 5)).await),
-        (v1, None)
-    );
-    let meta = meta2::container_meta(&sm.view(), CID).unwrap().unwrap();
+    assert_eq!(put_reply(s.apply(put(1, t0 + 5)).await), (v1, None));
+    let meta = meta2::container_meta(&s.sm.view(), CID).unwrap().unwrap();
     assert_eq!((meta.objects, meta.bytes), (1, 10));
     assert_eq!(
-        meta2::chunks_on_rawx(&sm.view(), "rawx-a", 10)
+        meta2::chunks_on_rawx(&s.sm.view(), "rawx-a", 10)
             .unwrap()
             .len(),
         1
     );
 
     // Another upload replaces it; a late retry of the first must not come back.
-    let (v2, replaced) = put_reply(apply(&mut sm, &mut i, put(2, t0 + 10)).await);
+    let (v2, replaced) = put_reply(s.apply(put(2, t0 + 10)).await);
     assert!(v2 > v1);
     assert_eq!(replaced, Some(1));
-    assert_eq!(
-        put_reply(apply(&mut sm, &mut i, put(1, t0 + 20)).await),
-        (v1, None)
-    );
-    let cur = meta2::get_content(&sm.view(), CID, "k").unwrap().unwrap();
+    assert_eq!(put_reply(s.apply(put(1, t0 + 20)).await), (v1, None));
+    let cur = meta2::get_content(&s.sm.view(), CID, "k").unwrap().unwrap();
     assert_eq!(
         cur.content_id,
         vec![2; 16],
@@ -111,8 +77,8 @@ async fn a_retried_put_is_applied_once() {
 
     // Past the retry window the records are dropped as new puts arrive.
     let late = t0 + PUT_RETRY_WINDOW_US + 100;
-    put_reply(apply(&mut sm, &mut i, put(3, late)).await);
-    let (v, replaced) = put_reply(apply(&mut sm, &mut i, put(1, late + 1)).await);
+    put_reply(s.apply(put(3, late)).await);
+    let (v, replaced) = put_reply(s.apply(put(1, late + 1)).await);
     assert!(v > v2, "upload 1 forgotten: stored anew");
     assert_eq!(replaced, Some(3));
 }
@@ -123,8 +89,7 @@ async fn a_retried_put_is_applied_once() {
 #[tokio::test]
 async fn expired_put_records_are_pruned_from_the_floor() {
     use crate::keys::sm;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut sm, mut i) = with_container(dir.path()).await;
+    let mut s = TestSm::with_container(1001, CID).await;
     let floor = |sm: &StateMachine| {
         sm.view()
             .get(sm::M2_PUT_FLOOR)
@@ -139,34 +104,34 @@ async fn expired_put_records_are_pruned_from_the_floor() {
     };
     let t0 = 1_000_000;
     for u in 0..40u8 {
-        put_reply(apply(&mut sm, &mut i, put(10 + u, t0 + u64::from(u))).await);
+        put_reply(s.apply(put(10 + u, t0 + u64::from(u))).await);
     }
-    assert_eq!(floor(&sm), None);
+    assert_eq!(floor(&s.sm), None);
 
     // One late put prunes the 16 oldest records and moves the floor to the last.
     let late = t0 + PUT_RETRY_WINDOW_US + 1_000;
-    put_reply(apply(&mut sm, &mut i, put(100, late)).await);
-    assert_eq!(floor(&sm), Some(t0 + 15));
-    assert!(!remembered(&sm, 10 + 15));
-    assert!(remembered(&sm, 10 + 16));
+    put_reply(s.apply(put(100, late)).await);
+    assert_eq!(floor(&s.sm), Some(t0 + 15));
+    assert!(!remembered(&s.sm, 10 + 15));
+    assert!(remembered(&s.sm, 10 + 16));
 
     // A put from a clock behind the floor lowers it.
-    put_reply(apply(&mut sm, &mut i, put(200, t0 + 5)).await);
-    assert_eq!(floor(&sm), Some(t0 + 5));
-    assert!(remembered(&sm, 200));
+    put_reply(s.apply(put(200, t0 + 5)).await);
+    assert_eq!(floor(&s.sm), Some(t0 + 5));
+    assert!(remembered(&s.sm, 200));
 
     // Later puts prune everything expired, that one included.
     for u in 0..3u8 {
-        put_reply(apply(&mut sm, &mut i, put(150 + u, late + 10 + u64::from(u))).await);
+        put_reply(s.apply(put(150 + u, late + 10 + u64::from(u))).await);
     }
-    assert!(!remembered(&sm, 200));
+    assert!(!remembered(&s.sm, 200));
     for u in 0..40u8 {
         assert!(
-            !remembered(&sm, 10 + u),
+            !remembered(&s.sm, 10 + u),
             "upload {} still remembered",
             10 + u
         );
     }
-    assert_eq!(floor(&sm), Some(t0 + 39));
-    assert!(remembered(&sm, 100));
+    assert_eq!(floor(&s.sm), Some(t0 + 39));
+    assert!(remembered(&s.sm, 100));
 }

@@ -47,24 +47,11 @@ pub fn apply_set_version_tags(
 mod tests {
     use super::*;
     use crate::meta2::versions::{get_version, Versioning};
-    use crate::node::open_db;
-    use crate::state_machine::StateMachine;
-    use crate::types::{Command, DirEntry};
-    use openraft::storage::RaftStateMachine;
-    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+    use crate::test_sm::TestSm;
+    use crate::types::Command;
     use oxio_proto::v1::{ContentHeader, PutContentReply};
-    use std::sync::Arc;
 
     const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
-
-    async fn apply(sm: &mut StateMachine, index: &mut u64, cmd: Command) -> Reply {
-        *index += 1;
-        let e = DirEntry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 0), *index),
-            payload: EntryPayload::Normal(cmd),
-        };
-        sm.apply(vec![e]).await.unwrap().remove(0)
-    }
 
     fn put(key: &str, body: &str, proposed: u64) -> Command {
         let h = ContentHeader {
@@ -91,26 +78,15 @@ mod tests {
 
     #[tokio::test]
     async fn older_versions_are_retagged_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(open_db(dir.path()).unwrap());
-        let snaps = dir.path().join("snapshots");
-        std::fs::create_dir_all(&snaps).unwrap();
-        let mut sm = StateMachine::new(db, 1002, snaps);
-        let mut i = 0;
-        let init = Command::InitContainer {
-            cid: CID.into(),
-            account: "acct".into(),
-            name: "bucket".into(),
-        };
-        apply(&mut sm, &mut i, init).await;
+        let mut s = TestSm::with_container(1002, CID).await;
         let enable = Command::SetVersioning {
             cid: CID.into(),
             state: Versioning::Enabled,
         };
-        apply(&mut sm, &mut i, enable).await;
+        s.apply(enable).await;
         let mut ids = Vec::new();
         for (n, body) in ["old", "new"].iter().enumerate() {
-            match apply(&mut sm, &mut i, put("k", body, 100 + n as u64)).await {
+            match s.apply(put("k", body, 100 + n as u64)).await {
                 Reply::Encoded(b) => {
                     ids.push(PutContentReply::decode(b.as_slice()).unwrap().version_id)
                 }
@@ -126,11 +102,11 @@ mod tests {
             tags: tags(t),
         };
         assert!(matches!(
-            apply(&mut sm, &mut i, cmd(old, &[("gen", "old")])).await,
+            s.apply(cmd(old, &[("gen", "old")])).await,
             Reply::Encoded(_)
         ));
-        apply(&mut sm, &mut i, cmd(new, &[("gen", "new")])).await;
-        let get = |v| get_version(&sm.view(), CID, "k", v).unwrap().unwrap();
+        s.apply(cmd(new, &[("gen", "new")])).await;
+        let get = |v| get_version(&s.sm.view(), CID, "k", v).unwrap().unwrap();
         let o = get(Some(old));
         assert_eq!((o.tags.len(), o.tags[0].value.as_str()), (1, "old"));
         assert_eq!(o.inline_data, b"old");
@@ -138,9 +114,6 @@ mod tests {
         assert_eq!(get(Some(new)).version_id, ids[1]);
         // An unknown version, or a delete marker, is refused.
         let missing = cmd(VersionRef::Id(1), &[("a", "b")]);
-        assert_eq!(
-            apply(&mut sm, &mut i, missing).await,
-            Reply::Refused(Refusal::NoSuchKey)
-        );
+        assert_eq!(s.apply(missing).await, Reply::Refused(Refusal::NoSuchKey));
     }
 }
