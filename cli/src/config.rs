@@ -24,6 +24,11 @@ pub struct HostConfig {
     /// Time between two heartbeats of every service of this host, e.g. "1s"
     /// (default 1 s). The conscience's `service-timeout` must be longer.
     pub heartbeat_interval: Option<String>,
+    /// Folder for this host's local-read sockets, e.g. "/run/oxio": each rawx binds
+    /// one there and the S3 gateway reads their chunks from the files instead of
+    /// over TCP (the gateway must be able to open the sockets: same user or group).
+    /// Unset: no local reads.
+    pub local_read_dir: Option<PathBuf>,
 }
 
 /// `[conscience]`
@@ -248,6 +253,18 @@ impl HostConfig {
                 .parse::<oxio_common::Location>()
                 .with_context(|| format!("rawx {}", r.id))?;
             r.capacity_bytes()?;
+            if let Some(dir) = &self.local_read_dir {
+                let sock = oxio_common::local_read::socket_path(dir, &r.listen.to_string());
+                let len = sock.as_os_str().len();
+                if len > oxio_common::local_read::MAX_SOCKET_PATH_BYTES {
+                    bail!(
+                        "local-read-dir: the socket of rawx {} would be {} ({len} bytes, over the {} a Unix socket path may have): choose a shorter folder",
+                        r.id,
+                        sock.display(),
+                        oxio_common::local_read::MAX_SOCKET_PATH_BYTES
+                    );
+                }
+            }
         }
         if let Some(d) = &self.directory {
             d.auto_grow()?;
@@ -402,6 +419,33 @@ capacity = "2GiB"
             .unwrap_err()
             .to_string()
             .contains("runs no service"));
+    }
+
+    #[test]
+    fn local_read_dir_is_settable_and_checked() {
+        let text = |dir: &str| {
+            format!(
+                r#"
+conscience-addrs = ["127.0.0.1:6000"]
+local-read-dir = "{dir}"
+[[rawx]]
+id = "rawx-0"
+listen = "127.0.0.1:6200"
+volume = "/tmp/v0"
+location = "s.r.h.v0"
+"#
+            )
+        };
+        let cfg: HostConfig = toml::from_str(&text("/run/oxio")).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.local_read_dir.as_deref(), Some(Path::new("/run/oxio")));
+        let long = format!("/run/{}", "x".repeat(100));
+        let cfg: HostConfig = toml::from_str(&text(&long)).unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("local-read-dir") && err.contains("shorter"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct DevOptions {
     pub rawx_workers: usize,
     /// Chunk files opened with O_DIRECT.
     pub direct_io: bool,
+    /// Local-read sockets under `<data>/run`: the gateway reads chunk files itself
+    /// instead of over TCP (see `oxio_common::local_read`; off with direct I/O).
+    pub local_reads: bool,
     /// Region reported to S3 clients.
     pub region: String,
 }
@@ -112,6 +115,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
         .await?;
     let conscience = vec![c_addr.to_string()];
     let d_addrs = start_directory(&mut host, opts, &data, &conscience).await?;
+    let local_read_dir = local_read_dir(opts, &data);
     let mut driver = "";
     for i in 0..opts.rawx_count {
         let mut cfg = RawxConfig::new(
@@ -119,6 +123,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
             loopback(opts.port_base + 200 + i as u16),
             data.join("rawx").join(format!("vol{i}")),
         );
+        cfg.local_read_dir = local_read_dir.clone();
         cfg.location = format!("local.rack1.host1.vol{i}");
         cfg.workers = opts.rawx_workers;
         cfg.direct_io = opts.direct_io;
@@ -128,10 +133,9 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     }
     tracing::info!(driver, count = opts.rawx_count, "rawx started");
 
-    let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
-        conscience.clone(),
-        d_addrs.clone(),
-    ))?;
+    let mut sdk_cfg = oxio_sdk::ClientConfig::new(conscience.clone(), d_addrs.clone());
+    sdk_cfg.local_read_dir = local_read_dir;
+    let sdk = oxio_sdk::Client::new(sdk_cfg)?;
     wait_for_rawx(&sdk, opts.rawx_count).await?;
     let key = dev_credentials(&sdk).await?;
     let s3_listen = opts
@@ -150,6 +154,22 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     };
     write_env(&data, &grid)?;
     Ok((host, grid))
+}
+
+/// `<data>/run` when local reads are on and every rawx's socket path fits a Unix
+/// socket address; `None` otherwise (said in the log).
+fn local_read_dir(opts: &DevOptions, data: &std::path::Path) -> Option<PathBuf> {
+    if !opts.local_reads || opts.direct_io {
+        return None;
+    }
+    let dir = data.join("run");
+    let last = loopback(opts.port_base + 200 + opts.rawx_count as u16).to_string();
+    let sock = oxio_common::local_read::socket_path(&dir, &last);
+    if sock.as_os_str().len() > oxio_common::local_read::MAX_SOCKET_PATH_BYTES {
+        tracing::warn!(socket = %sock.display(), "data folder path too long for local-read sockets; chunks are read over HTTP");
+        return None;
+    }
+    Some(dir)
 }
 
 /// Groups of the dev directory.

@@ -69,6 +69,11 @@ pub struct RawxConfig {
     pub direct_io: bool,
     /// Bytes per second the background scrubber reads at most; 0 disables it.
     pub scrub_rate_bytes_per_s: u64,
+    /// Folder of this host's local-read sockets ([`crate::local`]): the rawx binds
+    /// `rawx-<advertised addr>.sock` there, and readers on the host that look in the
+    /// same folder open its chunks without the TCP hop. `None`: no socket. Ignored
+    /// with `direct_io`.
+    pub local_read_dir: Option<PathBuf>,
     /// Time from the end of one scrub pass to the start of the next.
     pub scrub_interval: Duration,
 }
@@ -92,6 +97,7 @@ impl RawxConfig {
             direct_io: false,
             scrub_rate_bytes_per_s: DEFAULT_SCRUB_RATE_BYTES_PER_S,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
+            local_read_dir: None,
         }
     }
 

@@ -13,7 +13,9 @@
 //! state and corrupt chunks, JSON) and `POST /scrub` (start a pass now: `202`, or
 //! `409` when one is running). A request may carry
 //! `x-oxio-request-id` (the id of the client request it serves): it is recorded in
-//! the request's `rawx_request` span and in the info-level access line.
+//! the request's `rawx_request` span and in the info-level access line. With a
+//! local-read folder, readers on the same host may also open chunk files through a
+//! Unix socket ([`local`]) and read them without the TCP hop.
 
 #![warn(missing_docs)]
 
@@ -25,6 +27,7 @@ pub mod format;
 pub mod handler;
 pub mod heartbeat;
 pub mod http;
+pub mod local;
 pub mod metrics;
 pub mod scan;
 pub mod scrub;

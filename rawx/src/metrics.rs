@@ -113,6 +113,7 @@ pub struct RawxMetrics {
     used: IntGauge,
     checksum_failures: IntCounter,
     info: IntGaugeVec,
+    local_opens: IntCounterVec,
     scrub: ScrubMetrics,
     /// Serialises scrapes: the copy from [`Stats`] must not run twice at once.
     scrape: Mutex<()>,
@@ -185,8 +186,18 @@ impl RawxMetrics {
             &["driver", "id"],
         )
         .map_err(metric_err)?;
+        let local_opens = IntCounterVec::new(
+            Opts::new(
+                "oxio_rawx_local_opens_total",
+                "Chunk files handed to local readers over the local-read socket, by result \
+                 (\"open\", \"not_found\", \"error\")",
+            ),
+            &["result"],
+        )
+        .map_err(metric_err)?;
         registry
             .register(Box::new(requests.clone()))
+            .and_then(|_| registry.register(Box::new(local_opens.clone())))
             .and_then(|_| registry.register(Box::new(duration.clone())))
             .and_then(|_| registry.register(Box::new(received.clone())))
             .and_then(|_| registry.register(Box::new(sent.clone())))
@@ -206,6 +217,7 @@ impl RawxMetrics {
             used,
             checksum_failures,
             info,
+            local_opens,
             scrub,
             scrape: Mutex::new(()),
         })
@@ -220,6 +232,12 @@ impl RawxMetrics {
     pub fn set_info(&self, id: &str, driver: &str) {
         self.info.reset();
         self.info.with_label_values(&[driver, id]).set(1);
+    }
+
+    /// Records one answer of the local-read socket (`result`: "open", "not_found"
+    /// or "error").
+    pub fn local_open(&self, result: &str) {
+        self.local_opens.with_label_values(&[result]).inc();
     }
 
     /// Records one request: `status` is None when no answer was sent (client gone).

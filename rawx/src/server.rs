@@ -6,6 +6,7 @@ use crate::config::{Driver, RawxConfig};
 use crate::conn::Timeouts;
 use crate::error::{Error, Result};
 use crate::handler::{serve_connection, Shared};
+use crate::local::LocalReads;
 use crate::metrics::RawxMetrics;
 use crate::scan::scan_volume;
 use crate::scrub::Scrubber;
@@ -41,9 +42,12 @@ pub struct Started {
     pub addr: SocketAddr,
     /// Driver the workers use: "io_uring" or "polling".
     pub driver: &'static str,
+    /// The local-read socket, when one is bound.
+    pub local_socket: Option<std::path::PathBuf>,
     workers: Vec<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
     scrub: Option<JoinHandle<()>>,
+    local: Option<LocalReads>,
     bridge: JoinHandle<()>,
 }
 
@@ -52,6 +56,11 @@ impl Started {
     /// shutdown token).
     pub fn join(self) -> Result<()> {
         let mut result = Ok(());
+        if let Some(local) = self.local {
+            if !local.join() {
+                result = Err(Error::WorkerPanicked);
+            }
+        }
         let threads = self
             .workers
             .into_iter()
@@ -203,13 +212,33 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     };
     metrics.set_info(&config.id, driver);
     tracing::info!(id = %config.id, %addr, driver, workers, direct_io = config.direct_io, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
-    let scrub_thread = match crate::scrub::spawn(&config, scrub, volume, stop.clone()) {
+    let scrub_thread = match crate::scrub::spawn(&config, scrub, volume.clone(), stop.clone()) {
         Ok(h) => h,
         Err(e) => {
             stop.cancel();
             join_all(handles);
             let _ = bridge.join();
             return Err(e);
+        }
+    };
+    let advertised = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let local = match config.local_read_dir.as_ref().filter(|_| !config.direct_io) {
+        None => None,
+        Some(dir) => {
+            let path = oxio_common::local_read::socket_path(dir, &advertised);
+            match crate::local::start(path, volume.clone(), metrics.clone(), stop.clone()) {
+                Ok(l) => {
+                    tracing::info!(id = %config.id, socket = %l.path().display(), "local reads offered");
+                    Some(l)
+                }
+                Err(e) => {
+                    stop.cancel();
+                    join_all(handles);
+                    join_all(scrub_thread.into_iter().collect());
+                    let _ = bridge.join();
+                    return Err(e);
+                }
+            }
         }
     };
     let heartbeat = if config.conscience.is_empty() {
@@ -219,7 +248,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             conscience: config.conscience.clone(),
             service_type: "rawx".to_string(),
             id: config.id.clone(),
-            addr: config.advertise.clone().unwrap_or_else(|| addr.to_string()),
+            addr: advertised,
             location: config.location.clone(),
             volume: Some(config.volume.clone()),
             interval: config.heartbeat_interval,
@@ -230,6 +259,9 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
                 stop.cancel();
                 join_all(handles);
                 join_all(scrub_thread.into_iter().collect());
+                if let Some(l) = local {
+                    l.join();
+                }
                 let _ = bridge.join();
                 return Err(e);
             }
@@ -241,6 +273,8 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         workers: handles,
         heartbeat,
         scrub: scrub_thread,
+        local_socket: local.as_ref().map(|l| l.path().to_path_buf()),
+        local,
         bridge,
     })
 }

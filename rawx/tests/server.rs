@@ -7,17 +7,6 @@ use common::*;
 use oxio_rawx::Driver;
 use std::time::Duration;
 
-const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
-
-fn put_headers() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("x-oxio-chunk-container", CID),
-        ("x-oxio-chunk-content", "00112233445566778899aabbccddeeff"),
-        ("x-oxio-chunk-position", "3.1"),
-        ("x-oxio-chunk-policy", "EC42"),
-    ]
-}
-
 fn crc_hex(d: &[u8]) -> String {
     format!("crc32c:{:08x}", crc32c::crc32c(d))
 }

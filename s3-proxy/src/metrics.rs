@@ -53,6 +53,8 @@ pub struct S3Metrics {
     sent: IntCounter,
     objects: IntCounterVec,
     degraded_reads: IntCounter,
+    local_reads: IntCounter,
+    local_fallbacks: IntCounter,
     sdk: Arc<SdkCounters>,
     /// Serialises scrapes: the copy from the sdk counters must not run twice at once.
     scrape: Mutex<()>,
@@ -107,8 +109,20 @@ impl S3Metrics {
             "Erasure-coded metachunk reads that decoded around a missing or bad fragment",
         )
         .map_err(metric_err)?;
+        let local_reads = IntCounter::new(
+            "oxio_s3_sdk_local_reads_total",
+            "Chunk reads served from the chunk file through a rawx's local-read socket",
+        )
+        .map_err(metric_err)?;
+        let local_fallbacks = IntCounter::new(
+            "oxio_s3_sdk_local_read_fallbacks_total",
+            "Local chunk reads that failed part-way and went on over HTTP",
+        )
+        .map_err(metric_err)?;
         registry
             .register(Box::new(requests.clone()))
+            .and_then(|_| registry.register(Box::new(local_reads.clone())))
+            .and_then(|_| registry.register(Box::new(local_fallbacks.clone())))
             .and_then(|_| registry.register(Box::new(duration.clone())))
             .and_then(|_| registry.register(Box::new(received.clone())))
             .and_then(|_| registry.register(Box::new(sent.clone())))
@@ -127,6 +141,8 @@ impl S3Metrics {
             sent,
             objects,
             degraded_reads,
+            local_reads,
+            local_fallbacks,
             sdk,
             scrape: Mutex::new(()),
         })
@@ -163,10 +179,15 @@ impl S3Metrics {
     pub fn render(&self) -> Result<Vec<u8>> {
         {
             let _guard = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
-            let seen = self.sdk.degraded_reads();
-            let counted = self.degraded_reads.get();
-            if seen > counted {
-                self.degraded_reads.inc_by(seen - counted);
+            for (counter, seen) in [
+                (&self.degraded_reads, self.sdk.degraded_reads()),
+                (&self.local_reads, self.sdk.local_reads()),
+                (&self.local_fallbacks, self.sdk.local_fallbacks()),
+            ] {
+                let counted = counter.get();
+                if seen > counted {
+                    counter.inc_by(seen - counted);
+                }
             }
         }
         let mut out = Vec::with_capacity(16 * 1024);

@@ -50,6 +50,10 @@ pub struct ClientConfig {
     /// without that fragment while the write quorum holds (the slot is recorded as
     /// missing, for `oxio volume repair-missing`).
     pub fragment_deadline: Duration,
+    /// Folder of this host's local-read sockets: chunks of a rawx whose socket is
+    /// there are read from their files, not over TCP ([`crate::local`]). `None`:
+    /// every chunk read goes over HTTP.
+    pub local_read_dir: Option<std::path::PathBuf>,
     /// Counters of notable events (degraded reads), shared by every clone of this
     /// config and of the client built from it; front ends export them as metrics.
     pub counters: Arc<SdkCounters>,
@@ -60,6 +64,8 @@ pub struct ClientConfig {
 #[derive(Debug, Default)]
 pub struct SdkCounters {
     degraded_reads: std::sync::atomic::AtomicU64,
+    local_reads: std::sync::atomic::AtomicU64,
+    local_fallbacks: std::sync::atomic::AtomicU64,
 }
 
 impl SdkCounters {
@@ -68,6 +74,28 @@ impl SdkCounters {
     pub fn degraded_reads(&self) -> u64 {
         self.degraded_reads
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Chunk reads served from the chunk file through a local-read socket.
+    pub fn local_reads(&self) -> u64 {
+        self.local_reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Local reads that failed part-way (I/O error, checksum mismatch) and went on
+    /// over HTTP.
+    pub fn local_fallbacks(&self) -> u64 {
+        self.local_fallbacks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn local_read(&self) {
+        self.local_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn local_fallback(&self) {
+        self.local_fallbacks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts one degraded read (called by the sdk's reader).
@@ -94,6 +122,7 @@ impl ClientConfig {
             rpc_timeout: Duration::from_secs(10),
             retry_deadline: Duration::from_secs(15),
             fragment_deadline: DEFAULT_FRAGMENT_DEADLINE,
+            local_read_dir: None,
             counters: Arc::default(),
         }
     }
@@ -201,7 +230,10 @@ impl Client {
             config.retry_deadline,
         );
         let conscience = ConscienceHandle::new(&config.conscience, config.rpc_timeout)?;
-        let rawx = RawxClient::new(Duration::from_secs(2))?;
+        let mut rawx = RawxClient::new(Duration::from_secs(2))?;
+        if let Some(dir) = &config.local_read_dir {
+            rawx = rawx.with_local_reads(dir.clone(), config.counters.clone());
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 config,

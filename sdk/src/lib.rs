@@ -3,7 +3,8 @@
 //! followed), asks the conscience where new chunks go, and streams objects to and from
 //! rawx services: small objects inline in meta2, larger ones cut into metachunks that
 //! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
-//! missing or corrupt fragments on the fly.
+//! missing or corrupt fragments on the fly. Chunks of a rawx on the same host that
+//! offers local reads are read from their files, verified here ([`local`]).
 
 pub mod account_admin;
 pub mod acl;
@@ -18,6 +19,7 @@ pub mod ec;
 pub mod error;
 pub mod gc;
 pub mod get;
+pub mod local;
 pub mod meta2_choice;
 pub mod missing;
 pub mod multipart;

@@ -1,9 +1,12 @@
 //! HTTP client of the rawx chunk servers: streaming chunk uploads, range reads,
 //! deletes. One pooled connection set shared by every call.
 
+use crate::client::SdkCounters;
+use crate::local::{LocalChunk, LocalOpener};
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -49,6 +52,8 @@ pub struct Stored {
 #[derive(Clone)]
 pub struct RawxClient {
     http: reqwest::Client,
+    /// Short-circuit reads of rawx on this host, when set.
+    local: Option<(LocalOpener, Arc<SdkCounters>)>,
 }
 
 impl RawxClient {
@@ -61,7 +66,14 @@ impl RawxClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-        Ok(RawxClient { http })
+        Ok(RawxClient { http, local: None })
+    }
+
+    /// Reads chunks of the rawx whose local-read socket is in `dir` straight from
+    /// their files ([`crate::local`]), counting them in `counters`.
+    pub fn with_local_reads(mut self, dir: std::path::PathBuf, counters: Arc<SdkCounters>) -> Self {
+        self.local = Some((LocalOpener::new(dir), counters));
+        self
     }
 
     /// Uploads one chunk whose bytes arrive on `body` (a bounded channel: the
@@ -105,7 +117,8 @@ impl RawxClient {
         Ok(Stored { size, hash })
     }
 
-    /// Opens a read of bytes `start..end` (end exclusive) of a chunk.
+    /// Opens a read of bytes `start..end` (end exclusive) of a chunk: from its file
+    /// when its rawx offers a local read, over HTTP otherwise.
     pub async fn get(
         &self,
         addr: &str,
@@ -116,6 +129,29 @@ impl RawxClient {
         if end <= start {
             return Err(Error::Internal("empty chunk range".into()));
         }
+        if let Some((opener, counters)) = &self.local {
+            if let Some(chunk) = opener.open(addr, chunk_id, start, end).await {
+                counters.local_read();
+                return Ok(ChunkReader {
+                    source: Source::Local {
+                        chunk,
+                        client: self.clone(),
+                        chunk_id: chunk_id.to_string(),
+                        end,
+                    },
+                    addr: addr.to_string(),
+                });
+            }
+        }
+        let body = self.get_http(addr, chunk_id, start, end).await?;
+        Ok(ChunkReader {
+            source: Source::Http(body),
+            addr: addr.to_string(),
+        })
+    }
+
+    /// Opens an HTTP read of bytes `start..end` of a chunk.
+    async fn get_http(&self, addr: &str, chunk_id: &str, start: u64, end: u64) -> Result<HttpBody> {
         let resp = tag(self.http.get(format!("http://{addr}/{chunk_id}")))
             .header("range", format!("bytes={}-{}", start, end - 1))
             .send()
@@ -130,12 +166,11 @@ impl RawxClient {
         if status == reqwest::StatusCode::OK && start != 0 {
             return Err(Error::Internal(format!("rawx {addr} ignored the range")));
         }
-        Ok(ChunkReader {
+        Ok(HttpBody {
             stream: Box::pin(resp.bytes_stream()),
             queued: std::collections::VecDeque::new(),
             queued_len: 0,
             remaining: end - start,
-            addr: addr.to_string(),
         })
     }
 
@@ -254,25 +289,42 @@ enum BodyState {
 
 type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// A streaming read of a chunk range, consumed in exact-size pieces. The body's
-/// buffers are kept as they arrived: [`ChunkReader::read_pieces`] hands them out
-/// without copying, [`ChunkReader::read_exact`] joins them when it must.
+/// A read of a chunk range, consumed in exact-size pieces: over HTTP, or from the
+/// chunk file when its rawx offered a local read (falling back to HTTP, from where
+/// it stopped, on any failure there). HTTP bodies' buffers are kept as they arrived:
+/// [`ChunkReader::read_pieces`] hands them out without copying,
+/// [`ChunkReader::read_exact`] joins them when it must.
 pub struct ChunkReader {
+    source: Source,
+    addr: String,
+}
+
+enum Source {
+    Http(HttpBody),
+    Local {
+        chunk: LocalChunk,
+        /// Where the HTTP fallback goes.
+        client: RawxClient,
+        chunk_id: String,
+        end: u64,
+    },
+}
+
+/// A streaming HTTP body of a chunk range.
+struct HttpBody {
     stream: ByteStream,
     /// Received and not yet consumed, in order.
     queued: std::collections::VecDeque<Bytes>,
     queued_len: usize,
     remaining: u64,
-    addr: String,
 }
 
-impl ChunkReader {
+impl HttpBody {
     /// Receives until `n` bytes are queued.
-    async fn fill(&mut self, n: usize) -> Result<()> {
+    async fn fill(&mut self, n: usize, addr: &str) -> Result<()> {
         if n as u64 > self.remaining + self.queued_len as u64 {
             return Err(Error::Internal(format!(
-                "read past the requested range of {}",
-                self.addr
+                "read past the requested range of {addr}"
             )));
         }
         while self.queued_len < n {
@@ -284,11 +336,10 @@ impl ChunkReader {
                         self.queued.push_back(b);
                     }
                 }
-                Some(Err(e)) => return Err(Error::Unavailable(format!("rawx {}: {e}", self.addr))),
+                Some(Err(e)) => return Err(Error::Unavailable(format!("rawx {addr}: {e}"))),
                 None => {
                     return Err(Error::Unavailable(format!(
-                        "rawx {} ended the chunk early",
-                        self.addr
+                        "rawx {addr} ended the chunk early"
                     )))
                 }
             }
@@ -296,11 +347,8 @@ impl ChunkReader {
         Ok(())
     }
 
-    /// The next `n` bytes as the buffers they arrived in (the last one split), with
-    /// no copy; an error if the rawx stops early (a checksum failure on the rawx cuts
-    /// the body short).
-    pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>> {
-        self.fill(n).await?;
+    async fn read_pieces(&mut self, n: usize, addr: &str) -> Result<Vec<Bytes>> {
+        self.fill(n, addr).await?;
         let mut out = Vec::new();
         let mut left = n;
         while left > 0 {
@@ -315,6 +363,46 @@ impl ChunkReader {
             out.push(b);
         }
         Ok(out)
+    }
+}
+
+impl ChunkReader {
+    /// Whether the bytes come from the chunk file (a local read) rather than HTTP.
+    pub fn is_local(&self) -> bool {
+        matches!(self.source, Source::Local { .. })
+    }
+
+    /// The next `n` bytes as the buffers they arrived in (the last one split), with
+    /// no copy; an error if the rawx stops early (a checksum failure on the rawx cuts
+    /// the body short).
+    pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>> {
+        let addr = &self.addr;
+        let (failure, client, chunk_id, from, end) = match &mut self.source {
+            Source::Http(body) => return body.read_pieces(n, addr).await,
+            Source::Local {
+                chunk,
+                client,
+                chunk_id,
+                end,
+            } => match chunk.read_pieces(n).await {
+                Ok(pieces) => return Ok(pieces),
+                Err(e) => (
+                    e,
+                    client.clone(),
+                    std::mem::take(chunk_id),
+                    chunk.position(),
+                    *end,
+                ),
+            },
+        };
+        tracing::warn!(rawx = %addr, chunk = %chunk_id, error = %failure, "local read failed; reading over HTTP");
+        if let Some((_, counters)) = &client.local {
+            counters.local_fallback();
+        }
+        let mut body = client.get_http(addr, &chunk_id, from, end).await?;
+        let pieces = body.read_pieces(n, addr).await;
+        self.source = Source::Http(body);
+        pieces
     }
 
     /// The next `n` bytes in one buffer (copied together only when they arrived in
@@ -335,7 +423,6 @@ impl ChunkReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test]
     async fn request_id_is_scoped_to_the_task() {

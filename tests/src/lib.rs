@@ -32,6 +32,8 @@ pub struct TestGrid {
     pub sdk: oxio_sdk::Client,
     /// Conscience replicas: address and the token stopping that one.
     consciences: Vec<(String, CancellationToken)>,
+    /// Folder of the rawx's local-read sockets, when the grid reads locally.
+    local_read_dir: Option<std::path::PathBuf>,
 }
 
 /// What [`TestGrid::start_with`] starts.
@@ -45,6 +47,8 @@ pub struct GridSpec {
     pub rawx_capacity: Option<u64>,
     /// The sdk's fragment deadline (None: its default).
     pub fragment_deadline: Option<Duration>,
+    /// Rawx offer local reads in `<dir>/run` and the sdk uses them.
+    pub local_reads: bool,
 }
 
 impl TestGrid {
@@ -90,6 +94,8 @@ impl TestGrid {
         if let Some(d) = spec.fragment_deadline {
             cfg.fragment_deadline = d;
         }
+        let local_read_dir = spec.local_reads.then(|| dir.path().join("run"));
+        cfg.local_read_dir = local_read_dir.clone();
         let sdk = oxio_sdk::Client::new(cfg)?;
         let mut grid = TestGrid {
             dir,
@@ -97,6 +103,7 @@ impl TestGrid {
             rawx: Vec::new(),
             sdk,
             consciences,
+            local_read_dir,
         };
         grid.add_rawx(spec.rawx, spec.rawx_capacity)?;
         grid.wait_rawx_up(spec.rawx).await?;
@@ -125,6 +132,7 @@ impl TestGrid {
             cfg.conscience = self.conscience_addrs();
             cfg.heartbeat_interval = Duration::from_millis(200);
             cfg.capacity_bytes = capacity;
+            cfg.local_read_dir = self.local_read_dir.clone();
             let token = CancellationToken::new();
             let started = oxio_rawx::start(cfg, token.clone())?;
             self.rawx.push(TestRawx {
@@ -223,6 +231,7 @@ impl TestGrid {
         cfg.workers = 1;
         cfg.conscience = self.conscience_addrs();
         cfg.heartbeat_interval = Duration::from_millis(200);
+        cfg.local_read_dir = self.local_read_dir.clone();
         let token = CancellationToken::new();
         let started = oxio_rawx::start(cfg, token.clone())?;
         self.rawx[i] = TestRawx {
@@ -255,6 +264,27 @@ impl TestGrid {
             .sdk
             .put_object(account, container, key, body, opts)
             .await?)
+    }
+
+    /// Checks that `key` reads back as `data`, whole and in a few ranges (the first
+    /// byte, around a quarter, a third and the middle, the last bytes).
+    pub async fn check_reads(&self, account: &str, container: &str, key: &str, data: &[u8]) {
+        let got = self.get(account, container, key, 0, None).await.unwrap();
+        assert!(got == data, "{key}: full read differs");
+        let len = data.len() as u64;
+        for (a, b) in [
+            (0, 1),
+            (len / 4 - 3, len / 4 + 3),
+            (len / 2 - 1000, len / 2 + 1000),
+            (len / 3, len - 1),
+            (len - 7, len),
+        ] {
+            let got = self.get(account, container, key, a, Some(b)).await.unwrap();
+            assert!(
+                got[..] == data[a as usize..b as usize],
+                "{key}: range {a}..{b} differs"
+            );
+        }
     }
 
     /// Reads bytes `start..end` of `key`.

@@ -60,6 +60,10 @@ enum Command {
         /// Open chunk files with O_DIRECT (chunk traffic bypasses the page cache).
         #[arg(long)]
         direct_io: bool,
+        /// Read every chunk over HTTP: no local-read sockets under <DATA>/run, through
+        /// which the gateway otherwise reads chunk files straight from disk.
+        #[arg(long)]
+        no_local_reads: bool,
         /// Region reported to S3 clients.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -95,6 +99,7 @@ async fn run(command: Command) -> Result<()> {
             rawx_count,
             rawx_workers,
             direct_io,
+            no_local_reads,
             region,
         } => {
             let opts = DevOptions {
@@ -105,6 +110,7 @@ async fn run(command: Command) -> Result<()> {
                 rawx_count,
                 rawx_workers,
                 direct_io,
+                local_reads: !no_local_reads,
                 region,
             };
             let (host, g) = dev::start(&opts, shutdown.clone()).await?;
@@ -173,12 +179,14 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         rc.capacity_bytes = r.capacity_bytes()?;
         rc.direct_io = r.direct_io;
         rc.driver = r.driver.into();
+        rc.local_read_dir = cfg.local_read_dir.clone();
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
     }
     if let Some(s) = &cfg.s3 {
         let mut sdk_cfg =
             oxio_sdk::ClientConfig::new(cfg.conscience_addrs.clone(), cfg.directory_addrs.clone());
         s.apply_policies(&mut sdk_cfg)?;
+        sdk_cfg.local_read_dir = cfg.local_read_dir.clone();
         let sdk = oxio_sdk::Client::new(sdk_cfg).context("configuring the sdk")?;
         host.start_s3(s.listen, s.region.clone(), s.storage_classes.clone(), sdk)
             .await?;

@@ -8,6 +8,19 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The container id the tests' chunks belong to.
+pub const CID: &str = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF";
+
+/// The `x-oxio-chunk-*` attributes of the tests' PUTs.
+pub fn put_headers() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("x-oxio-chunk-container", CID),
+        ("x-oxio-chunk-content", "00112233445566778899aabbccddeeff"),
+        ("x-oxio-chunk-position", "3.1"),
+        ("x-oxio-chunk-policy", "EC42"),
+    ]
+}
+
 pub struct Server {
     pub started: Option<Started>,
     pub addr: SocketAddr,
