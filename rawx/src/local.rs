@@ -81,14 +81,20 @@ pub fn start(
     }
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_socket() => {
-            // A live rawx answers a connect; only a dead one's socket is replaced.
-            if UnixStream::connect(&path).is_ok() {
-                return Err(Error::Config(format!(
-                    "local-read socket {} is in use by another process",
-                    path.display()
-                )));
+            // A live rawx accepts a connect; only a socket nobody listens on (its
+            // process died) is replaced.
+            match UnixStream::connect(&path) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(&path).map_err(|e| Error::io("remove stale socket", e))?;
+                }
+                Ok(_) => {
+                    return Err(Error::Config(format!(
+                        "local-read socket {} is in use by another process",
+                        path.display()
+                    )))
+                }
+                Err(e) => return Err(Error::io("probe existing local-read socket", e)),
             }
-            std::fs::remove_file(&path).map_err(|e| Error::io("remove stale socket", e))?;
         }
         Ok(_) => {
             return Err(Error::Config(format!(

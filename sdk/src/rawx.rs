@@ -367,11 +367,6 @@ impl HttpBody {
 }
 
 impl ChunkReader {
-    /// Whether the bytes come from the chunk file (a local read) rather than HTTP.
-    pub fn is_local(&self) -> bool {
-        matches!(self.source, Source::Local { .. })
-    }
-
     /// The next `n` bytes as the buffers they arrived in (the last one split), with
     /// no copy; an error if the rawx stops early (a checksum failure on the rawx cuts
     /// the body short).

@@ -194,3 +194,35 @@ def test_a_degraded_read_is_counted(grid, s3, bucket):
     os.remove(chunk_file(grid, data_fragment["chunk_id"]))
     assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == body
     assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before + 1
+
+
+def test_no_local_reads_sends_every_chunk_read_over_http():
+    """`oxiod dev --no-local-reads` binds no local-read socket: the same GET is
+    served by the rawx over HTTP, and the gateway counts no local read."""
+    import shutil
+    import tempfile
+
+    from conftest import Grid, free_port_base
+
+    data = tempfile.mkdtemp(prefix="oxio-test-http-")
+    g = Grid(data=data, port_base=free_port_base(), extra_args=["--no-local-reads"]).start()
+    try:
+        run = os.path.join(data, "run")
+        assert not os.path.exists(run) or os.listdir(run) == []
+        s3 = g.client()
+        s3.create_bucket(Bucket="http-reads")
+        body = os.urandom(MIB)
+        s3.put_object(Bucket="http-reads", Key="o", Body=body)
+        s3_url = g.endpoint.rstrip("/") + "/metrics"
+        rawx_before = [scrape(u) for u in rawx_urls(g)]
+        assert s3.get_object(Bucket="http-reads", Key="o")["Body"].read() == body
+        rawx_after = [scrape(u) for u in rawx_urls(g)]
+        gets = total(rawx_after, "oxio_rawx_http_requests_total", method="GET", status="206") - total(
+            rawx_before, "oxio_rawx_http_requests_total", method="GET", status="206"
+        )
+        assert gets >= 4
+        assert total(rawx_after, "oxio_rawx_local_opens_total", result="open") == 0
+        assert value(scrape(s3_url), "oxio_s3_sdk_local_reads_total") == 0
+    finally:
+        g.stop()
+        shutil.rmtree(data, ignore_errors=True)
