@@ -254,16 +254,8 @@ impl HostConfig {
                 .with_context(|| format!("rawx {}", r.id))?;
             r.capacity_bytes()?;
             if let Some(dir) = &self.local_read_dir {
-                let sock = oxio_common::local_read::socket_path(dir, &r.listen.to_string());
-                let len = sock.as_os_str().len();
-                if len > oxio_common::local_read::MAX_SOCKET_PATH_BYTES {
-                    bail!(
-                        "local-read-dir: the socket of rawx {} would be {} ({len} bytes, over the {} a Unix socket path may have): choose a shorter folder",
-                        r.id,
-                        sock.display(),
-                        oxio_common::local_read::MAX_SOCKET_PATH_BYTES
-                    );
-                }
+                oxio_common::local_read::bindable_socket_path(dir, &r.listen.to_string())
+                    .map_err(|e| anyhow::anyhow!("local-read-dir, rawx {}: {e}", r.id))?;
             }
         }
         if let Some(d) = &self.directory {

@@ -120,7 +120,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     for i in 0..opts.rawx_count {
         let mut cfg = RawxConfig::new(
             format!("rawx-{i}"),
-            loopback(opts.port_base + 200 + i as u16),
+            rawx_addr(opts, i),
             data.join("rawx").join(format!("vol{i}")),
         );
         cfg.local_read_dir = local_read_dir.clone();
@@ -163,13 +163,19 @@ fn local_read_dir(opts: &DevOptions, data: &std::path::Path) -> Option<PathBuf> 
         return None;
     }
     let dir = data.join("run");
-    let last = loopback(opts.port_base + 200 + opts.rawx_count as u16).to_string();
-    let sock = oxio_common::local_read::socket_path(&dir, &last);
-    if sock.as_os_str().len() > oxio_common::local_read::MAX_SOCKET_PATH_BYTES {
-        tracing::warn!(socket = %sock.display(), "data folder path too long for local-read sockets; chunks are read over HTTP");
-        return None;
+    for i in 0..opts.rawx_count {
+        let addr = rawx_addr(opts, i).to_string();
+        if let Err(e) = oxio_common::local_read::bindable_socket_path(&dir, &addr) {
+            tracing::warn!(error = %e, "no local reads: chunks are read over HTTP");
+            return None;
+        }
     }
     Some(dir)
+}
+
+/// Address of rawx `i` of the dev grid.
+fn rawx_addr(opts: &DevOptions, i: usize) -> SocketAddr {
+    loopback(opts.port_base + 200 + i as u16)
 }
 
 /// Groups of the dev directory.

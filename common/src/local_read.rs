@@ -46,6 +46,21 @@ pub fn socket_path(dir: &Path, addr: &str) -> PathBuf {
     dir.join(format!("rawx-{name}.sock"))
 }
 
+/// [`socket_path`], or why it cannot be bound: longer than a Unix socket address
+/// holds ([`MAX_SOCKET_PATH_BYTES`]).
+pub fn bindable_socket_path(dir: &Path, addr: &str) -> Result<PathBuf, String> {
+    let path = socket_path(dir, addr);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH_BYTES {
+        return Err(format!(
+            "local-read socket {} is {len} bytes long, over the {MAX_SOCKET_PATH_BYTES} a Unix \
+             socket path may have: choose a shorter local-read folder",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
 /// Where the bytes of an opened chunk lie in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -149,6 +164,18 @@ mod tests {
         assert_eq!(p, Path::new("/r/rawx-___1__6200.sock"));
         let p = socket_path(Path::new("/r"), "../x/y");
         assert_eq!(p, Path::new("/r/rawx-.._x_y.sock"));
+    }
+
+    #[test]
+    fn overlong_socket_paths_are_refused() {
+        let dir = Path::new("/run/oxio");
+        assert_eq!(
+            bindable_socket_path(dir, "127.0.0.1:6200").unwrap(),
+            socket_path(dir, "127.0.0.1:6200")
+        );
+        let long = Path::new("/").join("x".repeat(100));
+        let err = bindable_socket_path(&long, "127.0.0.1:6200").unwrap_err();
+        assert!(err.contains("shorter"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::{parse_chunk_id, ChunkMeta, HEADER_BYTES};
 use crate::metrics::RawxMetrics;
 use crate::store::Volume;
-use oxio_common::local_read::{Layout, Reply, MAX_SOCKET_PATH_BYTES, REQUEST_BYTES};
+use oxio_common::local_read::{bindable_socket_path, Layout, Reply, REQUEST_BYTES};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use std::io::{ErrorKind, IoSlice, Read};
@@ -60,22 +60,17 @@ impl LocalReads {
     }
 }
 
-/// Binds `path` (a stale socket left by a dead rawx is replaced; any other file there
-/// is an error) and starts the acceptors, which end when `stop` fires.
+/// Binds the socket of the rawx advertising `advertised` in `dir` (a stale socket
+/// left by a dead rawx is replaced; any other file there is an error) and starts the
+/// acceptors, which end when `stop` fires.
 pub fn start(
-    path: PathBuf,
+    dir: &Path,
+    advertised: &str,
     volume: Volume,
     metrics: Arc<RawxMetrics>,
     stop: CancellationToken,
 ) -> Result<LocalReads> {
-    let len = path.as_os_str().len();
-    if len > MAX_SOCKET_PATH_BYTES {
-        return Err(Error::Config(format!(
-            "local-read socket {} is {len} bytes long, over the {MAX_SOCKET_PATH_BYTES} a Unix \
-             socket path may have: choose a shorter local-read folder",
-            path.display()
-        )));
-    }
+    let path = bindable_socket_path(dir, advertised).map_err(Error::Config)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create local-read folder", e))?;
     }

@@ -42,8 +42,6 @@ pub struct Started {
     pub addr: SocketAddr,
     /// Driver the workers use: "io_uring" or "polling".
     pub driver: &'static str,
-    /// The local-read socket, when one is bound.
-    pub local_socket: Option<std::path::PathBuf>,
     workers: Vec<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
     scrub: Option<JoinHandle<()>>,
@@ -225,8 +223,13 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     let local = match config.local_read_dir.as_ref().filter(|_| !config.direct_io) {
         None => None,
         Some(dir) => {
-            let path = oxio_common::local_read::socket_path(dir, &advertised);
-            match crate::local::start(path, volume.clone(), metrics.clone(), stop.clone()) {
+            match crate::local::start(
+                dir,
+                &advertised,
+                volume.clone(),
+                metrics.clone(),
+                stop.clone(),
+            ) {
                 Ok(l) => {
                     tracing::info!(id = %config.id, socket = %l.path().display(), "local reads offered");
                     Some(l)
@@ -273,7 +276,6 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         workers: handles,
         heartbeat,
         scrub: scrub_thread,
-        local_socket: local.as_ref().map(|l| l.path().to_path_buf()),
         local,
         bridge,
     })

@@ -11,7 +11,7 @@ use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags}
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, Interest};
@@ -23,16 +23,17 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 /// calls when the caller takes smaller pieces (an EC stripe's shard is 256 KiB).
 const READ_BYTES: u64 = 1024 * 1024;
 
-/// Opens chunks through the local-read sockets of one folder.
+/// Opens chunks through the local-read sockets of one folder (cloned with every
+/// reader that may fall back to HTTP: the folder is shared, not copied).
 #[derive(Clone, Debug)]
 pub struct LocalOpener {
-    dir: PathBuf,
+    dir: Arc<Path>,
 }
 
 impl LocalOpener {
     /// Looks for local-read sockets in `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        LocalOpener { dir }
+        LocalOpener { dir: dir.into() }
     }
 
     /// Bytes `start..end` of chunk `chunk_id` of the rawx at `addr`, read from its
@@ -158,6 +159,11 @@ impl LocalChunk {
         self.pos
     }
 
+    /// End of the range (exclusive).
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// The next `n` bytes, each segment verified; an error names what failed.
     pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
         if self.pos + n as u64 > self.end {
@@ -168,8 +174,10 @@ impl LocalChunk {
         // Bounded: each pass takes at least one byte of `need`.
         while need > 0 {
             if self.ahead.is_empty() {
-                let want = need.max(READ_BYTES.min(self.end - self.pos));
-                self.ahead = self.read(self.pos + (n as u64 - need), want).await?;
+                // What is still needed, or a read-ahead of READ_BYTES; read() stops
+                // at the end of the range.
+                let at = self.pos + (n as u64 - need);
+                self.ahead = self.read(at, need.max(READ_BYTES)).await?;
                 if self.ahead.is_empty() {
                     return Err("chunk file ended early".into());
                 }

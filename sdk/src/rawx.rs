@@ -137,7 +137,6 @@ impl RawxClient {
                         chunk,
                         client: self.clone(),
                         chunk_id: chunk_id.to_string(),
-                        end,
                     },
                     addr: addr.to_string(),
                 });
@@ -306,7 +305,6 @@ enum Source {
         /// Where the HTTP fallback goes.
         client: RawxClient,
         chunk_id: String,
-        end: u64,
     },
 }
 
@@ -378,7 +376,6 @@ impl ChunkReader {
                 chunk,
                 client,
                 chunk_id,
-                end,
             } => match chunk.read_pieces(n).await {
                 Ok(pieces) => return Ok(pieces),
                 Err(e) => (
@@ -386,7 +383,7 @@ impl ChunkReader {
                     client.clone(),
                     std::mem::take(chunk_id),
                     chunk.position(),
-                    *end,
+                    chunk.end(),
                 ),
             },
         };
