@@ -302,6 +302,13 @@ async fn a_group_snapshots_after_the_minimum_of_entries() {
         .initialize(BTreeMap::from([(1, BasicNode::new("127.0.0.1:1"))]))
         .await
         .unwrap();
+    // A single voter still elects itself after `initialize` returns: a proposal
+    // before that is refused with ForwardToLeader.
+    g.raft
+        .wait(Some(Duration::from_secs(30)))
+        .metrics(|m| m.current_leader == Some(1), "leader elected")
+        .await
+        .unwrap();
     let init = Command::InitContainer {
         cid: CID.into(),
         account: "acct".into(),
