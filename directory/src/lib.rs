@@ -43,6 +43,7 @@ pub mod snapshot_policy;
 pub mod state_machine;
 pub mod status;
 pub mod tags;
+mod typed_reads;
 pub mod types;
 pub mod version_tags;
 
@@ -121,7 +122,12 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     node.set_peers(&config.peers);
 
     let stop = shutdown.child_token();
-    let svc = DirectoryServer::new(service::DirectoryService::new(node.clone()))
+    let dir_service = service::DirectoryService::new(node.clone());
+    let typed_reads = Arc::new(typed_reads::TypedReads::new(
+        dir_service.clone(),
+        rpc_metrics.clone(),
+    ));
+    let svc = DirectoryServer::new(dir_service)
         .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -131,14 +137,16 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
         &[<DirectoryServer<service::DirectoryService> as tonic::server::NamedService>::NAME],
     );
     // Clients in this process (a gateway of the same host) call the same stack
-    // directly, until the node is told to stop or its server ends.
+    // directly, and the hottest read typed, until the node is told to stop or its
+    // server ends.
     let in_process = oxio_proto::local::register(
         &advertise,
         tower::ServiceBuilder::new()
             .map_response(|r: http::Response<_>| r.map(tonic::body::Body::new))
             .layer(rpc_layer.clone())
             .service(svc.clone()),
-    );
+    )
+    .with_directory_reads(typed_reads);
     let server = tokio::spawn(async move {
         let serve = tonic::transport::Server::builder()
             .layer(rpc_layer)

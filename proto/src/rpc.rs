@@ -192,18 +192,78 @@ impl<R: RpcRecorder> Pending<R> {
             _ => UNKNOWN_METHOD,
         };
         let bytes_in = self.bytes_in.load(Ordering::Relaxed);
-        let elapsed = self.start.elapsed();
-        tracing::debug!(
+        report(
+            &*self.recorder,
             method,
-            code = code_name(code),
-            elapsed_us = elapsed.as_micros() as u64,
+            code,
+            self.start.elapsed(),
             bytes_in,
-            bytes_out = self.bytes_out,
-            "rpc answered"
+            self.bytes_out,
         );
-        self.recorder
-            .record_rpc(method, code, elapsed, bytes_in, self.bytes_out);
     }
+}
+
+/// Logs (at debug) and records one answered request.
+fn report<R: RpcRecorder + ?Sized>(
+    recorder: &R,
+    method: &str,
+    code: Code,
+    elapsed: Duration,
+    bytes_in: u64,
+    bytes_out: u64,
+) {
+    tracing::debug!(
+        method,
+        code = code_name(code),
+        elapsed_us = elapsed.as_micros() as u64,
+        bytes_in,
+        bytes_out,
+        "rpc answered"
+    );
+    recorder.record_rpc(method, code, elapsed, bytes_in, bytes_out);
+}
+
+/// Bytes a message of `encoded_len` bytes takes in a gRPC body (5-byte frame header).
+pub fn framed_len(encoded_len: usize) -> u64 {
+    encoded_len as u64 + 5
+}
+
+/// Runs a call answered in-process without a body (a typed call, see
+/// [`crate::local::DirectoryReads`]) and reports it as [`RpcService`] reports the
+/// others: a debug `rpc` span, its status code, latency and the bytes the request and
+/// answer would take encoded.
+pub async fn typed_call<R, Req, T, F>(
+    recorder: &R,
+    service: &'static str,
+    method: &'static str,
+    req: Req,
+    handler: impl FnOnce(Req) -> F,
+) -> Result<T, tonic::Status>
+where
+    R: RpcRecorder + ?Sized,
+    Req: prost::Message,
+    T: prost::Message,
+    F: Future<Output = Result<T, tonic::Status>>,
+{
+    let span = tracing::debug_span!(
+        "rpc",
+        service,
+        method,
+        request_id = current_request_id().as_deref().unwrap_or(""),
+    );
+    async move {
+        let start = Instant::now();
+        let bytes_in = framed_len(req.encoded_len());
+        let answer = handler(req).await;
+        let (code, bytes_out) = match &answer {
+            Ok(t) => (Code::Ok, framed_len(t.encoded_len())),
+            Err(s) => (s.code(), 0),
+        };
+        report(recorder, method, code, start.elapsed(), bytes_in, bytes_out);
+        answer
+    }
+    .instrument(span)
+    .await
 }
 
 impl<S, R, ReqBody, ResBody> Service<http::Request<ReqBody>> for RpcService<S, R>

@@ -4,7 +4,10 @@
 
 use crate::{Error, Result};
 use dashmap::DashMap;
-use oxio_proto::v1::{GetMeta0Request, GroupInfo, GroupKind, Meta0Table};
+use futures::future::Either;
+use oxio_proto::v1::{
+    ContentRecord, GetContentVersionRequest, GetMeta0Request, GroupInfo, GroupKind, Meta0Table,
+};
 use oxio_proto::DirectoryClient;
 use std::collections::HashMap;
 use std::future::Future;
@@ -213,17 +216,30 @@ impl DirectoryResolver {
         F: Fn(DirClient, Duration) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
+        self.call_at(group, |addr, t| {
+            let call = f(self.client(addr)?, t);
+            Ok(async move { call.await.map(tonic::Response::into_inner) })
+        })
+        .await
+    }
+
+    /// [`DirectoryResolver::call`] with `f` given each address to try (it picks the
+    /// client).
+    async fn call_at<T, F, Fut>(&self, group: u64, f: F) -> Result<std::result::Result<T, Status>>
+    where
+        F: Fn(&str, Duration) -> Result<Fut>,
+        Fut: Future<Output = std::result::Result<T, Status>>,
+    {
         let started = Instant::now();
         let mut delay = Duration::from_millis(20);
         let mut last = String::new();
         loop {
             let addrs = self.candidates(group).await?;
             for addr in addrs {
-                let c = self.client(&addr)?;
-                match f(c, self.rpc_timeout).await {
+                match f(&addr, self.rpc_timeout)?.await {
                     Ok(resp) => {
                         self.leaders.insert(group, addr);
-                        return Ok(Ok(resp.into_inner()));
+                        return Ok(Ok(resp));
                     }
                     Err(s) if transient(&s) => {
                         last = format!("{addr}: {}", s.message());
@@ -235,9 +251,8 @@ impl DirectoryResolver {
                         match hint {
                             Some(leader) if !leader.is_empty() && leader != addr => {
                                 self.leaders.insert(group, leader.clone());
-                                let c = self.client(&leader)?;
-                                match f(c, self.rpc_timeout).await {
-                                    Ok(resp) => return Ok(Ok(resp.into_inner())),
+                                match f(&leader, self.rpc_timeout)?.await {
+                                    Ok(resp) => return Ok(Ok(resp)),
                                     Err(s2) if transient(&s2) => {
                                         last = format!("{leader}: {}", s2.message());
                                         self.leaders.remove(&group);
@@ -295,6 +310,40 @@ impl DirectoryResolver {
             let mut r = tonic::Request::new(req.clone());
             r.set_timeout(t);
             f(c, r)
+        })
+        .await
+    }
+
+    /// `GetContentVersion` on the leader of `group`, as [`DirectoryResolver::request`]
+    /// sends it, but answered typed (no protobuf encoding) by a node of this process
+    /// ([`oxio_proto::local::directory_reads`]).
+    pub async fn get_content_version(
+        &self,
+        group: u64,
+        req: GetContentVersionRequest,
+    ) -> Result<std::result::Result<ContentRecord, Status>> {
+        self.call_at(group, |addr, t| {
+            let req = req.clone();
+            Ok(match oxio_proto::local::directory_reads(addr) {
+                Some(reads) => Either::Left(async move {
+                    match tokio::time::timeout(t, reads.get_content_version(req)).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(Status::deadline_exceeded(format!(
+                            "in-process call past its {t:?} deadline"
+                        ))),
+                    }
+                }),
+                None => {
+                    let mut c = self.client(addr)?;
+                    let mut r = tonic::Request::new(req);
+                    r.set_timeout(t);
+                    Either::Right(async move {
+                        c.get_content_version(r)
+                            .await
+                            .map(tonic::Response::into_inner)
+                    })
+                }
+            })
         })
         .await
     }

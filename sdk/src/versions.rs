@@ -94,16 +94,7 @@ impl Client {
             key: key.to_string(),
             version_id: version_id.unwrap_or_default().to_string(),
         };
-        match self
-            .shared()
-            .directory
-            .request(
-                m2,
-                req,
-                |mut c, r| async move { c.get_content_version(r).await },
-            )
-            .await?
-        {
+        match self.shared().directory.get_content_version(m2, req).await? {
             Ok(rec) => rec
                 .header
                 .map(Some)

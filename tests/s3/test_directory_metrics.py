@@ -126,7 +126,7 @@ def test_directory_metrics_follow_s3_requests(single):
     body = os.urandom(1000)
     s3.put_object(Bucket=bucket, Key="k", Body=body)
     assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == body
-    after, _ = scrape(single)
+    after, after_types = scrape(single)
 
     def moved(name, **labels):
         return value(after, name, **labels) - value(before, name, **labels)
@@ -139,6 +139,16 @@ def test_directory_metrics_follow_s3_requests(single):
         for m in ("GetContent", "GetContentVersion")
     )
     assert reads >= 1
+    # The gateway runs in the directory's process: its GetContentVersion reads are
+    # answered typed (no protobuf encoding) and still counted as gRPC requests.
+    assert after_types.get("oxio_directory_typed_calls") == "counter"
+    typed = moved("oxio_directory_typed_calls_total", method="GetContentVersion")
+    assert typed >= 1
+    assert typed <= sum(
+        moved("oxio_directory_grpc_requests_total", method="GetContentVersion", code=c)
+        for c in ("OK", "NotFound")
+    )
+    assert moved("oxio_directory_grpc_received_bytes_total", method="GetContentVersion") > 0
     assert moved("oxio_directory_grpc_requests_total", method="CreateContainer", code="OK") >= 1
     assert moved("oxio_directory_grpc_request_duration_seconds_count", method="PutContent") >= 1
     assert moved("oxio_directory_grpc_request_duration_seconds_sum", method="PutContent") > 0

@@ -71,6 +71,7 @@ pub struct DirectoryMetrics {
     memtables_bytes: IntGauge,
     chunks_deleted: IntCounter,
     chunk_delete_failures: IntCounter,
+    typed_calls: IntCounterVec,
     /// Serialises scrapes: the gauges are rebuilt from scratch by each one.
     scrape: Mutex<()>,
 }
@@ -145,6 +146,15 @@ impl DirectoryMetrics {
         let chunk_delete_failures = IntCounter::new(
             "oxio_directory_purge_failed_deletes_total",
             "Deletes of queued chunks that failed (rawx unreachable or erroring); the chunk stays queued",
+        )
+        .map_err(metric_err)?;
+        let typed_calls = IntCounterVec::new(
+            Opts::new(
+                "oxio_directory_typed_calls_total",
+                "Calls from a client of this process answered typed, without protobuf \
+                 encoding (also counted in oxio_directory_grpc_requests_total), by method",
+            ),
+            &["method"],
         )
         .map_err(metric_err)?;
         let leader_node = group_gauge(
@@ -229,6 +239,7 @@ impl DirectoryMetrics {
             Box::new(leader_node.clone()),
             Box::new(chunks_deleted.clone()),
             Box::new(chunk_delete_failures.clone()),
+            Box::new(typed_calls.clone()),
             Box::new(committed_index.clone()),
             Box::new(last_log_index.clone()),
             Box::new(applied_index.clone()),
@@ -267,6 +278,7 @@ impl DirectoryMetrics {
             memtables_bytes,
             chunks_deleted,
             chunk_delete_failures,
+            typed_calls,
             scrape: Mutex::new(()),
         })
     }
@@ -298,6 +310,11 @@ impl DirectoryMetrics {
     /// Counts chunks of the delete queue deleted and acknowledged.
     pub fn chunks_deleted(&self, n: u64) {
         self.chunks_deleted.inc_by(n);
+    }
+
+    /// Counts one typed in-process call of `method` (module `typed_reads`).
+    pub fn typed_call(&self, method: &str) {
+        self.typed_calls.with_label_values(&[method]).inc();
     }
 
     /// Counts one failed delete of a queued chunk.

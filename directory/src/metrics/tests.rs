@@ -4,7 +4,8 @@
 use super::DirectoryMetrics;
 use crate::config::{BootstrapSpec, DirectoryConfig};
 use oxio_proto::v1::directory_client::DirectoryClient;
-use oxio_proto::v1::{GetContentRequest, StatusRequest};
+use oxio_proto::v1::{GetContentRequest, GetContentVersionRequest, StatusRequest};
+use prost::Message;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -178,6 +179,39 @@ async fn a_node_serves_its_raft_rpc_and_rocksdb_figures() {
     let (_, t) = http_get(maddr, "/metrics").await;
     assert_eq!(sample(&t, count), Some(3.0), "in-process call counted: {t}");
 
+    // The typed reads skip the encoding, not the handler nor the metrics.
+    let reads = oxio_proto::local::directory_reads(&started.addr.to_string())
+        .expect("the node registered its typed reads");
+    let read = |cid: String| GetContentVersionRequest {
+        group: 1000,
+        cid,
+        key: "k".into(),
+        version_id: String::new(),
+    };
+    let missing = reads.get_content_version(read("0".repeat(64))).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+    let bad = reads.get_content_version(read("zz".into())).await;
+    assert_eq!(bad.unwrap_err().code(), tonic::Code::InvalidArgument);
+    let (_, t) = http_get(maddr, "/metrics").await;
+    let typed = "oxio_directory_typed_calls_total{method=\"GetContentVersion\"}";
+    assert_eq!(sample(&t, typed), Some(2.0), "{t}");
+    for code in ["NotFound", "InvalidArgument"] {
+        let series = format!(
+            "oxio_directory_grpc_requests_total{{code=\"{code}\",method=\"GetContentVersion\"}}"
+        );
+        assert_eq!(sample(&t, &series), Some(1.0), "{series}: {t}");
+    }
+    let received = "oxio_directory_grpc_received_bytes_total{method=\"GetContentVersion\"}";
+    let framed = |r: GetContentVersionRequest| oxio_proto::rpc::framed_len(r.encoded_len());
+    let expected = framed(read("0".repeat(64))) + framed(read("zz".into()));
+    assert_eq!(
+        sample(&t, received),
+        Some(expected as f64),
+        "as encoded: {t}"
+    );
+    // The node's stop waits for the last holder of the node.
+    drop(reads);
+
     let (status, _) = http_get(maddr, "/other").await;
     assert!(status.contains(" 404 "), "{status}");
 
@@ -191,6 +225,7 @@ async fn a_node_serves_its_raft_rpc_and_rocksdb_figures() {
         !local.is_local(),
         "a stopped node is no longer reached in-process"
     );
+    assert!(oxio_proto::local::directory_reads(&started.addr.to_string()).is_none());
     let gone = in_process.status(StatusRequest {}).await.unwrap_err();
     assert_eq!(gone.code(), tonic::Code::Unavailable, "{gone:?}");
 }
