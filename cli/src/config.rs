@@ -139,10 +139,19 @@ pub struct RawxRole {
     /// Read and write chunk files with O_DIRECT (the file system must support it).
     #[serde(default)]
     pub direct_io: bool,
+    /// Write chunk files with O_DIRECT, read them through the page cache (default
+    /// true; a file system without O_DIRECT falls back to the page cache with a
+    /// warning).
+    #[serde(default = "direct_writes_default")]
+    pub direct_writes: bool,
     /// I/O driver: `auto` (io_uring when the kernel allows it, else polling; the
     /// default), `io-uring` (fail to start without it) or `polling`.
     #[serde(default)]
     pub driver: RawxDriver,
+}
+
+fn direct_writes_default() -> bool {
+    oxio_rawx::config::DEFAULT_DIRECT_WRITES
 }
 
 /// `[[rawx]] driver`
@@ -460,6 +469,7 @@ listen = "127.0.0.1:6200"
 volume = "/tmp/v0"
 location = "s.r.h.v0"
 direct-io = true
+direct-writes = false
 driver = "polling"
 [s3]
 listen = "127.0.0.1:6007"
@@ -485,6 +495,7 @@ fragment-deadline = "2s"
         assert_eq!(c.score_rise_step, 25);
         assert_eq!(c.expressions["default"], "space");
         assert!(cfg.rawx[0].direct_io);
+        assert!(!cfg.rawx[0].direct_writes);
         assert_eq!(cfg.rawx[0].driver, RawxDriver::Polling);
         let mut sdk = oxio_sdk::ClientConfig::new(Vec::new(), Vec::new());
         cfg.s3.as_ref().unwrap().apply_policies(&mut sdk).unwrap();

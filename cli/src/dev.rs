@@ -42,6 +42,8 @@ pub struct DevOptions {
     pub rawx_workers: usize,
     /// Chunk files opened with O_DIRECT.
     pub direct_io: bool,
+    /// Chunk files written with O_DIRECT (read through the page cache).
+    pub direct_writes: bool,
     /// Local-read sockets under `<data>/run`: the gateway reads chunk files itself
     /// instead of over TCP (see `oxio_common::local_read`; off with direct I/O).
     pub local_reads: bool,
@@ -127,6 +129,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
         cfg.location = format!("local.rack1.host1.vol{i}");
         cfg.workers = opts.rawx_workers;
         cfg.direct_io = opts.direct_io;
+        cfg.direct_writes = opts.direct_writes;
         // Six volumes share one disk here: scrub gently.
         cfg.scrub_rate_bytes_per_s = DEV_SCRUB_RATE_BYTES_PER_S;
         driver = host.start_rawx(cfg, conscience.clone())?.1;

@@ -34,6 +34,9 @@ pub enum Driver {
     Polling,
 }
 
+/// Whether chunk files are written with `O_DIRECT` unless told otherwise.
+pub const DEFAULT_DIRECT_WRITES: bool = true;
+
 /// Settings of one rawx service.
 #[derive(Debug, Clone)]
 pub struct RawxConfig {
@@ -67,6 +70,11 @@ pub struct RawxConfig {
     /// Read and write chunk files with `O_DIRECT`, bypassing the page cache (the
     /// volume's file system must support it: start fails when it does not).
     pub direct_io: bool,
+    /// Write chunk files with `O_DIRECT` and read them through the page cache (on by
+    /// default: a PUT then costs no page-cache copy nor writeback, and a fresh chunk
+    /// is read from the device once). On a file system that refuses `O_DIRECT` the
+    /// rawx logs a warning and writes through the page cache.
+    pub direct_writes: bool,
     /// Bytes per second the background scrubber reads at most; 0 disables it.
     pub scrub_rate_bytes_per_s: u64,
     /// Folder of this host's local-read sockets ([`crate::local`]): the rawx binds
@@ -95,6 +103,7 @@ impl RawxConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             capacity_bytes: None,
             direct_io: false,
+            direct_writes: DEFAULT_DIRECT_WRITES,
             scrub_rate_bytes_per_s: DEFAULT_SCRUB_RATE_BYTES_PER_S,
             scrub_interval: DEFAULT_SCRUB_INTERVAL,
             local_read_dir: None,

@@ -315,6 +315,7 @@ async fn info(conn: &mut Conn, shared: &Shared) -> Result<Flow> {
         "bytes": stats.bytes(),
         "driver": shared.driver,
         "direct_io": shared.volume.direct_io(),
+        "direct_writes": shared.volume.direct_writes(),
         "capacity_bytes": shared.volume.capacity(),
         "reserved_bytes": stats.reserved(),
         "requests": stats.requests(),
@@ -373,7 +374,11 @@ async fn put(
         BodyKind::Length(n) => shared.volume.check_room(n)?,
         _ => {}
     }
-    let mut writer = shared.volume.create(id, attrs).await?;
+    let size = match kind {
+        BodyKind::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut writer = shared.volume.create_sized(id, attrs, size).await?;
     if req.expects_continue() {
         let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
         res?;

@@ -103,6 +103,19 @@ fn bind_reuseport(addr: SocketAddr) -> Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Whether the volume's file system takes `O_DIRECT` writes; when it does not, the
+/// rawx writes through the page cache and says so.
+fn direct_writes_work(config: &RawxConfig) -> bool {
+    match crate::direct::probe(&config.volume) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(id = %config.id, volume = %config.volume.display(), error = %e,
+                "the volume's file system refuses O_DIRECT: chunk files are written through the page cache");
+            false
+        }
+    }
+}
+
 /// Binds, spawns the worker threads and the heartbeat, and returns at once; the service
 /// stops accepting and its threads exit when `shutdown` is cancelled.
 ///
@@ -120,6 +133,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             ))
         })?;
     }
+    let direct_writes = config.direct_io || (config.direct_writes && direct_writes_work(&config));
     let stats = Arc::new(Stats::new(report.chunks, report.bytes));
     let metrics = Arc::new(RawxMetrics::new()?);
     let scrub = Arc::new(Scrubber::new(
@@ -145,7 +159,8 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<DriverType, String>>();
     let volume = Volume::new(config.volume.clone(), config.segment_bytes, stats.clone())
         .with_capacity(config.capacity_bytes)
-        .with_direct_io(config.direct_io);
+        .with_direct_io(config.direct_io)
+        .with_direct_writes(direct_writes);
     let mut handles = Vec::with_capacity(workers);
     for (index, listener) in listeners.into_iter().enumerate() {
         let ready = ready_tx.clone();
@@ -209,7 +224,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         }
     };
     metrics.set_info(&config.id, driver);
-    tracing::info!(id = %config.id, %addr, driver, workers, direct_io = config.direct_io, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
+    tracing::info!(id = %config.id, %addr, driver, workers, direct_io = config.direct_io, direct_writes, chunks = report.chunks, volume = %config.volume.display(), "rawx started");
     let scrub_thread = match crate::scrub::spawn(&config, scrub, volume.clone(), stop.clone()) {
         Ok(h) => h,
         Err(e) => {

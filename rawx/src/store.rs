@@ -23,10 +23,14 @@ pub struct Volume {
     segment_bytes: u32,
     stats: Arc<Stats>,
     capacity: Option<u64>,
-    direct_io: bool,
+    /// Chunk files are written with `O_DIRECT`.
+    direct_writes: bool,
+    /// Chunk files are read with `O_DIRECT`.
+    direct_reads: bool,
 }
 
-/// Data staged per chunk writer before an aligned direct write: 1 MiB.
+/// Data staged per chunk writer before an aligned direct write: at most 1 MiB (less
+/// for a chunk announced smaller).
 const DIRECT_STAGE_BYTES: usize = 1 << 20;
 
 impl Volume {
@@ -37,19 +41,33 @@ impl Volume {
             segment_bytes,
             stats,
             capacity: None,
-            direct_io: false,
+            direct_writes: false,
+            direct_reads: false,
         }
     }
 
     /// Reads and writes chunk files with `O_DIRECT` (bypassing the page cache).
     pub fn with_direct_io(mut self, direct_io: bool) -> Self {
-        self.direct_io = direct_io;
+        self.direct_writes = direct_io;
+        self.direct_reads = direct_io;
+        self
+    }
+
+    /// Writes chunk files with `O_DIRECT` and reads them through the page cache
+    /// (unless [`Volume::with_direct_io`] made reads direct too).
+    pub fn with_direct_writes(mut self, direct_writes: bool) -> Self {
+        self.direct_writes = direct_writes || self.direct_reads;
         self
     }
 
     /// True when chunk files are read and written with `O_DIRECT`.
     pub fn direct_io(&self) -> bool {
-        self.direct_io
+        self.direct_reads
+    }
+
+    /// True when chunk files are written with `O_DIRECT`.
+    pub fn direct_writes(&self) -> bool {
+        self.direct_writes
     }
 
     /// Limits the bytes of chunk files this volume holds (None: the file system's
@@ -105,6 +123,17 @@ impl Volume {
 
     /// Starts writing chunk `id`; fails with [`Error::ChunkExists`] if the id is taken.
     pub async fn create(&self, id: &str, attrs: ChunkAttrs) -> Result<ChunkWriter> {
+        self.create_sized(id, attrs, None).await
+    }
+
+    /// [`Volume::create`] for a chunk of `size` data bytes when known (a smaller
+    /// direct-write stage for a small chunk).
+    pub async fn create_sized(
+        &self,
+        id: &str,
+        attrs: ChunkAttrs,
+        size: Option<u64>,
+    ) -> Result<ChunkWriter> {
         let final_path = self.chunk_path(id);
         match compio::fs::metadata(&final_path).await {
             Ok(_) => return Err(Error::ChunkExists(id.to_string())),
@@ -118,7 +147,7 @@ impl Volume {
         let pending = self.pending_path(id);
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
-        if self.direct_io {
+        if self.direct_writes {
             options.custom_flags(libc::O_DIRECT);
         }
         let file = match options.open(&pending).await {
@@ -141,9 +170,12 @@ impl Volume {
             stats: self.stats.clone(),
             capacity: self.capacity,
             reserved: 0,
-            stage: if self.direct_io {
+            stage: if self.direct_writes {
+                let stage_bytes = size.map_or(DIRECT_STAGE_BYTES, |n| {
+                    usize::try_from(n).map_or(DIRECT_STAGE_BYTES, |n| n.min(DIRECT_STAGE_BYTES))
+                });
                 Some(
-                    AlignedBuf::with_capacity(DIRECT_STAGE_BYTES)
+                    AlignedBuf::with_capacity(stage_bytes)
                         .map_err(|e| Error::io("allocate direct I/O buffer", e))?,
                 )
             } else {
@@ -156,7 +188,7 @@ impl Volume {
     /// Opens chunk `id` and validates its header.
     pub async fn open(&self, id: &str) -> Result<ChunkReader> {
         let path = self.chunk_path(id);
-        let opened = if self.direct_io {
+        let opened = if self.direct_reads {
             direct::open_read(&path).await
         } else {
             File::open(&path).await
@@ -179,7 +211,7 @@ impl Volume {
                 reason: format!("file too short ({file_len} bytes)"),
             });
         }
-        let header = if self.direct_io {
+        let header = if self.direct_reads {
             let mut header = Vec::new();
             direct::read_range(&file, 0, HEADER_BYTES as usize, &mut header)
                 .await
@@ -196,7 +228,7 @@ impl Volume {
         Ok(ChunkReader {
             file,
             meta,
-            direct_io: self.direct_io,
+            direct_io: self.direct_reads,
         })
     }
 

@@ -646,14 +646,27 @@ fn filesystem_full_answers_507(driver: Driver) {
     drop(fs);
 }
 
-/// With `direct_io` (O_DIRECT): chunks of every alignment round-trip, ranges and the
-/// file layout match the buffered path, damage is still detected, and a restarted
-/// service (buffered) reads what the direct one wrote.
+/// With `direct_io` (O_DIRECT reads and writes): see [`direct_round_trip`].
 fn direct_io_round_trip(driver: Driver) {
+    direct_round_trip(driver, true);
+}
+
+/// With `direct_writes` only (the default; reads through the page cache): see
+/// [`direct_round_trip`].
+fn direct_writes_round_trip(driver: Driver) {
+    direct_round_trip(driver, false);
+}
+
+/// O_DIRECT writes, and reads too when `direct_io`: chunks of every alignment
+/// round-trip, ranges and the file layout match the buffered path, damage is still
+/// detected, `/info` tells the mode, and a restarted service with neither reads
+/// what the direct one wrote.
+fn direct_round_trip(driver: Driver, direct_io: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let volume = tmp.path().join("vol");
     let mut cfg = config(volume.clone(), driver);
-    cfg.direct_io = true;
+    cfg.direct_io = direct_io;
+    cfg.direct_writes = true;
     std::fs::create_dir_all(&volume).unwrap();
     if let Err(e) = oxio_rawx::direct::probe(&volume) {
         eprintln!("NOTE: skipping direct I/O run, this file system refuses O_DIRECT: {e}");
@@ -663,6 +676,10 @@ fn direct_io_round_trip(driver: Driver) {
         return;
     };
     let mut c = Client::connect(srv.addr);
+    let info = c.request("GET", "/info", &[], None);
+    let info: serde_json::Value = serde_json::from_slice(&info.body).unwrap();
+    assert_eq!(info["direct_io"], direct_io, "{info}");
+    assert_eq!(info["direct_writes"], true, "{info}");
     let sizes = [
         0usize,
         1,
@@ -725,6 +742,7 @@ fn direct_io_round_trip(driver: Driver) {
     // The same files through the buffered path.
     let mut cfg = config(volume.clone(), driver);
     cfg.direct_io = false;
+    cfg.direct_writes = false;
     let Some(srv) = start(cfg, Some(tmp)) else {
         return;
     };
@@ -757,7 +775,8 @@ both_drivers!(
     shutdown_with_idle_connection,
     capacity_full_answers_507,
     filesystem_full_answers_507,
-    direct_io_round_trip
+    direct_io_round_trip,
+    direct_writes_round_trip
 );
 
 #[test]

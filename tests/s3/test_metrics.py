@@ -10,6 +10,8 @@ local-read sockets, counted by the rawx and by the gateway. A GET decoding aroun
 gateway's degraded-read counter.
 """
 
+import json
+import mmap
 import os
 import re
 import time
@@ -196,16 +198,57 @@ def test_a_degraded_read_is_counted(grid, s3, bucket):
     assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before + 1
 
 
+def rawx_info(grid):
+    out = []
+    for u in rawx_urls(grid):
+        with urllib.request.urlopen(u.replace("/metrics", "/info"), timeout=10) as resp:
+            out.append(json.loads(resp.read()))
+    return out
+
+
+def takes_o_direct(folder):
+    """Whether the file system of `folder` accepts an aligned O_DIRECT write."""
+    path = os.path.join(folder, ".o-direct-probe")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        block = mmap.mmap(-1, 4096)  # page-aligned
+        os.write(fd, block)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def test_rawx_write_chunks_with_o_direct_by_default(grid, s3, bucket):
+    """Every rawx of `oxiod dev` writes chunk files with O_DIRECT when the data
+    folder's file system takes it (through the page cache otherwise) and reads them
+    through the page cache."""
+    direct = takes_o_direct(grid.data)
+    infos = rawx_info(grid)
+    assert infos and all(i["direct_writes"] is direct and i["direct_io"] is False for i in infos), infos
+    body = os.urandom(3 * MIB + 5)
+    s3.put_object(Bucket=bucket, Key="direct-written", Body=body)
+    assert s3.get_object(Bucket=bucket, Key="direct-written")["Body"].read() == body
+    got = s3.get_object(Bucket=bucket, Key="direct-written", Range="bytes=1000-2000000")["Body"].read()
+    assert got == body[1000:2000001]
+
+
 def test_no_local_reads_sends_every_chunk_read_over_http():
     """`oxiod dev --no-local-reads` binds no local-read socket: the same GET is
-    served by the rawx over HTTP, and the gateway counts no local read."""
+    served by the rawx over HTTP, and the gateway counts no local read. With
+    `--buffered-writes` too, chunk files are written through the page cache."""
     import shutil
     import tempfile
 
     from conftest import Grid, free_port_base
 
     data = tempfile.mkdtemp(prefix="oxio-test-http-")
-    g = Grid(data=data, port_base=free_port_base(), extra_args=["--no-local-reads"]).start()
+    g = Grid(data=data, port_base=free_port_base(), extra_args=["--no-local-reads", "--buffered-writes"]).start()
     try:
         run = os.path.join(data, "run")
         assert not os.path.exists(run) or os.listdir(run) == []
@@ -223,6 +266,7 @@ def test_no_local_reads_sends_every_chunk_read_over_http():
         assert gets >= 4
         assert total(rawx_after, "oxio_rawx_local_opens_total", result="open") == 0
         assert value(scrape(s3_url), "oxio_s3_sdk_local_reads_total") == 0
+        assert all(i["direct_writes"] is False for i in rawx_info(g))
     finally:
         g.stop()
         shutil.rmtree(data, ignore_errors=True)

@@ -60,6 +60,10 @@ enum Command {
         /// Open chunk files with O_DIRECT (chunk traffic bypasses the page cache).
         #[arg(long)]
         direct_io: bool,
+        /// Write chunk files through the page cache instead of with O_DIRECT (reads
+        /// use the page cache either way, unless --direct-io).
+        #[arg(long)]
+        buffered_writes: bool,
         /// Read every chunk over HTTP: no local-read sockets under <DATA>/run, through
         /// which the gateway otherwise reads chunk files straight from disk.
         #[arg(long)]
@@ -99,6 +103,7 @@ async fn run(command: Command) -> Result<()> {
             rawx_count,
             rawx_workers,
             direct_io,
+            buffered_writes,
             no_local_reads,
             region,
         } => {
@@ -110,6 +115,7 @@ async fn run(command: Command) -> Result<()> {
                 rawx_count,
                 rawx_workers,
                 direct_io,
+                direct_writes: !buffered_writes,
                 local_reads: !no_local_reads,
                 region,
             };
@@ -178,6 +184,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
         }
         rc.capacity_bytes = r.capacity_bytes()?;
         rc.direct_io = r.direct_io;
+        rc.direct_writes = r.direct_writes;
         rc.driver = r.driver.into();
         rc.local_read_dir = cfg.local_read_dir.clone();
         host.start_rawx(rc, cfg.conscience_addrs.clone())?;
