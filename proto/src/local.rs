@@ -5,7 +5,7 @@
 //! and answers are still encoded as protobuf, so both sides see exactly what the
 //! network would carry, and the call keeps its deadline (`grpc-timeout`).
 //!
-//! The read every small GET and HEAD makes (`GetContentVersion`) can skip even the
+//! The read every GET and HEAD makes (`GetContentVersion`) can skip even the
 //! encoding: a directory node adds to its registration a [`DirectoryReads`]
 //! that hands the typed request to the same handler and records the call in the same
 //! metrics; [`directory_reads`] finds it. Encoding, decoding and the layers were a
@@ -161,6 +161,20 @@ pub fn grpc_timeout(headers: &http::HeaderMap) -> Duration {
     parsed.map_or(MAX_TIMEOUT, |d| d.min(MAX_TIMEOUT))
 }
 
+/// `call`'s answer, or `DEADLINE_EXCEEDED` once `deadline` has passed: the deadline
+/// of an in-process call, stack or typed.
+pub async fn within<T>(
+    deadline: Duration,
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(answer) => answer,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+            "in-process call past its {deadline:?} deadline"
+        ))),
+    }
+}
+
 /// A client transport to one address: in-process when a server of this process is
 /// registered there, over the gRPC channel otherwise.
 #[derive(Clone)]
@@ -223,17 +237,15 @@ impl Service<http::Request<Body>> for Transport {
                 let deadline = grpc_timeout(req.headers());
                 Box::pin(async move {
                     let call = async {
-                        std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-                        svc.call(req).await
+                        let never = |e: Infallible| -> tonic::Status { match e {} };
+                        std::future::poll_fn(|cx| svc.poll_ready(cx))
+                            .await
+                            .map_err(never)?;
+                        svc.call(req).await.map_err(never)
                     };
-                    match tokio::time::timeout(deadline, call).await {
-                        Ok(Ok(resp)) => Ok(resp),
-                        Ok(Err(never)) => match never {},
-                        Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                            "in-process call past its {deadline:?} deadline"
-                        ))
-                        .into_http()),
-                    }
+                    Ok(within(deadline, call)
+                        .await
+                        .unwrap_or_else(tonic::Status::into_http))
                 })
             }
             None => Box::pin(self.channel.call(req)),

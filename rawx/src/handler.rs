@@ -378,7 +378,7 @@ async fn put(
         BodyKind::Length(n) => Some(n),
         _ => None,
     };
-    let mut writer = shared.volume.create_sized(id, attrs, size).await?;
+    let mut writer = shared.volume.create(id, attrs, size).await?;
     if req.expects_continue() {
         let (res, _) = conn.write_all(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).await;
         res?;

@@ -121,14 +121,9 @@ impl Volume {
         self.dir_of(id).join(format!("{id}.pending"))
     }
 
-    /// Starts writing chunk `id`; fails with [`Error::ChunkExists`] if the id is taken.
-    pub async fn create(&self, id: &str, attrs: ChunkAttrs) -> Result<ChunkWriter> {
-        self.create_sized(id, attrs, None).await
-    }
-
-    /// [`Volume::create`] for a chunk of `size` data bytes when known (a smaller
-    /// direct-write stage for a small chunk).
-    pub async fn create_sized(
+    /// Starts writing chunk `id` of `size` data bytes when known (a direct-write stage
+    /// no larger than the chunk); fails with [`Error::ChunkExists`] if the id is taken.
+    pub async fn create(
         &self,
         id: &str,
         attrs: ChunkAttrs,
@@ -574,7 +569,7 @@ mod tests {
             position: "0.3".into(),
             policy: "EC42".into(),
         };
-        let mut w = v.create(id, attrs).await.unwrap();
+        let mut w = v.create(id, attrs, None).await.unwrap();
         for piece in data.chunks(10_000) {
             let (res, _) = w.append(piece.to_vec()).await;
             res.unwrap();
@@ -611,13 +606,13 @@ mod tests {
 
             // a duplicate id is refused, even while the first is pending
             assert!(matches!(
-                v.create(&cid, ChunkAttrs::default()).await,
+                v.create(&cid, ChunkAttrs::default(), None).await,
                 Err(Error::ChunkExists(_))
             ));
             let other = id(0xCD);
-            let pending = v.create(&other, ChunkAttrs::default()).await.unwrap();
+            let pending = v.create(&other, ChunkAttrs::default(), None).await.unwrap();
             assert!(matches!(
-                v.create(&other, ChunkAttrs::default()).await,
+                v.create(&other, ChunkAttrs::default(), None).await,
                 Err(Error::ChunkExists(_))
             ));
             // dropping an uncommitted writer removes its pending file
@@ -673,7 +668,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         compio::runtime::Runtime::new().unwrap().block_on(async {
             let v = volume(tmp.path());
-            let w = v.create(&id(1), ChunkAttrs::default()).await.unwrap();
+            let w = v.create(&id(1), ChunkAttrs::default(), None).await.unwrap();
             let meta = w.commit().await.unwrap();
             assert_eq!((meta.size, meta.table_count), (0, 0));
             let r = v.open(&id(1)).await.unwrap();

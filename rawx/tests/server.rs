@@ -709,6 +709,12 @@ fn direct_round_trip(driver: Driver, direct_io: bool) {
             oxio_rawx::format::file_len(size as u64, 4096),
             "size {size}"
         );
+        let path = volume.join(&id[..3]).join(&id);
+        assert_eq!(
+            resident_pages(&path),
+            0,
+            "size {size}: written around the page cache"
+        );
         let r = c.request("GET", &format!("/{id}"), &[], None);
         assert_eq!(r.status, 200);
         assert!(r.body == body, "size {size} reads back different");
@@ -751,7 +757,45 @@ fn direct_round_trip(driver: Driver, direct_io: bool) {
     let r = c.request("GET", &format!("/{id}"), &[], None);
     assert_eq!(r.status, 200);
     assert!(r.body == data((1 << 20) + 12_345, 46));
+    // A buffered write leaves its pages in the page cache, which the check above sees.
+    let id = chunk_id(0x60).to_ascii_uppercase();
+    let r = c.request(
+        "PUT",
+        &format!("/{id}"),
+        &put_headers(),
+        Some(&data(70_000, 9)),
+    );
+    assert_eq!(r.status, 201);
+    assert!(resident_pages(&volume.join(&id[..3]).join(&id)) > 0);
     srv.stop();
+}
+
+/// Pages of the file at `path` held in the page cache (mincore over a mapping).
+fn resident_pages(path: &std::path::Path) -> usize {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    let page = 4096;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    // SAFETY: a read-only shared mapping of `len` bytes of an open file, unmapped
+    // before return; `vec` has one byte per page of it, as mincore requires.
+    unsafe {
+        let map = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(map, libc::MAP_FAILED);
+        assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
+        libc::munmap(map, len);
+    }
+    vec.iter().filter(|b| *b & 1 == 1).count()
 }
 
 macro_rules! both_drivers {

@@ -306,12 +306,7 @@ impl DirectoryResolver {
         F: Fn(DirClient, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
-        self.call(group, |c, t| {
-            let mut r = tonic::Request::new(req.clone());
-            r.set_timeout(t);
-            f(c, r)
-        })
-        .await
+        self.call(group, |c, t| f(c, timed(req.clone(), t))).await
     }
 
     /// `GetContentVersion` on the leader of `group`, as [`DirectoryResolver::request`]
@@ -326,17 +321,11 @@ impl DirectoryResolver {
             let req = req.clone();
             Ok(match oxio_proto::local::directory_reads(addr) {
                 Some(reads) => Either::Left(async move {
-                    match tokio::time::timeout(t, reads.get_content_version(req)).await {
-                        Ok(answer) => answer,
-                        Err(_) => Err(Status::deadline_exceeded(format!(
-                            "in-process call past its {t:?} deadline"
-                        ))),
-                    }
+                    oxio_proto::local::within(t, reads.get_content_version(req)).await
                 }),
                 None => {
                     let mut c = self.client(addr)?;
-                    let mut r = tonic::Request::new(req);
-                    r.set_timeout(t);
+                    let r = timed(req, t);
                     Either::Right(async move {
                         c.get_content_version(r)
                             .await
@@ -347,6 +336,13 @@ impl DirectoryResolver {
         })
         .await
     }
+}
+
+/// `req` as a gRPC request with deadline `t`.
+fn timed<Req>(req: Req, t: Duration) -> tonic::Request<Req> {
+    let mut r = tonic::Request::new(req);
+    r.set_timeout(t);
+    r
 }
 
 /// Maps a directory answer that the caller did not expect to an sdk error.

@@ -312,9 +312,10 @@ impl DirectoryMetrics {
         self.chunks_deleted.inc_by(n);
     }
 
-    /// Counts one typed in-process call of `method` (module `typed_reads`).
-    pub fn typed_call(&self, method: &str) {
-        self.typed_calls.with_label_values(&[method]).inc();
+    /// The counter of typed in-process calls of `method` (module `typed_reads`),
+    /// resolved once so that a call only increments it.
+    pub fn typed_calls(&self, method: &str) -> IntCounter {
+        self.typed_calls.with_label_values(&[method])
     }
 
     /// Counts one failed delete of a queued chunk.

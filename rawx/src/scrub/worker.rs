@@ -387,7 +387,7 @@ mod tests {
             position: "2.5".into(),
             policy: "EC42".into(),
         };
-        let mut w = v.create(id, attrs).await.unwrap();
+        let mut w = v.create(id, attrs, None).await.unwrap();
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let (res, _) = w.append(data).await;
         res.unwrap();
