@@ -3,6 +3,7 @@
 //!
 //! `cargo bench -p oxio-sdk --bench ec` (add `-- --quick` for a short run).
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use oxio_sdk::ec::{reconstruct, Geometry, StripeEncoder};
 use std::hint::black_box;
@@ -12,7 +13,7 @@ const STRIPE_BYTES: usize = 1 << 20;
 /// The geometries measured, as (k, m).
 const GEOMETRIES: [(usize, usize); 2] = [(4, 2), (8, 4)];
 
-fn stripe() -> Vec<u8> {
+fn stripe() -> Bytes {
     // Deterministic, not compressible in any way that matters to the codec.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..STRIPE_BYTES)
@@ -60,7 +61,7 @@ fn decode(c: &mut Criterion) {
             let partial: Vec<Option<Vec<u8>>> = shards
                 .iter()
                 .enumerate()
-                .map(|(j, s)| (j >= lost).then(|| s.clone()))
+                .map(|(j, s)| (j >= lost).then(|| s.to_vec()))
                 .collect();
             let id = BenchmarkId::new(format!("{k}+{m}"), format!("lost{lost}"));
             group.bench_with_input(id, &partial, |b, partial| {

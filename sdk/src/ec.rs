@@ -7,6 +7,7 @@
 //! `i` starts in every chunk at `i * shard_len(stripe_bytes)`.
 
 use crate::{Error, Result};
+use bytes::Bytes;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 /// Shards are padded to a multiple of this (the codec needs an even size; 64 keeps
@@ -69,18 +70,22 @@ impl StripeEncoder {
         StripeEncoder { geo, enc: None }
     }
 
-    /// Splits `data` (one stripe, at most `stripe_bytes`) into `k + m` shards.
-    pub fn encode(&mut self, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// Splits `data` (one stripe, at most `stripe_bytes`) into `k + m` shards. Data
+    /// shards that need no padding are slices of `data`, not copies.
+    pub fn encode(&mut self, data: &Bytes) -> Result<Vec<Bytes>> {
         let Geometry { k, m, .. } = self.geo;
         let sl = self.geo.shard_len(data.len());
-        let mut shards: Vec<Vec<u8>> = (0..k)
+        let mut shards: Vec<Bytes> = (0..k)
             .map(|j| {
                 let start = (j * sl).min(data.len());
                 let end = ((j + 1) * sl).min(data.len());
+                if end - start == sl {
+                    return data.slice(start..end);
+                }
                 let mut s = Vec::with_capacity(sl);
                 s.extend_from_slice(&data[start..end]);
                 s.resize(sl, 0);
-                s
+                Bytes::from(s)
             })
             .collect();
         if m == 0 {
@@ -110,7 +115,7 @@ impl StripeEncoder {
             enc.add_original_shard(s).map_err(codec_err)?;
         }
         let result = enc.encode().map_err(codec_err)?;
-        let parity: Vec<Vec<u8>> = result.recovery_iter().map(<[u8]>::to_vec).collect();
+        let parity: Vec<Bytes> = result.recovery_iter().map(Bytes::copy_from_slice).collect();
         drop(result);
         shards.extend(parity);
         Ok(shards)
@@ -193,9 +198,14 @@ mod tests {
     #[test]
     fn round_trip_with_any_two_shards_lost() {
         let g = geo();
-        let data: Vec<u8> = (0..700_001u32).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Bytes = (0..700_001u32).map(|i| (i * 31 % 251) as u8).collect();
         let mut enc = StripeEncoder::new(g);
-        let shards = enc.encode(&data).unwrap();
+        let shards: Vec<Vec<u8>> = enc
+            .encode(&data)
+            .unwrap()
+            .iter()
+            .map(|s| s.to_vec())
+            .collect();
         assert_eq!(shards.len(), 6);
         let sl = g.shard_len(data.len());
         for a in 0..6 {
@@ -223,14 +233,36 @@ mod tests {
         let g = geo();
         let mut enc = StripeEncoder::new(g);
         for len in [1usize << 20, 1000, 1 << 20, 5] {
-            let data = vec![7u8; len];
+            let data = Bytes::from(vec![7u8; len]);
             let shards = enc.encode(&data).unwrap();
             let sl = g.shard_len(len);
             assert!(shards.iter().all(|s| s.len() == sl));
-            let mut have: Vec<Option<Vec<u8>>> = shards.into_iter().map(Some).collect();
+            let mut have: Vec<Option<Vec<u8>>> = shards.iter().map(|s| Some(s.to_vec())).collect();
             have[2] = None;
             let out = reconstruct(g, sl, &have).unwrap().concat();
             assert_eq!(&out[..len], &data[..]);
         }
+    }
+
+    #[test]
+    fn full_data_shards_are_slices_of_the_stripe() {
+        let g = geo();
+        let mut enc = StripeEncoder::new(g);
+        let data = Bytes::from(vec![3u8; 1 << 20]);
+        let shards = enc.encode(&data).unwrap();
+        for (j, s) in shards[..4].iter().enumerate() {
+            assert_eq!(
+                s.as_ptr(),
+                data[j * (256 << 10)..].as_ptr(),
+                "shard {j} copied"
+            );
+        }
+        // A short stripe's last data shard is padded, so it is a copy.
+        let short = Bytes::from(vec![3u8; 1000]);
+        let shards = enc.encode(&short).unwrap();
+        assert_eq!(shards[0].as_ptr(), short.as_ptr());
+        assert_eq!(shards[3].len(), g.shard_len(1000));
+        assert_eq!(&shards[3][..232], &short[768..]);
+        assert!(shards[3][232..].iter().all(|&b| b == 0), "padding is zeros");
     }
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod gc;
 pub mod get;
 pub mod local;
+pub mod md5_batch;
 pub mod meta2_choice;
 pub mod missing;
 pub mod multipart;

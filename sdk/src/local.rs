@@ -19,8 +19,8 @@ use tokio::net::UnixStream;
 
 /// Longest wait for a rawx's answer on its local-read socket.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Data read (and verified) from the file at once: a read-ahead that spares blocking
-/// calls when the caller takes smaller pieces (an EC stripe's shard is 256 KiB).
+/// Data faulted in and verified at once: a window that spares blocking calls when the
+/// caller takes smaller pieces (an EC stripe's shard is 256 KiB).
 const READ_BYTES: u64 = 1024 * 1024;
 
 /// Opens chunks through the local-read sockets of one folder (cloned with every
@@ -47,7 +47,7 @@ impl LocalOpener {
         end: u64,
     ) -> Option<LocalChunk> {
         let path = socket_path(&self.dir, addr);
-        if !path.exists() {
+        if UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed) || !path.exists() {
             return None;
         }
         let opened = tokio::time::timeout(OPEN_TIMEOUT, exchange(&path, chunk_id)).await;
@@ -63,13 +63,15 @@ impl LocalOpener {
             }
         };
         match (reply, fd) {
-            (Reply::Open(layout), Some(fd)) if end <= layout.size => Some(LocalChunk {
-                file: Arc::new(std::fs::File::from(fd)),
-                layout,
-                pos: start,
-                end,
-                ahead: Bytes::new(),
-            }),
+            (Reply::Open(layout), Some(fd)) if end <= layout.size => {
+                match LocalChunk::map(std::fs::File::from(fd), layout, start, end) {
+                    Ok(chunk) => Some(chunk),
+                    Err(e) => {
+                        tracing::debug!(rawx = addr, chunk = chunk_id, error = %e, "local read unavailable");
+                        None
+                    }
+                }
+            }
             (Reply::Open(layout), Some(_)) => {
                 tracing::debug!(
                     rawx = addr,
@@ -140,20 +142,59 @@ async fn exchange(
     Ok((reply, fd))
 }
 
-/// A range of a chunk file received from its rawx, read and verified here.
+/// A range of a chunk file received from its rawx, mapped into memory and verified
+/// here segment by segment before any of its bytes is handed out.
+///
+/// The bytes handed out are slices of the mapping itself: they reach the client's
+/// socket straight from the page cache, with no copy into a buffer of this process
+/// (the copy a `pread` would make). The mapping lives until the last slice is dropped.
+///
+/// Chunk files are immutable once committed (a rawx renames a finished file into
+/// place, and a delete unlinks it, which leaves an open mapping valid), so a mapping
+/// does not see its file shrink under it. Before each window is verified it is
+/// faulted in with `MADV_POPULATE_READ`, which reports a disk read error as an error
+/// (the read then falls back to HTTP, where the rawx reports it) instead of the
+/// `SIGBUS` a first touch would raise.
 #[derive(Debug)]
 pub struct LocalChunk {
     file: Arc<std::fs::File>,
     layout: Layout,
+    /// The mapped file bytes from `map_offset` on, up to the end of the last segment
+    /// of the range.
+    map: Bytes,
+    /// File offset of `map[0]` (a multiple of the page size).
+    map_offset: u64,
     /// Next data byte to hand out.
     pos: u64,
     /// End of the range (exclusive).
     end: u64,
-    /// Verified bytes from `pos` on, read ahead.
-    ahead: Bytes,
+    /// Data bytes verified so far run up to here (a segment boundary, or the range
+    /// end's segment end).
+    verified: u64,
 }
 
 impl LocalChunk {
+    /// Maps the segments of `file` that hold data bytes `start..end`.
+    fn map(file: std::fs::File, layout: Layout, start: u64, end: u64) -> Result<Self, String> {
+        let seg = u64::from(layout.segment_bytes);
+        let first_byte = layout.data_offset + start / seg * seg;
+        let last_byte = layout.data_offset + end.div_ceil(seg).saturating_mul(seg).min(layout.size);
+        let page = rustix::param::page_size() as u64;
+        let map_offset = first_byte / page * page;
+        let len = usize::try_from(last_byte - map_offset).map_err(|_| "range too large to map")?;
+        let file = Arc::new(file);
+        let map = Mapping::new(&file, map_offset, len)?;
+        Ok(LocalChunk {
+            file,
+            layout,
+            map: Bytes::from_owner(map),
+            map_offset,
+            pos: start,
+            end,
+            verified: start / seg * seg,
+        })
+    }
+
     /// Next data byte to hand out (where an HTTP read would resume).
     pub fn position(&self) -> u64 {
         self.pos
@@ -164,47 +205,44 @@ impl LocalChunk {
         self.end
     }
 
-    /// The next `n` bytes, each segment verified; an error names what failed.
+    /// The next `n` bytes, each segment verified, as slices of the mapping; an error
+    /// names what failed.
     pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
-        if self.pos + n as u64 > self.end {
+        let to = self.pos + n as u64;
+        if to > self.end {
             return Err("read past the requested range".into());
         }
-        let mut out = Vec::with_capacity(2);
-        let mut need = n as u64;
-        // Bounded: each pass takes at least one byte of `need`.
-        while need > 0 {
-            if self.ahead.is_empty() {
-                // What is still needed, or a read-ahead of READ_BYTES; read() stops
-                // at the end of the range.
-                let at = self.pos + (n as u64 - need);
-                self.ahead = self.read(at, need.max(READ_BYTES)).await?;
-                if self.ahead.is_empty() {
-                    return Err("chunk file ended early".into());
-                }
-            }
-            let take = need.min(self.ahead.len() as u64) as usize;
-            out.push(self.ahead.split_to(take));
-            need -= take as u64;
+        if to > self.verified {
+            // What is still needed, or a window of READ_BYTES, to the range's end.
+            let want = (to - self.verified).max(READ_BYTES);
+            self.verify(self.verified, want).await?;
         }
-        self.pos += n as u64;
-        Ok(out)
+        let at = |data: u64| (self.layout.data_offset + data - self.map_offset) as usize;
+        let piece = self.map.slice(at(self.pos)..at(to));
+        self.pos = to;
+        Ok(vec![piece])
     }
 
-    /// Reads the segments covering `from..from + len` (clipped to the range end),
-    /// verifies them and returns the bytes from `from` on.
-    async fn read(&self, from: u64, len: u64) -> Result<Bytes, String> {
+    /// Faults in and verifies the segments from `from` (a segment boundary) covering
+    /// `len` bytes, clipped to the segment holding the range's last byte.
+    async fn verify(&mut self, from: u64, len: u64) -> Result<(), String> {
         let layout = self.layout;
         let seg = u64::from(layout.segment_bytes);
-        let to = (from + len).min(self.end);
         let first = from / seg;
-        let last = (to - 1) / seg;
-        let seg_start = first * seg;
+        let last = ((from + len).min(self.end) - 1) / seg;
         let seg_end = ((last + 1) * seg).min(layout.size);
         let file = self.file.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let data = read_exact_at(&file, layout.data_offset + seg_start, seg_end - seg_start)?;
-            let table_len = 4 * (last - first + 1);
-            let table = read_exact_at(&file, layout.table_offset + 4 * first, table_len)?;
+        let map = self.map.clone();
+        let lo = (layout.data_offset + first * seg - self.map_offset) as usize;
+        let hi = (layout.data_offset + seg_end - self.map_offset) as usize;
+        tokio::task::spawn_blocking(move || {
+            let data = map.slice(lo..hi);
+            populate(&data)?;
+            let table = read_exact_at(
+                &file,
+                layout.table_offset + 4 * first,
+                4 * (last - first + 1),
+            )?;
             for (i, (d, want)) in data
                 .chunks(seg as usize)
                 .zip(table.chunks_exact(4))
@@ -215,15 +253,106 @@ impl LocalChunk {
                     return Err(format!("checksum mismatch in segment {}", first + i as u64));
                 }
             }
-            Ok(Bytes::from(data))
+            Ok(())
         })
         .await
         .map_err(|e| format!("local read task: {e}"))??;
-        let skip = (from - seg_start) as usize;
-        let keep = (to - seg_start) as usize;
-        Ok(joined.slice(skip..keep))
+        self.verified = seg_end;
+        Ok(())
     }
 }
+
+/// A read-only shared mapping of part of a file, unmapped on drop.
+struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned: it may be read from and unmapped by any
+// thread.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `file` from `offset` (a multiple of the page size).
+    fn new(file: &std::fs::File, offset: u64, len: usize) -> Result<Self, String> {
+        if len == 0 {
+            return Ok(Mapping {
+                ptr: std::ptr::NonNull::dangling(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh mapping (no address given), read-only and shared; it is only
+        // read through `as_ref` within `len`, and unmapped once, on drop.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::SHARED,
+                file,
+                offset,
+            )
+        }
+        .map_err(|e| format!("map chunk file: {e}"))?;
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or("map chunk file: null")?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` is mapped readable for the life of `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the mapping made in `new`, unmapped once; every slice of it
+            // borrowed from `self`, so none outlives this.
+            let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping").field("len", &self.len).finish()
+    }
+}
+
+/// Faults in the pages of `data` (part of a [`Mapping`]) so that reading them cannot
+/// raise `SIGBUS`: a disk read error comes back as an error here.
+fn populate(data: &[u8]) -> Result<(), String> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let page = rustix::param::page_size();
+    let start = data.as_ptr() as usize / page * page;
+    let end = data.as_ptr() as usize + data.len();
+    // SAFETY: advice only, on pages of a live mapping (rounded down to its page, which
+    // the mapping starts on or after).
+    let r = unsafe {
+        rustix::mm::madvise(
+            start as *mut std::ffi::c_void,
+            end - start,
+            rustix::mm::Advice::LinuxPopulateRead,
+        )
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL) => {
+            UNSUPPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
+            Err("this kernel has no MADV_POPULATE_READ (Linux 5.14 or later needed); local reads turned off".into())
+        }
+        Err(e) => Err(format!("read chunk file: {e}")),
+    }
+}
+
+/// Set once `MADV_POPULATE_READ` was refused: local reads are then not offered.
+static UNSUPPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `len` bytes of `file` at `offset`, read into fresh memory (not zeroed first).
 fn read_exact_at(file: &std::fs::File, offset: u64, len: u64) -> Result<Vec<u8>, String> {
@@ -242,4 +371,102 @@ fn read_exact_at(file: &std::fs::File, offset: u64, len: u64) -> Result<Vec<u8>,
     // The spare capacity may have been larger than asked.
     buf.truncate(len);
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEG: u32 = 64 * 1024;
+    const DATA_OFFSET: u64 = 4096;
+
+    /// A chunk file laid out as a rawx writes it (header space, data, crc table),
+    /// open for reading, with its layout and data.
+    fn chunk_file(dir: &Path, size: usize) -> (std::fs::File, Layout, Vec<u8>) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
+        let mut file = vec![0u8; DATA_OFFSET as usize];
+        file.extend_from_slice(&data);
+        for seg in data.chunks(SEG as usize) {
+            file.extend_from_slice(&crc32c::crc32c(seg).to_le_bytes());
+        }
+        let path = dir.join("chunk");
+        std::fs::write(&path, &file).unwrap();
+        let layout = Layout {
+            size: size as u64,
+            segment_bytes: SEG,
+            data_offset: DATA_OFFSET,
+            table_offset: DATA_OFFSET + size as u64,
+        };
+        (std::fs::File::open(&path).unwrap(), layout, data)
+    }
+
+    #[tokio::test]
+    async fn ranges_are_read_verified_from_the_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 3 * SEG as usize + 12_345;
+        let (file, layout, data) = chunk_file(dir.path(), size);
+        for (start, end) in [
+            (0, size),
+            (1000, size - 5),
+            (SEG as usize - 1, SEG as usize + 1),
+        ] {
+            let f = file.try_clone().unwrap();
+            let mut chunk = LocalChunk::map(f, layout, start as u64, end as u64).unwrap();
+            let mut got = Vec::new();
+            let mut step = 1;
+            while got.len() < end - start {
+                let n = step.min(end - start - got.len());
+                for piece in chunk.read_pieces(n).await.unwrap() {
+                    got.extend_from_slice(&piece);
+                }
+                step = step * 3 + 7;
+            }
+            assert!(got == data[start..end], "range {start}..{end}");
+            assert_eq!(chunk.position(), end as u64);
+            assert!(chunk.read_pieces(1).await.is_err(), "read past the range");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_damaged_segment_is_refused_before_any_of_it_is_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 3 * SEG as usize;
+        let (_, layout, _) = chunk_file(dir.path(), size);
+        let path = dir.path().join("chunk");
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[DATA_OFFSET as usize + 2 * SEG as usize + 10] ^= 1;
+        std::fs::write(&path, raw).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let mut chunk = LocalChunk::map(file, layout, 0, size as u64).unwrap();
+        // The first two segments are sound (one window covers all three, so the read
+        // that needs the damaged one fails as a whole).
+        let err = chunk.read_pieces(size).await.unwrap_err();
+        assert!(err.contains("segment 2"), "{err}");
+        assert_eq!(chunk.position(), 0, "nothing handed out");
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_layout_is_an_error_not_a_crash() {
+        // A file cut short after the rawx opened it: touching a mapped page past its
+        // end would raise SIGBUS; the populate step reports it instead.
+        let dir = tempfile::tempdir().unwrap();
+        let size = 40 * SEG as usize;
+        let (file, layout, _) = chunk_file(dir.path(), size);
+        let mut chunk = LocalChunk::map(file, layout, 0, size as u64).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("chunk"))
+            .unwrap()
+            .set_len(DATA_OFFSET + SEG as u64)
+            .unwrap();
+        let mut failed = false;
+        for _ in 0..40 {
+            if let Err(e) = chunk.read_pieces(SEG as usize).await {
+                assert!(e.contains("read chunk file"), "{e}");
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "reads past the end of the file must fail");
+    }
 }

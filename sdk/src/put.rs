@@ -4,11 +4,11 @@
 
 use crate::client::Inner;
 use crate::ec::{Geometry, StripeEncoder};
+use crate::md5_batch::{self, StreamMd5};
 use crate::rawx::ChunkMeta;
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
-use md5::{Digest, Md5};
 use oxio_common::{ChunkId, ContentId, StoragePolicy};
 use oxio_proto::v1::ChunkRecord;
 use std::fmt::Display;
@@ -50,6 +50,9 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: Display,
 {
+    // Room for the whole piece at once: growing by doubling as data comes in would
+    // copy it again at every step.
+    buf.reserve(want.saturating_sub(buf.len()));
     while buf.len() < want {
         match body.next().await {
             Some(Ok(b)) => {
@@ -118,16 +121,14 @@ where
     } = spec;
     let mut received = 0u64;
     let mut pending = BytesMut::new();
-    let mut md5 = Md5::new();
     let inline_max = usize::try_from(inline_max).unwrap_or(usize::MAX);
     let more = fill(&mut body, &mut pending, inline_max.max(1), &mut received).await?;
     if !more && pending.len() < inline_max {
         check_len(expected_len, received)?;
-        md5.update(&pending);
         return Ok(Uploaded {
             content_id,
             size: received,
-            md5: md5.finalize().into(),
+            md5: md5_batch::md5(&pending),
             inline: Some(pending.freeze()),
             policy: "INLINE".into(),
             metachunk_sizes: Vec::new(),
@@ -142,7 +143,7 @@ where
         return Ok(Uploaded {
             content_id,
             size: 0,
-            md5: md5.finalize().into(),
+            md5: md5_batch::md5(b""),
             inline: None,
             policy: policy.to_string(),
             metachunk_sizes: Vec::new(),
@@ -152,6 +153,7 @@ where
     }
     let mut written: Vec<ChunkRecord> = Vec::new();
     let mut placement_degraded = false;
+    let mut md5 = StreamMd5::new();
     let result = upload_chunked(
         inner,
         cid,
@@ -166,11 +168,15 @@ where
     )
     .await;
     let result = result.and_then(|sizes| check_len(expected_len, received).map(|_| sizes));
+    let result = match result {
+        Ok(sizes) => md5.finalize().await.map(|digest| (sizes, digest)),
+        Err(e) => Err(e),
+    };
     match result {
-        Ok(metachunk_sizes) => Ok(Uploaded {
+        Ok((metachunk_sizes, digest)) => Ok(Uploaded {
             content_id,
             size: received,
-            md5: md5.finalize().into(),
+            md5: digest,
             inline: None,
             policy: policy.to_string(),
             metachunk_sizes,
@@ -200,7 +206,7 @@ async fn upload_chunked<S, E>(
     policy: StoragePolicy,
     pending: &mut BytesMut,
     received: &mut u64,
-    md5: &mut Md5,
+    md5: &mut StreamMd5,
     written: &mut Vec<ChunkRecord>,
     placement_degraded: &mut bool,
 ) -> Result<Vec<u64>>
@@ -277,10 +283,10 @@ where
                 break;
             }
             let stripe = pending.split_to(n).freeze();
-            md5.update(&stripe);
+            md5.update(stripe.clone()).await?;
             size += n as u64;
             let shards: Vec<Bytes> = match encoder.as_mut() {
-                Some(enc) => enc.encode(&stripe)?.into_iter().map(Bytes::from).collect(),
+                Some(enc) => enc.encode(&stripe)?,
                 None => vec![stripe; width],
             };
             for (j, shard) in shards.into_iter().enumerate() {

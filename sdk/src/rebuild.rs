@@ -600,9 +600,9 @@ impl FragmentRegen {
             self.buf.extend_from_slice(&piece[..n]);
             piece = &piece[n..];
             if self.buf.len() == want {
-                let mut shards = self.encoder.encode(&self.buf)?;
-                out.push(Bytes::from(std::mem::take(&mut shards[self.fragment])));
-                self.buf.clear();
+                let stripe = self.buf.split().freeze();
+                let mut shards = self.encoder.encode(&stripe)?;
+                out.push(shards.swap_remove(self.fragment));
                 self.stripe += 1;
             }
         }
@@ -644,7 +644,7 @@ mod tests {
         let mut enc = StripeEncoder::new(geo());
         let mut out = Vec::new();
         for stripe in d.chunks(geo().stripe_bytes) {
-            out.extend_from_slice(&enc.encode(stripe).unwrap()[fragment]);
+            out.extend_from_slice(&enc.encode(&Bytes::copy_from_slice(stripe)).unwrap()[fragment]);
         }
         out
     }
