@@ -64,13 +64,7 @@ impl LocalOpener {
         };
         match (reply, fd) {
             (Reply::Open(layout), Some(fd)) if end <= layout.size => {
-                match LocalChunk::map(std::fs::File::from(fd), layout, start, end) {
-                    Ok(chunk) => Some(chunk),
-                    Err(e) => {
-                        tracing::debug!(rawx = addr, chunk = chunk_id, error = %e, "local read unavailable");
-                        None
-                    }
-                }
+                Some(LocalChunk::new(std::fs::File::from(fd), layout, start, end))
             }
             (Reply::Open(layout), Some(_)) => {
                 tracing::debug!(
@@ -142,57 +136,52 @@ async fn exchange(
     Ok((reply, fd))
 }
 
-/// A range of a chunk file received from its rawx, mapped into memory and verified
-/// here segment by segment before any of its bytes is handed out.
+/// A range of a chunk file received from its rawx, mapped into memory window by window
+/// and verified segment by segment before any of its bytes is handed out.
 ///
-/// The bytes handed out are slices of the mapping itself: they reach the client's
+/// The bytes handed out are slices of a window's mapping: they reach the client's
 /// socket straight from the page cache, with no copy into a buffer of this process
-/// (the copy a `pread` would make). The mapping lives until the last slice is dropped.
+/// (the copy a `pread` would make). Each window (about [`READ_BYTES`]) is its own
+/// mapping, unmapped when the last slice of it is dropped, so a long read keeps only
+/// the windows still on their way to the client mapped (and counted in the process's
+/// resident memory).
 ///
 /// Chunk files are immutable once committed (a rawx renames a finished file into
 /// place, and a delete unlinks it, which leaves an open mapping valid), so a mapping
-/// does not see its file shrink under it. Before each window is verified it is
-/// faulted in with `MADV_POPULATE_READ`, which reports a disk read error as an error
-/// (the read then falls back to HTTP, where the rawx reports it) instead of the
-/// `SIGBUS` a first touch would raise.
+/// does not see its file shrink under it. Before a window is verified it is faulted
+/// in with `MADV_POPULATE_READ`, which reports a disk read error, or a file shorter
+/// than its layout says, as an error (the read then falls back to HTTP, where the
+/// rawx reports it) instead of the `SIGBUS` a first touch would raise.
 #[derive(Debug)]
 pub struct LocalChunk {
     file: Arc<std::fs::File>,
     layout: Layout,
-    /// The mapped file bytes from `map_offset` on, up to the end of the last segment
-    /// of the range.
-    map: Bytes,
-    /// File offset of `map[0]` (a multiple of the page size).
-    map_offset: u64,
+    /// The verified data bytes `window_start..window_end`, mapped.
+    window: Bytes,
+    /// Data offset of `window[0]`.
+    window_start: u64,
+    /// End of the verified data (a segment boundary, or the end of the range's last
+    /// segment): the next window starts here.
+    window_end: u64,
     /// Next data byte to hand out.
     pos: u64,
     /// End of the range (exclusive).
     end: u64,
-    /// Data bytes verified so far run up to here (a segment boundary, or the range
-    /// end's segment end).
-    verified: u64,
 }
 
 impl LocalChunk {
-    /// Maps the segments of `file` that hold data bytes `start..end`.
-    fn map(file: std::fs::File, layout: Layout, start: u64, end: u64) -> Result<Self, String> {
-        let seg = u64::from(layout.segment_bytes);
-        let first_byte = layout.data_offset + start / seg * seg;
-        let last_byte = layout.data_offset + end.div_ceil(seg).saturating_mul(seg).min(layout.size);
-        let page = rustix::param::page_size() as u64;
-        let map_offset = first_byte / page * page;
-        let len = usize::try_from(last_byte - map_offset).map_err(|_| "range too large to map")?;
-        let file = Arc::new(file);
-        let map = Mapping::new(&file, map_offset, len)?;
-        Ok(LocalChunk {
-            file,
+    /// A read of data bytes `start..end` of `file`; nothing is mapped yet.
+    fn new(file: std::fs::File, layout: Layout, start: u64, end: u64) -> Self {
+        let first = start / u64::from(layout.segment_bytes) * u64::from(layout.segment_bytes);
+        LocalChunk {
+            file: Arc::new(file),
             layout,
-            map: Bytes::from_owner(map),
-            map_offset,
+            window: Bytes::new(),
+            window_start: first,
+            window_end: first,
             pos: start,
             end,
-            verified: start / seg * seg,
-        })
+        }
     }
 
     /// Next data byte to hand out (where an HTTP read would resume).
@@ -205,38 +194,49 @@ impl LocalChunk {
         self.end
     }
 
-    /// The next `n` bytes, each segment verified, as slices of the mapping; an error
-    /// names what failed.
+    /// The next `n` bytes, each segment verified, as slices of the windows' mappings;
+    /// an error names what failed.
     pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
         let to = self.pos + n as u64;
         if to > self.end {
             return Err("read past the requested range".into());
         }
-        if to > self.verified {
-            // What is still needed, or a window of READ_BYTES, to the range's end.
-            let want = (to - self.verified).max(READ_BYTES);
-            self.verify(self.verified, want).await?;
+        let mut out = Vec::with_capacity(1);
+        // Bounded: each pass hands out at least one byte (a window ends past `pos`).
+        while self.pos < to {
+            if self.pos >= self.window_end {
+                // What is still needed, or READ_BYTES, up to the range's end.
+                self.next_window((to - self.window_end).max(READ_BYTES))
+                    .await?;
+            }
+            let upto = to.min(self.window_end);
+            let lo = (self.pos - self.window_start) as usize;
+            let hi = (upto - self.window_start) as usize;
+            out.push(self.window.slice(lo..hi));
+            self.pos = upto;
         }
-        let at = |data: u64| (self.layout.data_offset + data - self.map_offset) as usize;
-        let piece = self.map.slice(at(self.pos)..at(to));
-        self.pos = to;
-        Ok(vec![piece])
+        Ok(out)
     }
 
-    /// Faults in and verifies the segments from `from` (a segment boundary) covering
-    /// `len` bytes, clipped to the segment holding the range's last byte.
-    async fn verify(&mut self, from: u64, len: u64) -> Result<(), String> {
+    /// Maps, faults in and verifies the segments from the end of the current window
+    /// covering `len` bytes, clipped to the segment holding the range's last byte; it
+    /// becomes the current window.
+    async fn next_window(&mut self, len: u64) -> Result<(), String> {
         let layout = self.layout;
         let seg = u64::from(layout.segment_bytes);
+        let from = self.window_end;
         let first = from / seg;
         let last = ((from + len).min(self.end) - 1) / seg;
         let seg_end = ((last + 1) * seg).min(layout.size);
         let file = self.file.clone();
-        let map = self.map.clone();
-        let lo = (layout.data_offset + first * seg - self.map_offset) as usize;
-        let hi = (layout.data_offset + seg_end - self.map_offset) as usize;
-        tokio::task::spawn_blocking(move || {
-            let data = map.slice(lo..hi);
+        let window = tokio::task::spawn_blocking(move || {
+            let offset = layout.data_offset + from;
+            let page = rustix::param::page_size() as u64;
+            let map_offset = offset / page * page;
+            let skip = (offset - map_offset) as usize;
+            let len = usize::try_from(seg_end - from).map_err(|_| "window too large")?;
+            let map = Bytes::from_owner(Mapping::new(&file, map_offset, skip + len)?);
+            let data = map.slice(skip..);
             populate(&data)?;
             let table = read_exact_at(
                 &file,
@@ -253,11 +253,13 @@ impl LocalChunk {
                     return Err(format!("checksum mismatch in segment {}", first + i as u64));
                 }
             }
-            Ok(())
+            Ok(data)
         })
         .await
         .map_err(|e| format!("local read task: {e}"))??;
-        self.verified = seg_end;
+        self.window = window;
+        self.window_start = from;
+        self.window_end = seg_end;
         Ok(())
     }
 }
@@ -411,7 +413,7 @@ mod tests {
             (SEG as usize - 1, SEG as usize + 1),
         ] {
             let f = file.try_clone().unwrap();
-            let mut chunk = LocalChunk::map(f, layout, start as u64, end as u64).unwrap();
+            let mut chunk = LocalChunk::new(f, layout, start as u64, end as u64);
             let mut got = Vec::new();
             let mut step = 1;
             while got.len() < end - start {
@@ -437,7 +439,7 @@ mod tests {
         raw[DATA_OFFSET as usize + 2 * SEG as usize + 10] ^= 1;
         std::fs::write(&path, raw).unwrap();
         let file = std::fs::File::open(&path).unwrap();
-        let mut chunk = LocalChunk::map(file, layout, 0, size as u64).unwrap();
+        let mut chunk = LocalChunk::new(file, layout, 0, size as u64);
         // The first two segments are sound (one window covers all three, so the read
         // that needs the damaged one fails as a whole).
         let err = chunk.read_pieces(size).await.unwrap_err();
@@ -452,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let size = 40 * SEG as usize;
         let (file, layout, _) = chunk_file(dir.path(), size);
-        let mut chunk = LocalChunk::map(file, layout, 0, size as u64).unwrap();
+        let mut chunk = LocalChunk::new(file, layout, 0, size as u64);
         std::fs::OpenOptions::new()
             .write(true)
             .open(dir.path().join("chunk"))

@@ -4,10 +4,7 @@
 //! the one before), but the messages of concurrent uploads are independent: one
 //! hashing thread takes every stripe queued by then and runs them through the SIMD
 //! lanes of `md5-many` together (16 lanes with AVX-512, 8 with AVX2), where a lane
-//! goes about as fast as a lone message does. A batch of fewer messages than lanes
-//! fills the spare lanes with copies of its own messages hashed into scratch
-//! states: the lanes run in lockstep, so a full batch takes the time of a partial
-//! one and the kernels for full batches are the fast ones.
+//! goes about as fast as a lone message does ([`update_side_by_side`]).
 //!
 //! An upload hands each stripe to the thread and goes on encoding and sending it; it
 //! waits for the digest of a stripe only before handing over the next one (the
@@ -69,26 +66,59 @@ fn queue() -> Option<&'static mpsc::SyncSender<Job>> {
         .as_ref()
 }
 
-/// Lanes a batch is filled up to: the native width of the widest kernel this CPU
-/// has (1: no SIMD kernel worth filling).
-fn lanes() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return 16;
+/// The batch engine and the lanes a batch is filled up to: the native width of the
+/// widest kernel this CPU has (1: no SIMD kernel worth filling).
+fn engine() -> (Md5Many, usize) {
+    static ENGINE: OnceLock<(Md5Many, usize)> = OnceLock::new();
+    *ENGINE.get_or_init(|| {
+        let mut width = 1;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                width = 16;
+            } else if std::arch::is_x86_feature_detected!("avx2") {
+                width = 8;
+            }
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return 8;
+        (Md5Many::new(), width)
+    })
+}
+
+/// Advances `states[i]` over `inputs[i]` for every `i`, side by side. A batch short
+/// of a whole number of native lane groups is filled with copies of its own inputs
+/// hashed into scratch states: the lanes run in lockstep, so the spare ones cost no
+/// time, and some partial widths would take slow paths.
+pub fn update_side_by_side(states: &mut [Md5State], inputs: &[&[u8]]) {
+    assert_eq!(states.len(), inputs.len(), "one input per state");
+    let real = states.len();
+    if real <= 1 {
+        if let (Some(state), Some(input)) = (states.first_mut(), inputs.first()) {
+            state.update(input);
         }
+        return;
     }
-    1
+    let (engine, width) = engine();
+    let fill = real.div_ceil(width) * width;
+    if fill == real {
+        engine.update_many(states, inputs);
+        return;
+    }
+    let mut all: Vec<Md5State> = Vec::with_capacity(fill);
+    let mut all_inputs: Vec<&[u8]> = Vec::with_capacity(fill);
+    all.extend_from_slice(states);
+    all_inputs.extend_from_slice(inputs);
+    for i in real..fill {
+        all.push(Md5State::new());
+        all_inputs.push(inputs[i % real]);
+    }
+    engine.update_many(&mut all, &all_inputs);
+    states.copy_from_slice(&all[..real]);
 }
 
 /// The thread: takes what is queued (waiting up to [`BATCH_WAIT`] for the other
 /// messages in flight), hashes it as one batch, answers, until every sender is gone.
 fn run(rx: mpsc::Receiver<Job>) {
-    let engine = Md5Many::new();
-    let width = lanes();
+    let width = engine().1;
     let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     // Bounded: each pass hashes at least one job, and the loop ends with the channel.
     while let Ok(first) = rx.recv() {
@@ -111,7 +141,7 @@ fn run(rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        hash_batch(&engine, width, &mut jobs);
+        hash_batch(&mut jobs);
         for job in jobs.drain(..) {
             // An upload that gave up no longer waits for its digest.
             let _ = job.done.send(job.state);
@@ -119,28 +149,11 @@ fn run(rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// Advances every job's state over its data, all in one `update_many` call.
-fn hash_batch(engine: &Md5Many, width: usize, jobs: &mut [Job]) {
-    if jobs.len() == 1 {
-        let job = &mut jobs[0];
-        job.state.update(&job.data);
-        return;
-    }
-    let real = jobs.len();
-    // A whole number of native groups: some partial widths take slow paths.
-    let fill = real.div_ceil(width) * width;
-    let mut states: Vec<Md5State> = Vec::with_capacity(fill);
-    let mut inputs: Vec<&[u8]> = Vec::with_capacity(fill);
-    for j in jobs.iter() {
-        states.push(j.state);
-        inputs.push(&j.data);
-    }
-    // Spare lanes: copies of the batch's own messages, into scratch states.
-    for i in real..fill {
-        states.push(Md5State::new());
-        inputs.push(&jobs[i % real].data);
-    }
-    engine.update_many(&mut states, &inputs);
+/// Advances every job's state over its data, side by side.
+fn hash_batch(jobs: &mut [Job]) {
+    let mut states: Vec<Md5State> = jobs.iter().map(|j| j.state).collect();
+    let inputs: Vec<&[u8]> = jobs.iter().map(|j| &j.data[..]).collect();
+    update_side_by_side(&mut states, &inputs);
     for (job, state) in jobs.iter_mut().zip(states) {
         job.state = state;
     }
@@ -282,23 +295,25 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_filled_with_spare_lanes_changes_only_its_own_states() {
-        let engine = Md5Many::new();
-        for real in 1..=5 {
+    fn batches_of_any_size_change_only_their_own_states() {
+        // Sizes around the native groups (8, 16) and past them; each message
+        // already has a prefix hashed, and lengths differ (so lanes diverge).
+        for real in [1usize, 2, 3, 5, 7, 8, 9, 15, 16, 17, 20] {
             let datas: Vec<Bytes> = (0..real)
-                .map(|i| message(70_000 + 64 * i + i, i as u32))
+                .map(|i| message(70_000 + 640 * i + i, i as u32))
                 .collect();
-            let mut jobs: Vec<Job> = datas
+            let mut states: Vec<Md5State> = datas
                 .iter()
-                .map(|d| Job {
-                    state: Md5State::new(),
-                    data: d.clone(),
-                    done: oneshot::channel().0,
+                .map(|d| {
+                    let mut s = Md5State::new();
+                    s.update(&d[..100]);
+                    s
                 })
                 .collect();
-            hash_batch(&engine, 16, &mut jobs);
-            for (job, d) in jobs.iter().zip(&datas) {
-                assert_eq!(job.state.finalize(), reference(d), "batch of {real}");
+            let inputs: Vec<&[u8]> = datas.iter().map(|d| &d[100..]).collect();
+            update_side_by_side(&mut states, &inputs);
+            for (state, d) in states.iter().zip(&datas) {
+                assert_eq!(state.finalize(), reference(d), "batch of {real}");
             }
         }
     }
