@@ -29,6 +29,15 @@ pub struct HostConfig {
     /// over TCP (the gateway must be able to open the sockets: same user or group).
     /// Unset: no local reads.
     pub local_read_dir: Option<PathBuf>,
+    /// With a local-read folder, the S3 gateway also writes new chunks of this host's
+    /// rawx into their files itself, through each rawx's local-write socket there
+    /// (default true).
+    #[serde(default = "local_writes_default")]
+    pub local_writes: bool,
+}
+
+fn local_writes_default() -> bool {
+    true
 }
 
 /// `[conscience]`
@@ -263,7 +272,9 @@ impl HostConfig {
                 .with_context(|| format!("rawx {}", r.id))?;
             r.capacity_bytes()?;
             if let Some(dir) = &self.local_read_dir {
-                oxio_common::local_read::bindable_socket_path(dir, &r.listen.to_string())
+                let addr = r.listen.to_string();
+                oxio_common::local_read::bindable_socket_path(dir, &addr)
+                    .and_then(|_| oxio_common::local_write::bindable_socket_path(dir, &addr))
                     .map_err(|e| anyhow::anyhow!("local-read-dir, rawx {}: {e}", r.id))?;
             }
         }
@@ -440,6 +451,11 @@ location = "s.r.h.v0"
         let cfg: HostConfig = toml::from_str(&text("/run/oxio")).unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.local_read_dir.as_deref(), Some(Path::new("/run/oxio")));
+        assert!(cfg.local_writes, "local writes on by default");
+        let off: HostConfig =
+            toml::from_str(&text("/run/oxio").replacen("\n", "\nlocal-writes = false\n", 1))
+                .unwrap();
+        assert!(!off.local_writes);
         let long = format!("/run/{}", "x".repeat(100));
         let cfg: HostConfig = toml::from_str(&text(&long)).unwrap();
         let err = cfg.validate().unwrap_err().to_string();

@@ -47,6 +47,9 @@ pub struct DevOptions {
     /// Local-read sockets under `<data>/run`: the gateway reads chunk files itself
     /// instead of over TCP (see `oxio_common::local_read`; off with direct I/O).
     pub local_reads: bool,
+    /// With local reads, the gateway also writes new chunks into their files itself
+    /// through each rawx's local-write socket (see `oxio_common::local_write`).
+    pub local_writes: bool,
     /// Region reported to S3 clients.
     pub region: String,
 }
@@ -138,6 +141,7 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
 
     let mut sdk_cfg = oxio_sdk::ClientConfig::new(conscience.clone(), d_addrs.clone());
     sdk_cfg.local_read_dir = local_read_dir;
+    sdk_cfg.local_writes = opts.local_writes;
     let sdk = oxio_sdk::Client::new(sdk_cfg)?;
     wait_for_rawx(&sdk, opts.rawx_count).await?;
     let key = dev_credentials(&sdk).await?;
@@ -159,8 +163,8 @@ pub async fn start(opts: &DevOptions, shutdown: CancellationToken) -> Result<(Ho
     Ok((host, grid))
 }
 
-/// `<data>/run` when local reads are on and every rawx's socket path fits a Unix
-/// socket address; `None` otherwise (said in the log).
+/// `<data>/run` when local reads are on and every rawx's socket paths (read and write)
+/// fit a Unix socket address; `None` otherwise (said in the log).
 fn local_read_dir(opts: &DevOptions, data: &std::path::Path) -> Option<PathBuf> {
     if !opts.local_reads || opts.direct_io {
         return None;
@@ -168,7 +172,9 @@ fn local_read_dir(opts: &DevOptions, data: &std::path::Path) -> Option<PathBuf> 
     let dir = data.join("run");
     for i in 0..opts.rawx_count {
         let addr = rawx_addr(opts, i).to_string();
-        if let Err(e) = oxio_common::local_read::bindable_socket_path(&dir, &addr) {
+        let bindable = oxio_common::local_read::bindable_socket_path(&dir, &addr)
+            .and_then(|_| oxio_common::local_write::bindable_socket_path(&dir, &addr));
+        if let Err(e) = bindable {
             tracing::warn!(error = %e, "no local reads: chunks are read over HTTP");
             return None;
         }

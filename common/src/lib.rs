@@ -1,13 +1,16 @@
 //! Shared vocabulary of oxio: identifiers (container, content and chunk ids), service
 //! locations and their distance, storage policies, byte sizes and the error type for
-//! parsing them, and the names and messages of the local-read sockets
-//! ([`local_read`]). No async runtime and no I/O live here, so every crate can depend on it.
+//! parsing them, the names and messages of the local-read and local-write sockets
+//! ([`local_read`], [`local_write`]) and the checksums of chunk data ([`segments`]). No async runtime and no I/O live here, so
+//! every crate can depend on it.
 
 pub mod error;
 pub mod ids;
 pub mod local_read;
+pub mod local_write;
 pub mod location;
 pub mod policy;
+pub mod segments;
 pub mod size;
 
 pub use error::{Error, Result};

@@ -49,7 +49,11 @@ pub fn socket_path(dir: &Path, addr: &str) -> PathBuf {
 /// [`socket_path`], or why it cannot be bound: longer than a Unix socket address
 /// holds ([`MAX_SOCKET_PATH_BYTES`]).
 pub fn bindable_socket_path(dir: &Path, addr: &str) -> Result<PathBuf, String> {
-    let path = socket_path(dir, addr);
+    bindable(socket_path(dir, addr))
+}
+
+/// `path`, or why it cannot be bound: longer than a Unix socket address holds.
+pub(crate) fn bindable(path: PathBuf) -> Result<PathBuf, String> {
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH_BYTES {
         return Err(format!(

@@ -239,61 +239,7 @@ impl ChunkMeta {
     }
 }
 
-/// Computes per-segment and whole-data crc32c while data streams in.
-#[derive(Debug)]
-pub struct SegmentHasher {
-    segment_bytes: u64,
-    in_segment: u64,
-    current: u32,
-    whole: u32,
-    size: u64,
-    table: Vec<u8>,
-}
-
-impl SegmentHasher {
-    /// A hasher for segments of `segment_bytes`.
-    pub fn new(segment_bytes: u32) -> Self {
-        SegmentHasher {
-            segment_bytes: u64::from(segment_bytes.max(1)),
-            in_segment: 0,
-            current: 0,
-            whole: 0,
-            size: 0,
-            table: Vec::new(),
-        }
-    }
-
-    /// Feeds the next data bytes.
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.whole = crc32c::crc32c_append(self.whole, data);
-        self.size += data.len() as u64;
-        while !data.is_empty() {
-            let room = (self.segment_bytes - self.in_segment) as usize;
-            let take = room.min(data.len());
-            self.current = crc32c::crc32c_append(self.current, &data[..take]);
-            self.in_segment += take as u64;
-            data = &data[take..];
-            if self.in_segment == self.segment_bytes {
-                self.table.extend_from_slice(&self.current.to_le_bytes());
-                self.current = 0;
-                self.in_segment = 0;
-            }
-        }
-    }
-
-    /// Data bytes fed so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Ends the stream: the checksum table (u32 LE per segment) and the whole crc.
-    pub fn finish(mut self) -> (Vec<u8>, u32) {
-        if self.in_segment > 0 {
-            self.table.extend_from_slice(&self.current.to_le_bytes());
-        }
-        (self.table, self.whole)
-    }
-}
+pub use oxio_common::segments::SegmentHasher;
 
 #[cfg(test)]
 mod tests {
@@ -351,23 +297,6 @@ mod tests {
         assert!(ChunkMeta::decode_header(&[0u8; 4096], 5000, &m.chunk_id).is_err());
         // short buffer
         assert!(ChunkMeta::decode_header(&[0u8; 10], 5000, &m.chunk_id).is_err());
-    }
-
-    #[test]
-    fn hasher_matches_one_shot() {
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut h = SegmentHasher::new(4096);
-        for piece in data.chunks(777) {
-            h.update(piece);
-        }
-        assert_eq!(h.size(), 10_000);
-        let (table, whole) = h.finish();
-        assert_eq!(whole, crc32c::crc32c(&data));
-        assert_eq!(table.len(), 3 * 4);
-        for (i, seg) in data.chunks(4096).enumerate() {
-            let got = u32::from_le_bytes(table[i * 4..i * 4 + 4].try_into().unwrap());
-            assert_eq!(got, crc32c::crc32c(seg));
-        }
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! `x-oxio-request-id` (the id of the client request it serves): it is recorded in
 //! the request's `rawx_request` span and in the info-level access line. With a
 //! local-read folder, readers on the same host may also open chunk files through a
-//! Unix socket ([`local`]) and read them without the TCP hop.
+//! Unix socket ([`local`]) and read them without the TCP hop, and writers on the same
+//! host may write a new chunk's data into its pending file themselves
+//! ([`local_write`]).
 
 #![warn(missing_docs)]
 
@@ -28,6 +30,7 @@ pub mod handler;
 pub mod heartbeat;
 pub mod http;
 pub mod local;
+pub mod local_write;
 pub mod metrics;
 pub mod scan;
 pub mod scrub;

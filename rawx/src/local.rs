@@ -71,42 +71,7 @@ pub fn start(
     stop: CancellationToken,
 ) -> Result<LocalReads> {
     let path = bindable_socket_path(dir, advertised).map_err(Error::Config)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create local-read folder", e))?;
-    }
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.file_type().is_socket() => {
-            // A live rawx accepts a connect; only a socket nobody listens on (its
-            // process died) is replaced.
-            match UnixStream::connect(&path) {
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(&path).map_err(|e| Error::io("remove stale socket", e))?;
-                }
-                Ok(_) => {
-                    return Err(Error::Config(format!(
-                        "local-read socket {} is in use by another process",
-                        path.display()
-                    )))
-                }
-                Err(e) => return Err(Error::io("probe existing local-read socket", e)),
-            }
-        }
-        Ok(_) => {
-            return Err(Error::Config(format!(
-                "{} exists and is not a socket: choose another local-read folder",
-                path.display()
-            )))
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("stat local-read socket", e)),
-    }
-    let listener = UnixListener::bind(&path).map_err(|e| Error::io("bind local-read socket", e))?;
-    // The service's user and group only.
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| Error::io("set local-read socket mode", e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::io("set non-blocking", e))?;
+    let listener = bind_socket(&path)?;
     let listener = Arc::new(listener);
     let mut threads = Vec::with_capacity(ACCEPTORS);
     for n in 0..ACCEPTORS {
@@ -129,6 +94,48 @@ pub fn start(
         }
     }
     Ok(LocalReads { path, threads })
+}
+
+/// Binds a Unix socket at `path` for the service's user and group only (mode 0660),
+/// non-blocking: a stale socket left by a dead rawx is replaced; a live one, or any
+/// other file there, is an error.
+pub(crate) fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create local-read folder", e))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            // A live rawx accepts a connect; only a socket nobody listens on (its
+            // process died) is replaced.
+            match UnixStream::connect(path) {
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).map_err(|e| Error::io("remove stale socket", e))?;
+                }
+                Ok(_) => {
+                    return Err(Error::Config(format!(
+                        "local socket {} is in use by another process",
+                        path.display()
+                    )))
+                }
+                Err(e) => return Err(Error::io("probe existing local socket", e)),
+            }
+        }
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "{} exists and is not a socket: choose another local-read folder",
+                path.display()
+            )))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("stat local socket", e)),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| Error::io("bind local socket", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| Error::io("set local socket mode", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("set non-blocking", e))?;
+    Ok(listener)
 }
 
 fn accept_loop(

@@ -114,6 +114,7 @@ pub struct RawxMetrics {
     checksum_failures: IntCounter,
     info: IntGaugeVec,
     local_opens: IntCounterVec,
+    local_writes: IntCounterVec,
     scrub: ScrubMetrics,
     /// Serialises scrapes: the copy from [`Stats`] must not run twice at once.
     scrape: Mutex<()>,
@@ -195,9 +196,20 @@ impl RawxMetrics {
             &["result"],
         )
         .map_err(metric_err)?;
+        let local_writes = IntCounterVec::new(
+            Opts::new(
+                "oxio_rawx_local_writes_total",
+                "Chunks written by local writers through the local-write socket, by result \
+                 (\"stored\", \"refused\": no pending file given, \"failed\": the commit \
+                 failed, \"abandoned\": the writer went away before its commit)",
+            ),
+            &["result"],
+        )
+        .map_err(metric_err)?;
         registry
             .register(Box::new(requests.clone()))
             .and_then(|_| registry.register(Box::new(local_opens.clone())))
+            .and_then(|_| registry.register(Box::new(local_writes.clone())))
             .and_then(|_| registry.register(Box::new(duration.clone())))
             .and_then(|_| registry.register(Box::new(received.clone())))
             .and_then(|_| registry.register(Box::new(sent.clone())))
@@ -218,6 +230,7 @@ impl RawxMetrics {
             checksum_failures,
             info,
             local_opens,
+            local_writes,
             scrub,
             scrape: Mutex::new(()),
         })
@@ -238,6 +251,12 @@ impl RawxMetrics {
     /// or "error").
     pub fn local_open(&self, result: &str) {
         self.local_opens.with_label_values(&[result]).inc();
+    }
+
+    /// Records one write of the local-write socket (`result`: "stored", "refused",
+    /// "failed" or "abandoned").
+    pub fn local_write(&self, result: &str) {
+        self.local_writes.with_label_values(&[result]).inc();
     }
 
     /// Records one request: `status` is None when no answer was sent (client gone).

@@ -46,6 +46,8 @@ pub struct Started {
     heartbeat: Option<JoinHandle<()>>,
     scrub: Option<JoinHandle<()>>,
     local: Option<LocalReads>,
+    /// Removed when the service is joined (or dropped).
+    write_socket: Option<crate::local_write::WriteSocket>,
     bridge: JoinHandle<()>,
 }
 
@@ -70,6 +72,8 @@ impl Started {
                 result = Err(Error::WorkerPanicked);
             }
         }
+        // Its file goes with it.
+        drop(self.write_socket);
         result
     }
 }
@@ -150,6 +154,20 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
     for _ in 1..workers {
         listeners.push(bind_reuseport(addr)?);
     }
+    let advertised = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+    let local_dir = config.local_read_dir.as_ref().filter(|_| !config.direct_io);
+    let write_socket = match local_dir {
+        Some(dir) => Some(crate::local_write::WriteSocket::bind(dir, &advertised)?),
+        None => None,
+    };
+    // One listener on the write socket per worker.
+    let mut write_listeners = match &write_socket {
+        Some(w) => (0..workers)
+            .map(|_| w.listener().map(Some))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    }
+    .into_iter();
     // Our own token: a failed start stops the workers it already spawned without
     // touching the caller's token. A bridge thread forwards the caller's cancel, so the
     // compio tasks are never woken from the caller's thread (compio aborts the process
@@ -176,6 +194,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             stop: worker_stop,
             metrics: metrics.clone(),
             scrub: scrub.clone(),
+            local_writes: write_listeners.next().flatten(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("rawx-w{index}"))
@@ -234,8 +253,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             return Err(e);
         }
     };
-    let advertised = config.advertise.clone().unwrap_or_else(|| addr.to_string());
-    let local = match config.local_read_dir.as_ref().filter(|_| !config.direct_io) {
+    let local = match local_dir {
         None => None,
         Some(dir) => {
             match crate::local::start(
@@ -247,6 +265,9 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
             ) {
                 Ok(l) => {
                     tracing::info!(id = %config.id, socket = %l.path().display(), "local reads offered");
+                    if let Some(w) = &write_socket {
+                        tracing::info!(id = %config.id, socket = %w.path().display(), "local writes offered");
+                    }
                     Some(l)
                 }
                 Err(e) => {
@@ -292,6 +313,7 @@ pub fn start(config: RawxConfig, shutdown: CancellationToken) -> Result<Started>
         heartbeat,
         scrub: scrub_thread,
         local,
+        write_socket,
         bridge,
     })
 }
@@ -328,6 +350,8 @@ struct WorkerParams {
     stop: CancellationToken,
     metrics: Arc<RawxMetrics>,
     scrub: Arc<Scrubber>,
+    /// The local-write socket, when local writes are offered.
+    local_writes: Option<std::os::unix::net::UnixListener>,
 }
 
 /// Body of a worker thread: build the runtime, report the driver, serve until `stop`.
@@ -366,6 +390,7 @@ fn worker_main(p: WorkerParams, ready: mpsc::Sender<std::result::Result<DriverTy
     let index = p.index;
     let listener = p.listener;
     let stop = p.stop;
+    let local_writes = p.local_writes;
     runtime.block_on(async move {
         let listener = match compio::net::TcpListener::from_std(listener) {
             Ok(l) => l,
@@ -378,6 +403,14 @@ fn worker_main(p: WorkerParams, ready: mpsc::Sender<std::result::Result<DriverTy
         };
         let _ = ready.send(Ok(driver_type));
         drop(ready);
+        if let Some(local) = local_writes {
+            compio::runtime::spawn(crate::local_write::accept_loop(
+                local,
+                shared.clone(),
+                stop.clone(),
+            ))
+            .detach();
+        }
         accept_loop(index, listener, shared, stop).await;
     });
     tracing::debug!(worker = index, "rawx worker stopped");

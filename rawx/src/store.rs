@@ -97,6 +97,11 @@ impl Volume {
         Ok(())
     }
 
+    /// Data bytes per checksum segment of the chunks this volume writes.
+    pub fn segment_bytes(&self) -> u32 {
+        self.segment_bytes
+    }
+
     /// The volume folder.
     pub fn root(&self) -> &std::path::Path {
         &self.root
@@ -353,12 +358,80 @@ impl ChunkWriter {
             .hasher
             .take()
             .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+        let size = hasher.size();
+        let (table, crc) = hasher.finish();
+        self.publish(size, table, crc).await
+    }
+
+    /// Sets aside `bytes` of the volume for data a local writer writes into the
+    /// pending file (released at commit or drop, like appended data).
+    pub fn reserve(&mut self, bytes: u64) {
+        self.stats.reserve(bytes);
+        self.reserved += bytes;
+    }
+
+    /// A descriptor of the pending file for a local writer (the same open file: with
+    /// `O_DIRECT` when this volume writes directly).
+    pub fn pending_fd(&self) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+        file.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("duplicate pending chunk descriptor", e))
+    }
+
+    /// Commits `size` data bytes a local writer wrote into the pending file: all but
+    /// the last `size % ALIGN` bytes, which it hands over as `tail`, with the checksum
+    /// table and the whole crc it computed. Then as [`ChunkWriter::commit`].
+    pub async fn commit_written(
+        mut self,
+        size: u64,
+        tail: &[u8],
+        table: Vec<u8>,
+        crc: u32,
+    ) -> Result<ChunkMeta> {
+        let segments = format::segment_count(size, self.segment_bytes);
+        if tail.len() as u64 != size % direct::ALIGN as u64 || table.len() as u64 != 4 * segments {
+            return Err(Error::BadRequest(format!(
+                "a commit of {size} bytes needs a {} byte tail and a {} byte table",
+                size % direct::ALIGN as u64,
+                4 * segments
+            )));
+        }
+        let written = size - tail.len() as u64;
+        match self.stage.as_mut() {
+            Some(stage) => {
+                stage.clear();
+                if stage.push(tail) != tail.len() {
+                    return Err(Error::Runtime("direct stage smaller than the tail".into()));
+                }
+                self.flushed = written;
+            }
+            None if !tail.is_empty() => {
+                let file = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+                let BufResult(res, _) = file
+                    .write_all_at(tail.to_vec(), HEADER_BYTES + written)
+                    .await;
+                res.map_err(|e| write_error("write chunk tail", e))?;
+            }
+            None => {}
+        }
+        self.publish(size, table, crc).await
+    }
+
+    /// Writes the tail (direct I/O), the checksum table and the header of `size` data
+    /// bytes, fsyncs, publishes the chunk under its final name and fsyncs the folder.
+    async fn publish(mut self, size: u64, table: Vec<u8>, crc: u32) -> Result<ChunkMeta> {
         let mut file = self
             .file
             .take()
             .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
-        let size = hasher.size();
-        let (table, crc) = hasher.finish();
         let meta = ChunkMeta {
             chunk_id: self.id.clone(),
             container: std::mem::take(&mut self.attrs.container),

@@ -55,6 +55,7 @@ pub struct S3Metrics {
     degraded_reads: IntCounter,
     local_reads: IntCounter,
     local_fallbacks: IntCounter,
+    local_writes: IntCounter,
     sdk: Arc<SdkCounters>,
     /// Serialises scrapes: the copy from the sdk counters must not run twice at once.
     scrape: Mutex<()>,
@@ -119,9 +120,15 @@ impl S3Metrics {
             "Local chunk reads that failed part-way and went on over HTTP",
         )
         .map_err(metric_err)?;
+        let local_writes = IntCounter::new(
+            "oxio_s3_sdk_local_writes_total",
+            "Chunks written into their file through a rawx's local-write socket",
+        )
+        .map_err(metric_err)?;
         registry
             .register(Box::new(requests.clone()))
             .and_then(|_| registry.register(Box::new(local_reads.clone())))
+            .and_then(|_| registry.register(Box::new(local_writes.clone())))
             .and_then(|_| registry.register(Box::new(local_fallbacks.clone())))
             .and_then(|_| registry.register(Box::new(duration.clone())))
             .and_then(|_| registry.register(Box::new(received.clone())))
@@ -143,6 +150,7 @@ impl S3Metrics {
             degraded_reads,
             local_reads,
             local_fallbacks,
+            local_writes,
             sdk,
             scrape: Mutex::new(()),
         })
@@ -183,6 +191,7 @@ impl S3Metrics {
                 (&self.degraded_reads, self.sdk.degraded_reads()),
                 (&self.local_reads, self.sdk.local_reads()),
                 (&self.local_fallbacks, self.sdk.local_fallbacks()),
+                (&self.local_writes, self.sdk.local_writes()),
             ] {
                 let counted = counter.get();
                 if seen > counted {

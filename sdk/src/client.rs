@@ -54,6 +54,9 @@ pub struct ClientConfig {
     /// there are read from their files, not over TCP ([`crate::local`]). `None`:
     /// every chunk read goes over HTTP.
     pub local_read_dir: Option<std::path::PathBuf>,
+    /// With a `local_read_dir`, new chunks of a rawx whose local-write socket is there
+    /// are written into their files here, not sent over TCP ([`crate::local_write`]).
+    pub local_writes: bool,
     /// Counters of notable events (degraded reads), shared by every clone of this
     /// config and of the client built from it; front ends export them as metrics.
     pub counters: Arc<SdkCounters>,
@@ -66,6 +69,7 @@ pub struct SdkCounters {
     degraded_reads: std::sync::atomic::AtomicU64,
     local_reads: std::sync::atomic::AtomicU64,
     local_fallbacks: std::sync::atomic::AtomicU64,
+    local_writes: std::sync::atomic::AtomicU64,
 }
 
 impl SdkCounters {
@@ -86,6 +90,16 @@ impl SdkCounters {
     pub fn local_fallbacks(&self) -> u64 {
         self.local_fallbacks
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Chunks written into their file through a local-write socket.
+    pub fn local_writes(&self) -> u64 {
+        self.local_writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn local_write(&self) {
+        self.local_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn local_read(&self) {
@@ -123,6 +137,7 @@ impl ClientConfig {
             retry_deadline: Duration::from_secs(15),
             fragment_deadline: DEFAULT_FRAGMENT_DEADLINE,
             local_read_dir: None,
+            local_writes: true,
             counters: Arc::default(),
         }
     }
@@ -233,6 +248,7 @@ impl Client {
         let mut rawx = RawxClient::new(Duration::from_secs(2))?;
         if let Some(dir) = &config.local_read_dir {
             rawx = rawx.with_local_reads(dir.clone(), config.counters.clone());
+            rawx = rawx.with_local_writes(config.local_writes);
         }
         Ok(Client {
             inner: Arc::new(Inner {

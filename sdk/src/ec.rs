@@ -70,6 +70,11 @@ impl StripeEncoder {
         StripeEncoder { geo, enc: None }
     }
 
+    /// The geometry it encodes for.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
     /// Splits `data` (one stripe, at most `stripe_bytes`) into `k + m` shards. Data
     /// shards that need no padding are slices of `data`, not copies.
     pub fn encode(&mut self, data: &Bytes) -> Result<Vec<Bytes>> {

@@ -4,7 +4,8 @@
 //! rawx services: small objects inline in meta2, larger ones cut into metachunks that
 //! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
 //! missing or corrupt fragments on the fly. Chunks of a rawx on the same host that
-//! offers local reads are read from their files, verified here ([`local`]).
+//! offers local reads are read from their files, verified here ([`local`]), and new
+//! chunks for it are written into their files here ([`local_write`]).
 
 pub mod account_admin;
 pub mod acl;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod gc;
 pub mod get;
 pub mod local;
+pub mod local_write;
 pub mod md5_batch;
 pub mod meta2_choice;
 pub mod missing;

@@ -36,6 +36,11 @@ impl LocalOpener {
         LocalOpener { dir: dir.into() }
     }
 
+    /// The folder of the sockets.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Bytes `start..end` of chunk `chunk_id` of the rawx at `addr`, read from its
     /// file here; `None` when that rawx offers no local read of it (the caller then
     /// uses HTTP).
@@ -95,22 +100,35 @@ async fn exchange(
     chunk_id: &str,
 ) -> std::io::Result<(Reply, Option<OwnedFd>)> {
     let mut stream = UnixStream::connect(path).await?;
-    stream.write_all(format!("{chunk_id}\n").as_bytes()).await?;
+    let (line, fd) = request(&mut stream, &format!("{chunk_id}\n"), MAX_REPLY_BYTES).await?;
+    let reply = Reply::decode(&line).map_err(std::io::Error::other)?;
+    Ok((reply, fd))
+}
+
+/// Sends `request` on `stream` and receives one reply line (at most `max` bytes) with
+/// the file descriptor that may ride on it. A rawx sends nothing after a reply line
+/// until it is spoken to again, so bytes past the newline are an error.
+pub(crate) async fn request(
+    stream: &mut UnixStream,
+    request: &str,
+    max: usize,
+) -> std::io::Result<(String, Option<OwnedFd>)> {
+    stream.write_all(request.as_bytes()).await?;
     let mut line = Vec::with_capacity(128);
     let mut fd = None;
-    let mut buf = [0u8; MAX_REPLY_BYTES];
-    // Bounded: every pass adds a byte or ends, and the line is at most MAX_REPLY_BYTES.
+    let mut buf = vec![0u8; max];
+    // Bounded: every pass adds a byte or ends, and the line is at most `max` bytes.
     while !line.contains(&b'\n') {
-        if line.len() >= MAX_REPLY_BYTES {
-            return Err(std::io::Error::other("local-read reply too long"));
+        if line.len() >= max {
+            return Err(std::io::Error::other("local socket reply too long"));
         }
         stream.readable().await?;
-        let want = MAX_REPLY_BYTES - line.len();
+        let want = max - line.len();
         let got = stream.try_io(Interest::READABLE, || {
             let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let mut iov = [IoSliceMut::new(&mut buf[..want])];
-            let msg = recvmsg(&stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+            let msg = recvmsg(&*stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
             for m in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = m {
                     for f in fds {
@@ -130,10 +148,12 @@ async fn exchange(
             Err(e) => return Err(e),
         }
     }
-    let text = std::str::from_utf8(&line)
-        .map_err(|_| std::io::Error::other("local-read reply is not text"))?;
-    let reply = Reply::decode(text).map_err(std::io::Error::other)?;
-    Ok((reply, fd))
+    if !line.ends_with(b"\n") {
+        return Err(std::io::Error::other("bytes after a local socket reply"));
+    }
+    let text = String::from_utf8(line)
+        .map_err(|_| std::io::Error::other("local socket reply is not text"))?;
+    Ok((text, fd))
 }
 
 /// A range of a chunk file received from its rawx, mapped into memory window by window

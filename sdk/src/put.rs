@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use oxio_common::{ChunkId, ContentId, StoragePolicy};
 use oxio_proto::v1::ChunkRecord;
+use std::collections::VecDeque;
 use std::fmt::Display;
 use tokio::sync::mpsc;
 
@@ -38,32 +39,87 @@ pub struct Uploaded {
     pub placement_degraded: bool,
 }
 
-/// Pulls the body into `buf` until it holds `want` bytes or the body ends.
-/// Returns false when the body has ended.
-async fn fill<S, E>(
-    body: &mut S,
-    buf: &mut BytesMut,
-    want: usize,
-    received: &mut u64,
-) -> Result<bool>
+/// The body as it arrives: its pieces are kept as received until taken, so each
+/// byte is copied at most once, into the stripe it belongs to.
+struct Incoming<S> {
+    body: S,
+    pieces: VecDeque<Bytes>,
+    /// Bytes in `pieces`.
+    len: usize,
+    /// Bytes received so far.
+    received: u64,
+}
+
+impl<S, E> Incoming<S>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: Display,
 {
-    // Room for the whole piece at once: growing by doubling as data comes in would
-    // copy it again at every step.
-    buf.reserve(want.saturating_sub(buf.len()));
-    while buf.len() < want {
-        match body.next().await {
-            Some(Ok(b)) => {
-                *received += b.len() as u64;
-                buf.extend_from_slice(&b);
-            }
-            Some(Err(e)) => return Err(Error::Body(e.to_string())),
-            None => return Ok(false),
+    fn new(body: S) -> Self {
+        Incoming {
+            body,
+            pieces: VecDeque::new(),
+            len: 0,
+            received: 0,
         }
     }
-    Ok(true)
+
+    /// Receives until `want` bytes are held or the body ends; false when it ended.
+    async fn fill(&mut self, want: usize) -> Result<bool> {
+        while self.len < want {
+            match self.body.next().await {
+                Some(Ok(b)) => {
+                    self.received += b.len() as u64;
+                    self.len += b.len();
+                    if !b.is_empty() {
+                        self.pieces.push_back(b);
+                    }
+                }
+                Some(Err(e)) => return Err(Error::Body(e.to_string())),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next `n` bytes held (at most [`Incoming::len`]): a slice of one piece
+    /// when it holds them all, else one buffer they are copied into.
+    fn take(&mut self, n: usize) -> Bytes {
+        let n = n.min(self.len);
+        self.len -= n;
+        if let Some(front) = self.pieces.front_mut() {
+            if front.len() >= n {
+                let out = front.split_to(n);
+                if front.is_empty() {
+                    self.pieces.pop_front();
+                }
+                return out;
+            }
+        }
+        let mut out = BytesMut::with_capacity(n);
+        // Bounded: each pass moves a piece, or part of one and ends.
+        while out.len() < n {
+            let Some(mut piece) = self.pieces.pop_front() else {
+                break;
+            };
+            let need = n - out.len();
+            if piece.len() > need {
+                out.extend_from_slice(&piece.split_to(need));
+                self.pieces.push_front(piece);
+            } else {
+                out.extend_from_slice(&piece);
+            }
+        }
+        out.freeze()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Streams `body` into the grid for container `cid`: inline when shorter than the
@@ -106,7 +162,7 @@ pub struct UploadSpec {
 pub async fn upload_with<S, E>(
     inner: &Inner,
     cid: &str,
-    mut body: S,
+    body: S,
     spec: UploadSpec,
 ) -> Result<Uploaded>
 where
@@ -119,27 +175,27 @@ where
         inline_max,
         expected_len,
     } = spec;
-    let mut received = 0u64;
-    let mut pending = BytesMut::new();
+    let mut incoming = Incoming::new(body);
     let inline_max = usize::try_from(inline_max).unwrap_or(usize::MAX);
-    let more = fill(&mut body, &mut pending, inline_max.max(1), &mut received).await?;
-    if !more && pending.len() < inline_max {
-        check_len(expected_len, received)?;
+    let more = incoming.fill(inline_max.max(1)).await?;
+    if !more && incoming.len() < inline_max {
+        check_len(expected_len, incoming.received)?;
+        let data = incoming.take(incoming.len());
         return Ok(Uploaded {
             content_id,
-            size: received,
-            md5: md5_batch::md5(&pending),
-            inline: Some(pending.freeze()),
+            size: incoming.received,
+            md5: md5_batch::md5(&data),
+            inline: Some(data),
             policy: "INLINE".into(),
             metachunk_sizes: Vec::new(),
             chunks: Vec::new(),
             placement_degraded: false,
         });
     }
-    if !more && pending.is_empty() {
+    if !more && incoming.is_empty() {
         // Forced chunked path with an empty body: no metachunk at all (and the ended
         // body is not polled again).
-        check_len(expected_len, received)?;
+        check_len(expected_len, incoming.received)?;
         return Ok(Uploaded {
             content_id,
             size: 0,
@@ -158,15 +214,15 @@ where
         inner,
         cid,
         &content_id,
-        &mut body,
+        &mut incoming,
         policy,
-        &mut pending,
-        &mut received,
+        expected_len,
         &mut md5,
         &mut written,
         &mut placement_degraded,
     )
     .await;
+    let received = incoming.received;
     let result = result.and_then(|sizes| check_len(expected_len, received).map(|_| sizes));
     let result = match result {
         Ok(sizes) => md5.finalize().await.map(|digest| (sizes, digest)),
@@ -202,10 +258,9 @@ async fn upload_chunked<S, E>(
     inner: &Inner,
     cid: &str,
     content_id: &ContentId,
-    body: &mut S,
+    incoming: &mut Incoming<S>,
     policy: StoragePolicy,
-    pending: &mut BytesMut,
-    received: &mut u64,
+    expected_len: Option<u64>,
     md5: &mut StreamMd5,
     written: &mut Vec<ChunkRecord>,
     placement_degraded: &mut bool,
@@ -231,7 +286,7 @@ where
     let mut metachunk = 0u32;
     while !eof {
         // Only start a metachunk when there is at least one byte for it.
-        if pending.is_empty() && !fill(body, pending, 1, received).await? {
+        if incoming.is_empty() && !incoming.fill(1).await? {
             break;
         }
         let (targets, degraded) = inner.conscience.place("rawx", width, &[]).await?;
@@ -243,6 +298,16 @@ where
             );
             *placement_degraded = true;
         }
+        // The most this metachunk holds: what is left of the announced length, up to
+        // a whole metachunk; and so the most each of its chunks holds.
+        let done: u64 = sizes.iter().sum();
+        let mc_max = expected_len.map_or(cfg.metachunk_bytes, |n| {
+            n.saturating_sub(done).clamp(1, cfg.metachunk_bytes)
+        });
+        let chunk_max = match encoder.as_ref() {
+            Some(enc) => enc.geometry().chunk_len(mc_max),
+            None => mc_max,
+        };
         let mut senders = Vec::with_capacity(width);
         let mut tasks = Vec::with_capacity(width);
         for (j, svc) in targets.iter().enumerate() {
@@ -257,6 +322,7 @@ where
                     StoragePolicy::Replicated { .. } => format!("{metachunk}"),
                 },
                 policy: policy.to_string(),
+                max_bytes: Some(chunk_max),
             };
             let rawx = inner.rawx.clone();
             let addr = info.addr.clone();
@@ -275,14 +341,14 @@ where
         let mut failed = 0usize;
         while size < cfg.metachunk_bytes {
             let want = (stripe_bytes as u64).min(cfg.metachunk_bytes - size) as usize;
-            if !fill(body, pending, want, received).await? {
+            if !incoming.fill(want).await? {
                 eof = true;
             }
-            let n = want.min(pending.len());
+            let n = want.min(incoming.len());
             if n == 0 {
                 break;
             }
-            let stripe = pending.split_to(n).freeze();
+            let stripe = incoming.take(n);
             md5.update(stripe.clone()).await?;
             size += n as u64;
             let shards: Vec<Bytes> = match encoder.as_mut() {
@@ -365,4 +431,34 @@ where
         metachunk += 1;
     }
     Ok(sizes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pieces_are_taken_in_order_and_copied_only_when_joined() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let cuts = [0usize, 3000, 3001, 7000, 10_000];
+        let pieces: Vec<std::result::Result<Bytes, std::io::Error>> = cuts
+            .windows(2)
+            .map(|w| Ok(Bytes::copy_from_slice(&data[w[0]..w[1]])))
+            .collect();
+        let mut incoming = Incoming::new(futures::stream::iter(pieces));
+        assert!(incoming.fill(2000).await.unwrap());
+        // Within the first piece: a slice of it.
+        let a = incoming.take(2000);
+        assert_eq!(&a[..], &data[..2000]);
+        assert!(incoming.fill(5000).await.unwrap());
+        // Across three pieces: joined.
+        let b = incoming.take(5000);
+        assert_eq!(&b[..], &data[2000..7000]);
+        assert!(!incoming.fill(5000).await.unwrap(), "the body ended");
+        assert_eq!(incoming.len(), 3000);
+        assert_eq!(incoming.received, 10_000);
+        let c = incoming.take(5000);
+        assert_eq!(&c[..], &data[7000..]);
+        assert!(incoming.is_empty());
+    }
 }

@@ -3,6 +3,7 @@
 
 use crate::client::SdkCounters;
 use crate::local::{LocalChunk, LocalOpener};
+use crate::local_write::{LocalChunkWrite, NewChunk};
 use crate::{Error, Result};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -37,6 +38,9 @@ pub struct ChunkMeta {
     pub position: String,
     /// Storage policy name.
     pub policy: String,
+    /// Most data bytes the chunk will hold, when known: a rawx on this host then
+    /// sets that much room aside and lets the chunk be written locally.
+    pub max_bytes: Option<u64>,
 }
 
 /// What a rawx says after storing a chunk.
@@ -54,6 +58,8 @@ pub struct RawxClient {
     http: reqwest::Client,
     /// Short-circuit reads of rawx on this host, when set.
     local: Option<(LocalOpener, Arc<SdkCounters>)>,
+    /// Also write new chunks through the local-write sockets of that folder.
+    local_writes: bool,
 }
 
 impl RawxClient {
@@ -66,7 +72,11 @@ impl RawxClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-        Ok(RawxClient { http, local: None })
+        Ok(RawxClient {
+            http,
+            local: None,
+            local_writes: false,
+        })
     }
 
     /// Reads chunks of the rawx whose local-read socket is in `dir` straight from
@@ -76,9 +86,18 @@ impl RawxClient {
         self
     }
 
+    /// With local reads set, also writes new chunks of a known maximum size
+    /// ([`ChunkMeta::max_bytes`]) into their files through the rawx's local-write
+    /// socket ([`crate::local_write`]).
+    pub fn with_local_writes(mut self, on: bool) -> Self {
+        self.local_writes = on;
+        self
+    }
+
     /// Uploads one chunk whose bytes arrive on `body` (a bounded channel: the
-    /// producer waits when the rawx is slower) and end with an empty `Bytes`.
-    /// Returns once the rawx has made the chunk durable.
+    /// producer waits when the rawx is slower) and end with an empty `Bytes`:
+    /// written into its file here when the rawx offers a local write, else sent with
+    /// an HTTP PUT. Returns once the rawx has made the chunk durable.
     pub async fn put(
         &self,
         addr: &str,
@@ -86,6 +105,23 @@ impl RawxClient {
         meta: &ChunkMeta,
         body: mpsc::Receiver<Bytes>,
     ) -> Result<Stored> {
+        if let (Some((opener, counters)), true, Some(max_bytes)) =
+            (&self.local, self.local_writes, meta.max_bytes)
+        {
+            let chunk = NewChunk {
+                addr,
+                chunk_id,
+                cid: &meta.cid,
+                content_id: &meta.content_id,
+                position: &meta.position,
+                policy: &meta.policy,
+                max_bytes,
+            };
+            if let Some(w) = crate::local_write::open(opener.dir(), &chunk).await {
+                counters.local_write();
+                return put_local(addr, w, body).await;
+            }
+        }
         let stream = upload_body(body);
         let resp = tag(self.http.put(format!("http://{addr}/{chunk_id}")))
             .header("x-oxio-chunk-container", &meta.cid)
@@ -251,6 +287,27 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(&body)
         .map_err(|e| Error::Internal(format!("rawx {addr}: bad {what}: {e}")))
+}
+
+/// Writes the bytes of `body` into the chunk's file and commits it (see
+/// [`RawxClient::put`] for the end marker); a body abandoned without it, or any
+/// failure, drops the write, and the rawx removes the pending file.
+async fn put_local(
+    addr: &str,
+    mut w: LocalChunkWrite,
+    mut body: mpsc::Receiver<Bytes>,
+) -> Result<Stored> {
+    let failed = |e: String| Error::Unavailable(format!("rawx {addr} local write: {e}"));
+    // Bounded by the body: each pass takes one piece of it.
+    loop {
+        match body.recv().await {
+            Some(piece) if piece.is_empty() => break,
+            Some(piece) => w.write(piece).await.map_err(failed)?,
+            None => return Err(failed("chunk upload abandoned".into())),
+        }
+    }
+    let (size, hash) = w.commit().await.map_err(failed)?;
+    Ok(Stored { size, hash })
 }
 
 /// The body of a chunk upload. The producer ends a complete chunk with an empty

@@ -489,6 +489,7 @@ pub(crate) async fn place_new_chunk(
             StoragePolicy::Replicated { .. } => format!("{}", lost.metachunk),
         },
         policy: policy.to_string(),
+        max_bytes: None,
     };
     Ok(NewChunk {
         target,

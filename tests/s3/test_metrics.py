@@ -127,14 +127,17 @@ def test_metrics_move_and_request_id_reaches_rawx(grid, s3, bucket):
     def rawx_moved(name, **labels):
         return total(rawx_after, name, **labels) - total(rawx_before, name, **labels)
 
-    # EC 4+2: six fragments written, at least four read back: `oxiod dev` reads
-    # them through the rawx's local-read sockets, and each open is counted on both
-    # sides.
-    assert rawx_moved("oxio_rawx_http_requests_total", method="PUT", status="201") == 6
+    # EC 4+2: six fragments written, at least four read back: `oxiod dev` writes
+    # them into their files through the rawx's local-write sockets and reads them
+    # through the local-read sockets, each counted on both sides; no chunk byte
+    # crosses HTTP.
+    assert rawx_moved("oxio_rawx_local_writes_total", result="stored") == 6
+    assert moved("oxio_s3_sdk_local_writes_total") == 6
+    assert rawx_moved("oxio_rawx_http_requests_total", method="PUT", status="201") == 0
     assert rawx_moved("oxio_rawx_local_opens_total", result="open") >= 4
     assert moved("oxio_s3_sdk_local_reads_total") == rawx_moved("oxio_rawx_local_opens_total", result="open")
     assert moved("oxio_s3_sdk_local_read_fallbacks_total") == 0
-    assert rawx_moved("oxio_rawx_http_received_bytes_total") >= MIB
+    assert rawx_moved("oxio_rawx_http_received_bytes_total") < MIB
     assert rawx_moved("oxio_rawx_http_sent_bytes_total") > 0
     # Chunks of earlier tests may still be deleted in the background: count them back.
     deleted = rawx_moved("oxio_rawx_http_requests_total", method="DELETE", status="204")
@@ -266,7 +269,44 @@ def test_no_local_reads_sends_every_chunk_read_over_http():
         assert gets >= 4
         assert total(rawx_after, "oxio_rawx_local_opens_total", result="open") == 0
         assert value(scrape(s3_url), "oxio_s3_sdk_local_reads_total") == 0
+        # Without local reads there is no local write either: the PUT went over HTTP.
+        assert total(rawx_after, "oxio_rawx_http_requests_total", method="PUT", status="201") >= 6
+        assert value(scrape(s3_url), "oxio_s3_sdk_local_writes_total") == 0
         assert all(i["direct_writes"] is False for i in rawx_info(g))
+    finally:
+        g.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_no_local_writes_sends_every_chunk_over_http():
+    """`oxiod dev --no-local-writes`: the rawx still offer their write sockets, but
+    the gateway sends every new chunk with an HTTP PUT; reads stay local."""
+    import shutil
+    import tempfile
+
+    from conftest import Grid, free_port_base
+
+    data = tempfile.mkdtemp(prefix="oxio-test-http-writes-")
+    g = Grid(data=data, port_base=free_port_base(), extra_args=["--no-local-writes"]).start()
+    try:
+        assert any(n.endswith(".wsock") for n in os.listdir(os.path.join(data, "run")))
+        s3 = g.client()
+        s3.create_bucket(Bucket="http-writes")
+        body = os.urandom(MIB + 7)
+        rawx_before = [scrape(u) for u in rawx_urls(g)]
+        s3.put_object(Bucket="http-writes", Key="o", Body=body)
+        assert s3.get_object(Bucket="http-writes", Key="o")["Body"].read() == body
+        rawx_after = [scrape(u) for u in rawx_urls(g)]
+
+        def moved(name, **labels):
+            return total(rawx_after, name, **labels) - total(rawx_before, name, **labels)
+
+        assert moved("oxio_rawx_http_requests_total", method="PUT", status="201") == 6
+        assert moved("oxio_rawx_http_received_bytes_total") >= MIB
+        assert total(rawx_after, "oxio_rawx_local_writes_total", result="stored") == 0
+        s3_url = g.endpoint.rstrip("/") + "/metrics"
+        assert value(scrape(s3_url), "oxio_s3_sdk_local_writes_total") == 0
+        assert moved("oxio_rawx_local_opens_total", result="open") >= 4
     finally:
         g.stop()
         shutil.rmtree(data, ignore_errors=True)

@@ -47,8 +47,10 @@ pub struct GridSpec {
     pub rawx_capacity: Option<u64>,
     /// The sdk's fragment deadline (None: its default).
     pub fragment_deadline: Option<Duration>,
-    /// Rawx offer local reads in `<dir>/run` and the sdk uses them.
+    /// Rawx offer local reads and writes in `<dir>/run` and the sdk reads locally.
     pub local_reads: bool,
+    /// With `local_reads`, the sdk also writes new chunks locally.
+    pub local_writes: bool,
 }
 
 impl TestGrid {
@@ -96,6 +98,7 @@ impl TestGrid {
         }
         let local_read_dir = spec.local_reads.then(|| dir.path().join("run"));
         cfg.local_read_dir = local_read_dir.clone();
+        cfg.local_writes = spec.local_writes;
         let sdk = oxio_sdk::Client::new(cfg)?;
         let mut grid = TestGrid {
             dir,

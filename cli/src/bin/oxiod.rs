@@ -68,6 +68,11 @@ enum Command {
         /// which the gateway otherwise reads chunk files straight from disk.
         #[arg(long)]
         no_local_reads: bool,
+        /// Send every new chunk over HTTP: the gateway otherwise writes chunks of
+        /// the rawx of this host into their files itself, through their local-write
+        /// sockets under <DATA>/run (on only with local reads).
+        #[arg(long)]
+        no_local_writes: bool,
         /// Region reported to S3 clients.
         #[arg(long, default_value = "us-east-1")]
         region: String,
@@ -105,6 +110,7 @@ async fn run(command: Command) -> Result<()> {
             direct_io,
             buffered_writes,
             no_local_reads,
+            no_local_writes,
             region,
         } => {
             let opts = DevOptions {
@@ -117,6 +123,7 @@ async fn run(command: Command) -> Result<()> {
                 direct_io,
                 direct_writes: !buffered_writes,
                 local_reads: !no_local_reads,
+                local_writes: !no_local_writes,
                 region,
             };
             let (host, g) = dev::start(&opts, shutdown.clone()).await?;
@@ -194,6 +201,7 @@ async fn run_host(cfg: HostConfig, shutdown: CancellationToken) -> Result<Host> 
             oxio_sdk::ClientConfig::new(cfg.conscience_addrs.clone(), cfg.directory_addrs.clone());
         s.apply_policies(&mut sdk_cfg)?;
         sdk_cfg.local_read_dir = cfg.local_read_dir.clone();
+        sdk_cfg.local_writes = cfg.local_writes;
         let sdk = oxio_sdk::Client::new(sdk_cfg).context("configuring the sdk")?;
         host.start_s3(s.listen, s.region.clone(), s.storage_classes.clone(), sdk)
             .await?;
