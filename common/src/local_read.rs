@@ -65,6 +65,19 @@ pub(crate) fn bindable(path: PathBuf) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// `ERROR <message>\n` in at most `max` bytes: control characters become spaces (the
+/// line stays one line) and the message is cut to fit.
+pub(crate) fn error_line(message: &str, max: usize) -> String {
+    let mut m: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    while m.len() > max - "ERROR \n".len() {
+        m.pop();
+    }
+    format!("ERROR {m}\n")
+}
+
 /// Where the bytes of an opened chunk lie in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -105,16 +118,7 @@ impl Reply {
                 l.size, l.segment_bytes, l.data_offset, l.table_offset
             ),
             Reply::NotFound => "NOTFOUND\n".to_string(),
-            Reply::Failed(m) => {
-                let mut m: String = m
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect();
-                while m.len() > MAX_REPLY_BYTES - "ERROR \n".len() {
-                    m.pop();
-                }
-                format!("ERROR {m}\n")
-            }
+            Reply::Failed(m) => error_line(m, MAX_REPLY_BYTES),
         }
     }
 

@@ -183,16 +183,7 @@ impl Reply {
                 p.segment_bytes, p.data_offset, p.align
             ),
             Reply::Stored { size, hash } => format!("STORED {size} {hash}\n"),
-            Reply::Failed(m) => {
-                let mut m: String = m
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c })
-                    .collect();
-                while m.len() > MAX_LINE_BYTES - "ERROR \n".len() {
-                    m.pop();
-                }
-                format!("ERROR {m}\n")
-            }
+            Reply::Failed(m) => crate::local_read::error_line(m, MAX_LINE_BYTES),
         }
     }
 

@@ -14,11 +14,11 @@
 use crate::error::{Error, Result};
 use crate::format::{parse_chunk_id, ChunkAttrs};
 use crate::handler::Shared;
+use crate::server::until_stopped;
 use crate::store::ChunkWriter;
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncReadExt};
 use compio::net::UnixStream;
-use futures::future::{select, Either};
 use oxio_common::local_write::{
     bindable_socket_path, Commit, Pending, Reply, WriteRequest, MAX_LINE_BYTES,
 };
@@ -28,7 +28,6 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -81,15 +80,8 @@ pub async fn accept_loop(listener: UnixListener, shared: Arc<Shared>, stop: Canc
             return;
         }
     };
-    loop {
-        let accepted = {
-            let accept = pin!(listener.accept());
-            let cancelled = pin!(stop.cancelled());
-            match select(accept, cancelled).await {
-                Either::Left((res, _)) => res,
-                Either::Right(_) => break,
-            }
-        };
+    // Bounded: ends when `stop` fires.
+    while let Some(accepted) = until_stopped(listener.accept(), &stop).await {
         let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
@@ -164,14 +156,9 @@ async fn serve(
     }
     // The writer writes the data now; its commit comes when it is done, however long
     // that takes (its own deadlines bound it), or the connection ends.
-    let commit = {
-        let read = pin!(read_commit(&mut stream, &pending, request.max_bytes));
-        let cancelled = pin!(stop.cancelled());
-        match select(read, cancelled).await {
-            Either::Left((r, _)) => r,
-            Either::Right(_) => Err(Error::Runtime("rawx stopping".into())),
-        }
-    };
+    let commit = until_stopped(read_commit(&mut stream, &pending, request.max_bytes), stop)
+        .await
+        .unwrap_or_else(|| Err(Error::Runtime("rawx stopping".into())));
     let (commit, tail, table) = match commit {
         Ok(x) => x,
         Err(e @ Error::BadRequest(_)) => {

@@ -416,6 +416,19 @@ fn worker_main(p: WorkerParams, ready: mpsc::Sender<std::result::Result<DriverTy
     tracing::debug!(worker = index, "rawx worker stopped");
 }
 
+/// `fut`'s output, or `None` when `stop` fires first.
+pub(crate) async fn until_stopped<F: std::future::Future>(
+    fut: F,
+    stop: &CancellationToken,
+) -> Option<F::Output> {
+    let fut = pin!(fut);
+    let cancelled = pin!(stop.cancelled());
+    match select(fut, cancelled).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(_) => None,
+    }
+}
+
 async fn accept_loop(
     index: usize,
     listener: compio::net::TcpListener,
@@ -423,15 +436,8 @@ async fn accept_loop(
     stop: CancellationToken,
 ) {
     let active = Rc::new(Cell::new(0usize));
-    loop {
-        let accepted = {
-            let accept = pin!(listener.accept());
-            let cancelled = pin!(stop.cancelled());
-            match select(accept, cancelled).await {
-                Either::Left((res, _)) => res,
-                Either::Right(_) => break,
-            }
-        };
+    // Bounded: ends when `stop` fires.
+    while let Some(accepted) = until_stopped(listener.accept(), &stop).await {
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {

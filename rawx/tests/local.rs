@@ -8,9 +8,7 @@ mod common;
 use common::*;
 use oxio_common::local_read::{socket_path, Reply};
 use oxio_rawx::Driver;
-use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-use std::io::{IoSliceMut, Write};
-use std::mem::MaybeUninit;
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,31 +19,8 @@ fn ask(sock: &std::path::Path, request: &[u8]) -> (Reply, Option<OwnedFd>) {
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     s.write_all(request).unwrap();
-    let mut line = Vec::new();
-    let mut fd = None;
-    while !line.contains(&b'\n') {
-        let mut buf = [0u8; 1024];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let msg = recvmsg(
-            &s,
-            &mut [IoSliceMut::new(&mut buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        assert!(msg.bytes > 0, "socket closed before the reply line");
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = m {
-                fd = fds.into_iter().next().or(fd);
-            }
-        }
-        line.extend_from_slice(&buf[..msg.bytes]);
-    }
-    (
-        Reply::decode(std::str::from_utf8(&line).unwrap()).unwrap(),
-        fd,
-    )
+    let (line, fd) = recv_line_with_fd(&s);
+    (Reply::decode(&line).unwrap(), fd)
 }
 
 fn metric(addr: std::net::SocketAddr, result: &str) -> u64 {

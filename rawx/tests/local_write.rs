@@ -9,9 +9,7 @@ mod common;
 use common::*;
 use oxio_common::local_write::{socket_path, Commit, Pending, Reply, WriteRequest};
 use oxio_rawx::Driver;
-use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-use std::io::{IoSliceMut, Write};
-use std::mem::MaybeUninit;
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -19,31 +17,8 @@ use std::time::Duration;
 /// Sends `bytes` and reads one reply line with the file that may come with it.
 fn exchange(s: &mut UnixStream, bytes: &[u8]) -> (Reply, Option<OwnedFd>) {
     s.write_all(bytes).unwrap();
-    let mut line = Vec::new();
-    let mut fd = None;
-    while !line.contains(&b'\n') {
-        let mut buf = [0u8; 1024];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let msg = recvmsg(
-            &*s,
-            &mut [IoSliceMut::new(&mut buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        assert!(msg.bytes > 0, "socket closed before the reply line");
-        for m in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(fds) = m {
-                fd = fds.into_iter().next().or(fd);
-            }
-        }
-        line.extend_from_slice(&buf[..msg.bytes]);
-    }
-    (
-        Reply::decode(std::str::from_utf8(&line).unwrap()).unwrap(),
-        fd,
-    )
+    let (line, fd) = recv_line_with_fd(s);
+    (Reply::decode(&line).unwrap(), fd)
 }
 
 fn connect(sock: &std::path::Path) -> UnixStream {

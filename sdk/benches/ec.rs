@@ -3,27 +3,19 @@
 //!
 //! `cargo bench -p oxio-sdk --bench ec` (add `-- --quick` for a short run).
 
+mod common;
+
 use bytes::Bytes;
+use common::STRIPE_BYTES;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use oxio_sdk::ec::{reconstruct, Geometry, StripeEncoder};
 use std::hint::black_box;
 
-/// Bytes of one stripe.
-const STRIPE_BYTES: usize = 1 << 20;
 /// The geometries measured, as (k, m).
 const GEOMETRIES: [(usize, usize); 2] = [(4, 2), (8, 4)];
 
 fn stripe() -> Bytes {
-    // Deterministic, not compressible in any way that matters to the codec.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..STRIPE_BYTES)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::stripe(0).into()
 }
 
 fn encode(c: &mut Criterion) {

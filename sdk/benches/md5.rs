@@ -5,26 +5,15 @@
 //!
 //! `cargo bench -p oxio-sdk --bench md5` (add `-- --quick` for a short run).
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use md5::Digest;
 use md5_many::Md5State;
 use oxio_sdk::md5_batch::update_side_by_side;
 use std::hint::black_box;
 
-/// Bytes of one stripe.
-const STRIPE_BYTES: usize = 1 << 20;
-
-fn message(seed: u64) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15 ^ seed;
-    (0..STRIPE_BYTES)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use common::{stripe as message, STRIPE_BYTES};
 
 fn single(c: &mut Criterion) {
     let data = message(0);

@@ -36,6 +36,14 @@ pub struct TestGrid {
     local_read_dir: Option<std::path::PathBuf>,
 }
 
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let mut v = vec![0u8; n];
+    rand::rng().fill_bytes(&mut v);
+    v
+}
+
 /// What [`TestGrid::start_with`] starts.
 #[derive(Debug, Clone, Default)]
 pub struct GridSpec {
@@ -111,6 +119,42 @@ impl TestGrid {
         grid.add_rawx(spec.rawx, spec.rawx_capacity)?;
         grid.wait_rawx_up(spec.rawx).await?;
         Ok(grid)
+    }
+
+    /// Six rawx offering local reads and writes, the sdk reading locally (and writing
+    /// locally when `writes`), account `acct` with container `bkt`.
+    pub async fn start_local(writes: bool) -> Result<Self> {
+        let grid = Self::start_with(GridSpec {
+            rawx: 6,
+            local_reads: true,
+            local_writes: writes,
+            ..Default::default()
+        })
+        .await?;
+        grid.sdk.create_account("acct").await?;
+        grid.sdk.create_container("acct", "bkt").await?;
+        Ok(grid)
+    }
+
+    /// The sum over the grid's rawx of the metric sample `sample` (name and labels as
+    /// the text format writes them, e.g. `oxio_rawx_local_opens_total{result="open"}`);
+    /// 0 where a rawx has none.
+    pub async fn rawx_metric_sum(&self, sample: &str) -> u64 {
+        let prefix = format!("{sample} ");
+        let mut total = 0;
+        for r in &self.rawx {
+            let text = reqwest::get(format!("http://{}/metrics", r.addr))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            total += text
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str())?.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        total
     }
 
     /// Starts `n` more rawx (ids and volumes numbered after the existing ones), each
@@ -254,6 +298,19 @@ impl TestGrid {
         key: &str,
         data: &[u8],
     ) -> Result<oxio_sdk::ContentHeader> {
+        self.put_with_policy(account, container, key, data, None)
+            .await
+    }
+
+    /// Puts `data` under `key` with storage policy `policy` (the default when None).
+    pub async fn put_with_policy(
+        &self,
+        account: &str,
+        container: &str,
+        key: &str,
+        data: &[u8],
+        policy: Option<oxio_common::StoragePolicy>,
+    ) -> Result<oxio_sdk::ContentHeader> {
         let body = futures::stream::iter(
             data.chunks(64 * 1024)
                 .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
@@ -261,6 +318,7 @@ impl TestGrid {
         );
         let opts = oxio_sdk::PutOptions {
             expected_len: Some(data.len() as u64),
+            policy,
             ..Default::default()
         };
         Ok(self

@@ -3,8 +3,7 @@
 //! rawx reports each damaged fragment exactly once and nothing else.
 
 use oxio_rawx::scrub::ScrubStatus;
-use oxio_tests::TestGrid;
-use rand::RngCore;
+use oxio_tests::{random_bytes as random, TestGrid};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,12 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const HEADER_BYTES: u64 = 4096;
 /// Largest answer read from a rawx.
 const MAX_ANSWER_BYTES: u64 = 16 * 1024 * 1024;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
 
 /// One HTTP/1.1 request without a body, `connection: close`; answers (status, body).
 async fn rawx_http(addr: SocketAddr, method: &str, path: &str) -> (u16, Vec<u8>) {

@@ -1,14 +1,7 @@
 //! Erasure-coded objects stay readable with any 2 of 6 rawx stopped, and reads fail
 //! loudly (never with wrong bytes) once too many are gone.
 
-use oxio_tests::TestGrid;
-use rand::RngCore;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
+use oxio_tests::{random_bytes as random, TestGrid};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_two_stopped_rawx() {

@@ -7,18 +7,11 @@ use bytes::Bytes;
 use oxio_common::StoragePolicy;
 use oxio_sdk::rebuild::RebuildOptions;
 use oxio_sdk::PutOptions;
-use oxio_tests::TestGrid;
-use rand::RngCore;
+use oxio_tests::{random_bytes as random, TestGrid};
 use std::collections::HashMap;
 
 /// Size of the chunk file header: data starts here.
 const HEADER_BYTES: u64 = 4096;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
 
 async fn put_policy(grid: &TestGrid, key: &str, data: &[u8], policy: StoragePolicy) {
     let body = futures::stream::iter(

@@ -6,30 +6,14 @@
 //! socket is read over HTTP.
 
 use oxio_common::StoragePolicy;
-use oxio_tests::{GridSpec, TestGrid};
-use rand::RngCore;
+use oxio_tests::{random_bytes as random, TestGrid};
 use std::net::SocketAddr;
 
 /// Size of the chunk file header: data starts here.
 const HEADER_BYTES: u64 = 4096;
 
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
-
 async fn local_grid() -> TestGrid {
-    let grid = TestGrid::start_with(GridSpec {
-        rawx: 6,
-        local_reads: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    grid.sdk.create_account("acct").await.unwrap();
-    grid.sdk.create_container("acct", "bkt").await.unwrap();
-    grid
+    TestGrid::start_local(false).await.unwrap()
 }
 
 /// The value of the unlabelled counter `name` in a rawx's `/metrics`.
@@ -74,14 +58,8 @@ async fn chunks_are_read_from_their_files() {
         );
     }
     let data = random(300_000);
-    let opts = oxio_sdk::PutOptions {
-        expected_len: Some(data.len() as u64),
-        policy: Some(StoragePolicy::Replicated { copies: 3 }),
-        ..Default::default()
-    };
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
-    grid.sdk
-        .put_object("acct", "bkt", "rep", body, opts)
+    let copies = Some(StoragePolicy::Replicated { copies: 3 });
+    grid.put_with_policy("acct", "bkt", "rep", &data, copies)
         .await
         .unwrap();
     let before = counters.local_reads();
@@ -89,23 +67,9 @@ async fn chunks_are_read_from_their_files() {
     assert!(counters.local_reads() >= before + 6);
     assert_eq!(counters.local_fallbacks(), 0);
     assert_eq!(counters.degraded_reads(), 0);
-    let mut opens = 0;
-    for r in &grid.rawx {
-        let text = reqwest::get(format!("http://{}/metrics", r.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        opens += text
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("oxio_rawx_local_opens_total{result=\"open\"} ")?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0);
-    }
+    let opens = grid
+        .rawx_metric_sum("oxio_rawx_local_opens_total{result=\"open\"}")
+        .await;
     assert_eq!(
         opens,
         counters.local_reads(),

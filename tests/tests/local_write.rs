@@ -5,46 +5,18 @@
 //! serves; a rawx without a write socket gets its chunk over HTTP.
 
 use oxio_common::StoragePolicy;
-use oxio_tests::{GridSpec, TestGrid};
-use rand::RngCore;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
+use oxio_tests::{random_bytes as random, TestGrid};
 
 async fn local_grid() -> TestGrid {
-    let grid = TestGrid::start_with(GridSpec {
-        rawx: 6,
-        local_reads: true,
-        local_writes: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    grid.sdk.create_account("acct").await.unwrap();
-    grid.sdk.create_container("acct", "bkt").await.unwrap();
-    grid
+    TestGrid::start_local(true).await.unwrap()
 }
 
 /// Sum over the grid's rawx of `oxio_rawx_local_writes_total{result}`.
 async fn rawx_local_writes(grid: &TestGrid, result: &str) -> u64 {
-    let name = format!("oxio_rawx_local_writes_total{{result=\"{result}\"}} ");
-    let mut total = 0;
-    for r in &grid.rawx {
-        let text = reqwest::get(format!("http://{}/metrics", r.addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        total += text
-            .lines()
-            .find_map(|l| l.strip_prefix(name.as_str())?.parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    total
+    grid.rawx_metric_sum(&format!(
+        "oxio_rawx_local_writes_total{{result=\"{result}\"}}"
+    ))
+    .await
 }
 
 /// Every chunk of `h` answers an HTTP GET with the hash and size its record has.
@@ -100,15 +72,9 @@ async fn chunks_are_written_into_their_files() {
         chunks_match_their_records(&h).await;
     }
     let data = random(300_000);
-    let opts = oxio_sdk::PutOptions {
-        expected_len: Some(data.len() as u64),
-        policy: Some(StoragePolicy::Replicated { copies: 3 }),
-        ..Default::default()
-    };
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
+    let copies = Some(StoragePolicy::Replicated { copies: 3 });
     let h = grid
-        .sdk
-        .put_object("acct", "bkt", "rep", body, opts)
+        .put_with_policy("acct", "bkt", "rep", &data, copies)
         .await
         .unwrap();
     written += 3;

@@ -12,18 +12,11 @@ use oxio_proto::ConscienceClient;
 use oxio_sdk::rawx::RawxClient;
 use oxio_sdk::rebuild::RebuildOptions;
 use oxio_sdk::PutOptions;
-use oxio_tests::TestGrid;
-use rand::RngCore;
+use oxio_tests::{random_bytes as random, TestGrid};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 const DEAD: &str = "rawx-dead";
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
 
 /// Heartbeats a rawx `DEAD` at `addr` (nothing listens there) until aborted.
 fn fake_rawx(conscience: Vec<String>, addr: String) -> tokio::task::JoinHandle<()> {

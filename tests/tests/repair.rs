@@ -9,19 +9,12 @@ use oxio_common::StoragePolicy;
 use oxio_sdk::rawx::RawxClient;
 use oxio_sdk::rebuild::RebuildOptions;
 use oxio_sdk::PutOptions;
-use oxio_tests::TestGrid;
-use rand::RngCore;
+use oxio_tests::{random_bytes as random, TestGrid};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Size of the chunk file header: data starts here.
 const HEADER_BYTES: u64 = 4096;
-
-fn random(n: usize) -> Vec<u8> {
-    let mut v = vec![0u8; n];
-    rand::rng().fill_bytes(&mut v);
-    v
-}
 
 fn flip(path: &std::path::Path, offset: u64) {
     let mut raw = std::fs::read(path).unwrap();

@@ -234,3 +234,33 @@ pub fn volume_files(volume: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// Reads one reply line of a local socket (read or write), with the file descriptor
+/// that may ride on it.
+pub fn recv_line_with_fd(
+    s: &std::os::unix::net::UnixStream,
+) -> (String, Option<std::os::fd::OwnedFd>) {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut line = Vec::new();
+    let mut fd = None;
+    while !line.contains(&b'\n') {
+        let mut buf = [0u8; 1024];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = recvmsg(
+            s,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .unwrap();
+        assert!(msg.bytes > 0, "socket closed before the reply line");
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                fd = fds.into_iter().next().or(fd);
+            }
+        }
+        line.extend_from_slice(&buf[..msg.bytes]);
+    }
+    (String::from_utf8(line).unwrap(), fd)
+}
