@@ -219,9 +219,11 @@ async fn open(
         });
     }
     shared.volume.check_room(request.max_bytes)?;
+    // The writer writes the data; the rawx's own direct-write stage only ever holds
+    // the tail (less than one block), so one block is all it needs.
     let writer = shared
         .volume
-        .create(&id, attrs, Some(request.max_bytes))
+        .create(&id, attrs, Some(crate::direct::ALIGN as u64))
         .await?;
     let pending = Pending {
         segment_bytes: shared.volume.segment_bytes(),
