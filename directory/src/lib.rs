@@ -82,10 +82,29 @@ pub async fn start(config: DirectoryConfig, shutdown: CancellationToken) -> Resu
     use tracing::Instrument;
     config.validate()?;
     let span = tracing::info_span!("directory", node = config.node_id);
-    start_inner(config, shutdown).instrument(span).await
+    start_inner(config, None, shutdown).instrument(span).await
 }
 
-async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Result<Started> {
+/// As [`start`], serving on `listener` (already bound, so its port cannot be taken
+/// between reserving it and starting) instead of binding `config.listen`.
+pub async fn start_on(
+    config: DirectoryConfig,
+    listener: std::net::TcpListener,
+    shutdown: CancellationToken,
+) -> Result<Started> {
+    use tracing::Instrument;
+    config.validate()?;
+    let span = tracing::info_span!("directory", node = config.node_id);
+    start_inner(config, Some(listener), shutdown)
+        .instrument(span)
+        .await
+}
+
+async fn start_inner(
+    config: DirectoryConfig,
+    listener: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<Started> {
     let data_dir = config.data_dir.clone();
     let db = {
         let dir = data_dir.clone();
@@ -93,12 +112,18 @@ async fn start_inner(config: DirectoryConfig, shutdown: CancellationToken) -> Re
     };
     let db = Arc::new(db);
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = match listener {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)?
+        }
+        None => tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?,
+    };
     let addr = listener.local_addr()?;
     let metrics_listener = match config.metrics_listen {
         Some(m) => Some(metrics::bind(m).await?),

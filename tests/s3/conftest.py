@@ -33,9 +33,21 @@ def _ports_free(base, rawx):
     return True
 
 
+def _ephemeral_start():
+    """First port the kernel hands out to port-0 binds and outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_base(rawx=6):
+    # Below the ephemeral range, so that no outgoing connection or port-0 listener
+    # takes a grid's port while the grid (re)starts.
+    top = max(10010, _ephemeral_start() - 210 - rawx)
     for _ in range(200):
-        base = random.randrange(20000, 40000, 10)
+        base = random.randrange(10000, top, 10)
         if _ports_free(base, rawx):
             return base
     raise RuntimeError("no free port range found")

@@ -473,7 +473,9 @@ pub struct DirectoryNodes {
     pub stop: CancellationToken,
     /// The conscience's address.
     pub conscience: String,
-    ports: Vec<std::net::SocketAddr>,
+    /// Node `i`'s listener, bound from the start (so no other socket takes its
+    /// port before the node starts) and handed to it by [`DirectoryNodes::start`].
+    listeners: std::sync::Mutex<Vec<Option<std::net::TcpListener>>>,
     /// Every node's address, node `i` (from 1) at `peers[i - 1]`.
     pub peers: Vec<String>,
 }
@@ -496,17 +498,15 @@ impl DirectoryNodes {
         let listeners: Vec<std::net::TcpListener> = (0..n)
             .map(|_| std::net::TcpListener::bind(any).expect("directory test grid"))
             .collect();
-        let ports: Vec<std::net::SocketAddr> = listeners
+        let peers = listeners
             .iter()
-            .map(|l| l.local_addr().expect("directory test grid"))
+            .map(|l| l.local_addr().expect("directory test grid").to_string())
             .collect();
-        drop(listeners);
-        let peers = ports.iter().map(|p| p.to_string()).collect();
         DirectoryNodes {
             tmp,
             stop,
             conscience: conscience.addr.to_string(),
-            ports,
+            listeners: std::sync::Mutex::new(listeners.into_iter().map(Some).collect()),
             peers,
         }
     }
@@ -515,13 +515,20 @@ impl DirectoryNodes {
     pub async fn start(&self, id: u64, auto_grow: Duration) {
         let mut cfg =
             oxio_directory::DirectoryConfig::new(id, self.tmp.path().join(format!("d{id}")));
-        cfg.listen = self.ports[id as usize - 1];
+        let listener = self
+            .listeners
+            .lock()
+            .expect("directory test grid")
+            .get_mut(id as usize - 1)
+            .and_then(Option::take)
+            .expect("each directory test node starts once");
+        cfg.listen = listener.local_addr().expect("directory test grid");
         cfg.peers = self.peers.clone();
         cfg.conscience = vec![self.conscience.clone()];
         cfg.heartbeat_interval = Duration::from_millis(200);
         cfg.auto_grow_interval = auto_grow;
         cfg.location = format!("local.rack1.host{id}.meta");
-        oxio_directory::start(cfg, self.stop.child_token())
+        oxio_directory::start_on(cfg, listener, self.stop.child_token())
             .await
             .expect("directory test grid");
     }
