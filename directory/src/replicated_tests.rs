@@ -141,10 +141,11 @@ async fn three_nodes_bootstrap_serve_fail_over_and_catch_up() {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut n1 = start_node(1, tmp.path().join("n1"), any).await;
     let mut n2 = start_node(2, tmp.path().join("n2"), any).await;
-    // A listed node that is down: its port was bound once and released.
-    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A listed node that is down: its port is bound but nothing listens (so no other
+    // socket takes it during the test), and every connection is refused.
+    let gone = tokio::net::TcpSocket::new_v4().unwrap();
+    gone.bind(any).unwrap();
     let gone_addr = gone.local_addr().unwrap().to_string();
-    drop(gone);
 
     // Two nodes up for three replicas: refused, naming what is missing.
     let down = GroupMember {

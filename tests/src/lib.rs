@@ -36,6 +36,18 @@ pub struct TestGrid {
     local_read_dir: Option<std::path::PathBuf>,
 }
 
+/// A loopback address where every connection is refused, for as long as the returned
+/// socket lives: it is bound there but never listens, so no other socket (a later
+/// port-0 listener of the same test, say) can take the port meanwhile.
+pub fn refused_addr() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("refused address: socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("refused address: bind");
+    let addr = socket.local_addr().expect("refused address");
+    (socket, addr)
+}
+
 /// `n` random bytes.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     use rand::RngCore;

@@ -51,11 +51,8 @@ fn fake_rawx(conscience: Vec<String>, addr: String) -> tokio::task::JoinHandle<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_fragments_are_completed() {
     let mut grid = TestGrid::start(5).await.unwrap();
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
-    let fake = fake_rawx(grid.conscience_addrs(), refused);
+    let (_held, refused) = oxio_tests::refused_addr();
+    let fake = fake_rawx(grid.conscience_addrs(), refused.to_string());
     grid.wait_rawx_up(6).await.unwrap();
     grid.sdk.create_account("acct").await.unwrap();
     grid.sdk.create_container("acct", "bkt").await.unwrap();
