@@ -1,9 +1,11 @@
 //! Shared vocabulary of oxio: identifiers (container, content and chunk ids), service
 //! locations and their distance, storage policies, byte sizes and the error type for
 //! parsing them, the names and messages of the local-read and local-write sockets
-//! ([`local_read`], [`local_write`]) and the checksums of chunk data ([`segments`]). No async runtime and no I/O live here, so
-//! every crate can depend on it.
+//! ([`local_read`], [`local_write`]), the checksums of chunk data ([`segments`]) and
+//! the aligned buffers of direct transfers ([`aligned`]). No async runtime and no I/O
+//! live here, so every crate can depend on it.
 
+pub mod aligned;
 pub mod error;
 pub mod ids;
 pub mod local_read;

@@ -12,10 +12,8 @@
 
 use compio::buf::{IntoInner, IoBuf, IoBufMut, SetLen};
 use compio::fs::File;
-use std::alloc::Layout;
 use std::io;
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 
 /// Alignment of direct transfers: address, length and offset.
 pub const ALIGN: usize = 4096;
@@ -30,116 +28,48 @@ pub fn align_down(n: u64) -> u64 {
     n / ALIGN as u64 * ALIGN as u64
 }
 
-/// A fixed-capacity heap buffer whose start is aligned to [`ALIGN`], usable as a
-/// compio I/O buffer.
-pub struct AlignedBuf {
-    ptr: NonNull<u8>,
-    len: usize,
-    layout: Layout,
-}
-
-// SAFETY: the buffer owns its allocation exclusively (like a `Vec<u8>`); nothing
-// else holds the pointer.
-unsafe impl Send for AlignedBuf {}
-// SAFETY: shared references only read initialised bytes.
-unsafe impl Sync for AlignedBuf {}
+/// A heap buffer aligned to [`ALIGN`] ([`oxio_common::aligned::AlignedBuf`]), usable
+/// as a compio I/O buffer.
+#[derive(Debug)]
+pub struct AlignedBuf(oxio_common::aligned::AlignedBuf);
 
 impl AlignedBuf {
     /// An empty buffer with room for `capacity` bytes, rounded up to [`ALIGN`]
     /// (at least one block).
     pub fn with_capacity(capacity: usize) -> io::Result<Self> {
-        let cap = (align_up(capacity.max(1) as u64)) as usize;
-        let layout = Layout::from_size_align(cap, ALIGN)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: `layout` has a non-zero size.
-        let raw = unsafe { std::alloc::alloc(layout) };
-        let ptr = NonNull::new(raw).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::OutOfMemory, "aligned buffer allocation")
-        })?;
-        Ok(AlignedBuf {
-            ptr,
-            len: 0,
-            layout,
-        })
-    }
-
-    /// Bytes the buffer can hold.
-    pub fn capacity(&self) -> usize {
-        self.layout.size()
-    }
-
-    /// Initialised bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when no byte is initialised.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Forgets the content.
-    pub fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    /// Appends as much of `src` as fits; returns how many bytes were taken.
-    pub fn push(&mut self, src: &[u8]) -> usize {
-        let n = src.len().min(self.capacity() - self.len);
-        // SAFETY: `len + n <= capacity`, the regions cannot overlap (`src` is not
-        // inside our unique allocation's uninitialised tail).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(self.len), n);
-        }
-        self.len += n;
-        n
-    }
-
-    /// Appends zeros up to the next multiple of [`ALIGN`] (the capacity is one).
-    pub fn pad_to_align(&mut self) {
-        let target = (align_up(self.len as u64) as usize).min(self.capacity());
-        // SAFETY: `target <= capacity`.
-        unsafe {
-            std::ptr::write_bytes(self.ptr.as_ptr().add(self.len), 0, target - self.len);
-        }
-        self.len = target;
+        oxio_common::aligned::AlignedBuf::with_capacity(capacity, ALIGN).map(AlignedBuf)
     }
 }
 
-impl std::fmt::Debug for AlignedBuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .field("capacity", &self.capacity())
-            .finish()
+impl std::ops::Deref for AlignedBuf {
+    type Target = oxio_common::aligned::AlignedBuf;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `with_capacity` with this very layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+impl std::ops::DerefMut for AlignedBuf {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
 impl IoBuf for AlignedBuf {
     fn as_init(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes are initialised.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        self.0.as_ref()
     }
 }
 
 impl SetLen for AlignedBuf {
     unsafe fn set_len(&mut self, len: usize) {
-        debug_assert!(len <= self.capacity());
-        self.len = len;
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.set_len(len) }
     }
 }
 
 impl IoBufMut for AlignedBuf {
     fn as_uninit(&mut self) -> &mut [MaybeUninit<u8>] {
-        // SAFETY: the allocation is `capacity` bytes and ours alone.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast(), self.layout.size()) }
+        self.0.as_uninit()
     }
 }
 

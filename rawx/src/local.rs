@@ -17,7 +17,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use std::io::{ErrorKind, IoSlice, Read};
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -247,22 +247,34 @@ fn send_reply(
     file: Option<&std::fs::File>,
 ) -> std::io::Result<()> {
     let line = reply.encode();
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = file.map(|f| [f.as_fd()]);
-    if let Some(fds) = &fds {
-        if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-            return Err(std::io::Error::other("ancillary buffer too small"));
-        }
-    }
     let bytes = line.as_bytes();
     // The file rides on the first byte; the rest of a short write follows plainly.
-    let sent = sendmsg(
+    let sent = send_with_fd(stream, bytes, file.map(|f| f.as_fd()), SendFlags::empty())?;
+    let mut s = stream;
+    std::io::Write::write_all(&mut s, &bytes[sent..])
+}
+
+/// One `sendmsg` of `bytes` on a local socket with `fd` attached (the local-read and
+/// local-write replies); `flags` are added to `MSG_NOSIGNAL`. Returns the bytes sent.
+pub(crate) fn send_with_fd(
+    stream: impl AsFd,
+    bytes: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    flags: SendFlags,
+) -> rustix::io::Result<usize> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = fd.map(|f| [f]);
+    if let Some(fds) = &fds {
+        if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            // The buffer is sized for exactly one descriptor: cannot happen.
+            return Err(rustix::io::Errno::NOBUFS);
+        }
+    }
+    sendmsg(
         stream,
         &[IoSlice::new(bytes)],
         &mut control,
-        SendFlags::NOSIGNAL,
-    )?;
-    let mut s = stream;
-    std::io::Write::write_all(&mut s, &bytes[sent..])
+        SendFlags::NOSIGNAL | flags,
+    )
 }

@@ -14,6 +14,7 @@
 use crate::error::{Error, Result};
 use crate::format::{parse_chunk_id, ChunkAttrs};
 use crate::handler::Shared;
+use crate::local::send_with_fd;
 use crate::server::until_stopped;
 use crate::store::ChunkWriter;
 use compio::buf::BufResult;
@@ -22,9 +23,7 @@ use compio::net::UnixStream;
 use oxio_common::local_write::{
     bindable_socket_path, Commit, Pending, Reply, WriteRequest, MAX_LINE_BYTES,
 };
-use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
+use rustix::net::SendFlags;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -318,20 +317,9 @@ async fn send(stream: &UnixStream, reply: &Reply, fd: Option<OwnedFd>) -> Result
     let mut sent = 0;
     // Bounded: each pass sends bytes, or waits a millisecond until the deadline.
     while sent < bytes.len() {
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        let fds = fd.as_ref().filter(|_| sent == 0).map(|f| [f.as_fd()]);
-        if let Some(fds) = &fds {
-            if !control.push(SendAncillaryMessage::ScmRights(fds)) {
-                return Err(Error::Runtime("ancillary buffer too small".into()));
-            }
-        }
-        match sendmsg(
-            stream,
-            &[IoSlice::new(&bytes[sent..])],
-            &mut control,
-            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-        ) {
+        // The file rides on the first byte.
+        let attached = fd.as_ref().filter(|_| sent == 0).map(|f| f.as_fd());
+        match send_with_fd(stream, &bytes[sent..], attached, SendFlags::DONTWAIT) {
             Ok(n) => sent += n,
             Err(rustix::io::Errno::AGAIN) if std::time::Instant::now() < deadline => {
                 compio::time::sleep(Duration::from_millis(1)).await;

@@ -48,17 +48,10 @@ fn write_and_commit_message(file: &std::fs::File, pending: &Pending, data: &[u8]
     let align = pending.align as usize;
     let whole = data.len() / align * align;
     if whole > 0 {
-        let layout = std::alloc::Layout::from_size_align(whole, align).unwrap();
-        // SAFETY: non-zero size; freed below with the same layout.
-        let ptr = unsafe { std::alloc::alloc(layout) };
-        assert!(!ptr.is_null());
-        // SAFETY: `ptr` holds `whole` writable bytes.
-        let buf = unsafe { std::slice::from_raw_parts_mut(ptr, whole) };
-        buf.copy_from_slice(&data[..whole]);
-        let n = rustix::io::pwrite(file, buf, pending.data_offset).unwrap();
+        let mut buf = oxio_common::aligned::AlignedBuf::with_capacity(whole, align).unwrap();
+        buf.push(&data[..whole]);
+        let n = rustix::io::pwrite(file, buf.as_ref(), pending.data_offset).unwrap();
         assert_eq!(n, whole);
-        // SAFETY: allocated above with `layout`.
-        unsafe { std::alloc::dealloc(ptr, layout) };
     }
     let mut h = oxio_common::segments::SegmentHasher::new(pending.segment_bytes);
     h.update(data);

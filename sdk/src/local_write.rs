@@ -6,13 +6,14 @@
 //!
 //! The pending file comes open with `O_DIRECT` when the rawx writes directly: data
 //! goes out in whole aligned blocks, from the shard's own buffer when it is aligned,
-//! else through an aligned copy. Writes run on tokio's blocking pool. Any failure
+//! else through an aligned copy ([`AlignedBuf`]). Writes run on tokio's blocking pool. Any failure
 //! before the rawx handed its file over leaves the chunk to the HTTP PUT; a failure
 //! after fails the chunk, as a broken PUT would (the rawx removes the pending file
 //! when the connection ends without a commit).
 
 use crate::local::request;
 use bytes::Bytes;
+use oxio_common::aligned::AlignedBuf;
 use oxio_common::local_write::{socket_path, Commit, Pending, Reply, WriteRequest, MAX_LINE_BYTES};
 use oxio_common::segments::SegmentHasher;
 use std::path::Path;
@@ -147,10 +148,10 @@ impl LocalChunkWrite {
                 self.carry.extend_from_slice(&data);
                 return Ok(());
             }
-            let mut joined = AlignedBuf::new(whole, align)?;
-            let from_carry = self.carry.len().min(whole);
-            joined.as_mut()[..from_carry].copy_from_slice(&self.carry[..from_carry]);
-            joined.as_mut()[from_carry..].copy_from_slice(&data[..whole - from_carry]);
+            let mut joined = AlignedBuf::with_capacity(whole, align)
+                .map_err(|e| format!("aligned buffer: {e}"))?;
+            let from_carry = joined.push(&self.carry[..self.carry.len().min(whole)]);
+            joined.push(&data[..whole - from_carry]);
             let mut rest = self.carry.split_off(from_carry);
             rest.extend_from_slice(&data[whole - from_carry..]);
             self.carry = rest;
@@ -243,50 +244,4 @@ fn write_all_at(file: &std::fs::File, bufs: &[Bytes], offset: u64) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// A zeroed heap buffer whose start is aligned to a power of two (for `O_DIRECT`).
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    layout: std::alloc::Layout,
-}
-
-// SAFETY: the buffer is owned and plain bytes.
-unsafe impl Send for AlignedBuf {}
-unsafe impl Sync for AlignedBuf {}
-
-impl AlignedBuf {
-    fn new(len: usize, align: usize) -> Result<Self, String> {
-        let layout = std::alloc::Layout::from_size_align(len.max(1), align)
-            .map_err(|e| format!("aligned buffer: {e}"))?;
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = std::ptr::NonNull::new(ptr).ok_or("out of memory for an aligned buffer")?;
-        Ok(AlignedBuf { ptr, layout })
-    }
-
-    fn len(&self) -> usize {
-        self.layout.size()
-    }
-}
-
-impl AsRef<[u8]> for AlignedBuf {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` holds `len` initialised (zeroed, then written) bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
-    }
-}
-
-impl AsMut<[u8]> for AlignedBuf {
-    fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as `as_ref`, and `self` is borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len()) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout, freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
 }
