@@ -424,7 +424,7 @@ pub fn list_uploads(
     max: u32,
 ) -> Result<UploadsPage> {
     let limit = page_size(max);
-    let mut cursor = view.cursor(&sm::upload_order_of(cid));
+    let mut cursor = view.cursor_within(&sm::upload_order_of(cid), prefix.as_bytes());
     // Where to start, and the exact entry to skip when it is the marker itself.
     let mut skip: Option<Vec<u8>> = None;
     let mut seek = prefix.as_bytes().to_vec();

@@ -651,7 +651,8 @@ impl Directory for DirectoryService {
         {
             return Err(Status::not_found("no such container"));
         }
-        let mut cursor = view.cursor(&crate::keys::sm::contents_of(&cid));
+        let mut cursor =
+            view.cursor_within(&crate::keys::sm::contents_of(&cid), req.prefix.as_bytes());
         let params = ListParams {
             prefix: &req.prefix,
             delimiter: &req.delimiter,

@@ -53,9 +53,20 @@ impl<'a> SmView<'a> {
     /// A cursor over the sub-keys starting with `prefix`; keys it yields have the prefix
     /// removed.
     pub fn cursor(&self, prefix: &[u8]) -> Cursor<'a> {
+        self.cursor_within(prefix, b"")
+    }
+
+    /// As [`SmView::cursor`] (keys yielded without `prefix`), but ending after the
+    /// keys that start with `prefix + within`. The store stops there itself: a walk
+    /// past the last such key does not step over the deletion markers that follow it
+    /// (keys deleted but not yet compacted away), which a cursor bounded only by
+    /// `prefix` reads one by one before it finds the next live key or the end.
+    pub fn cursor_within(&self, prefix: &[u8], within: &[u8]) -> Cursor<'a> {
         let full = keys::named(keys::SM_DATA, self.group, prefix);
+        let mut bound = full.clone();
+        bound.extend_from_slice(within);
         let mut ro = ReadOptions::default();
-        if let Some(end) = keys::prefix_end(&full) {
+        if let Some(end) = keys::prefix_end(&bound) {
             ro.set_iterate_upper_bound(end);
         }
         let it = self.db.raw_iterator_opt(ro);
@@ -192,5 +203,70 @@ impl<'a> Overlay<'a> {
             }
         }
         b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
+
+    /// Deletion markers the store stepped over while `walk` ran (this thread).
+    fn deletes_skipped(walk: impl FnOnce()) -> u64 {
+        set_perf_stats(PerfStatsLevel::EnableCount);
+        let mut ctx = PerfContext::default();
+        ctx.reset();
+        walk();
+        let n = ctx.metric(PerfMetric::InternalDeleteSkippedCount);
+        set_perf_stats(PerfStatsLevel::Disable);
+        n
+    }
+
+    /// Every key under `start` through the end of the cursor.
+    fn walk_all(mut cursor: Cursor<'_>, start: &[u8]) -> Vec<Vec<u8>> {
+        cursor.seek(start);
+        let mut keys = Vec::new();
+        while let Some((k, _)) = cursor.current() {
+            keys.push(k.to_vec());
+            cursor.next();
+        }
+        cursor.status().unwrap();
+        keys
+    }
+
+    #[test]
+    fn a_cursor_within_a_prefix_stops_before_the_deleted_keys_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::node::open_db(dir.path()).unwrap();
+        let mut put = Overlay::new(&db, 7);
+        for i in 0..10 {
+            put.put(format!("ct/a/{i:04}").into_bytes(), b"v".to_vec());
+        }
+        for i in 0..5000 {
+            put.put(format!("ct/b/{i:04}").into_bytes(), b"v".to_vec());
+        }
+        db.write(put.into_batch()).unwrap();
+        let mut del = Overlay::new(&db, 7);
+        for i in 0..5000 {
+            del.delete(format!("ct/b/{i:04}").into_bytes());
+        }
+        db.write(del.into_batch()).unwrap();
+        let view = SmView::new(&db, 7);
+        let wanted: Vec<Vec<u8>> = (0..10).map(|i| format!("a/{i:04}").into_bytes()).collect();
+
+        // Bounded by the container only: after the last "a/" key the walk steps over
+        // every deleted "b/" key to find that nothing follows.
+        let mut got = Vec::new();
+        let skipped = deletes_skipped(|| got = walk_all(view.cursor(b"ct/"), b"a/"));
+        assert_eq!(got, wanted);
+        assert!(skipped >= 5000, "{skipped} deletion markers skipped");
+
+        let mut got = Vec::new();
+        let skipped = deletes_skipped(|| got = walk_all(view.cursor_within(b"ct/", b"a/"), b"a/"));
+        assert_eq!(
+            got, wanted,
+            "keys are still yielded without the outer prefix"
+        );
+        assert_eq!(skipped, 0, "the walk ends at the prefix's bound");
     }
 }

@@ -161,8 +161,8 @@ pub fn list_versions(
     let mut w = Walk {
         view: *view,
         cid,
-        current: view.cursor(&sm::contents_of(cid)),
-        older: view.cursor(&versions::versions_of_container(cid)),
+        current: view.cursor_within(&sm::contents_of(cid), prefix),
+        older: view.cursor_within(&versions::versions_of_container(cid), prefix),
         reply: ListContentVersionsReply::default(),
         max,
         count: 0,
