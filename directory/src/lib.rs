@@ -79,10 +79,7 @@ pub struct Started {
 /// shuts the Raft instances down cleanly (so a restart in the same process and data
 /// directory works).
 pub async fn start(config: DirectoryConfig, shutdown: CancellationToken) -> Result<Started> {
-    use tracing::Instrument;
-    config.validate()?;
-    let span = tracing::info_span!("directory", node = config.node_id);
-    start_inner(config, None, shutdown).instrument(span).await
+    start_with(config, None, shutdown).await
 }
 
 /// As [`start`], serving on `listener` (already bound, so its port cannot be taken
@@ -92,10 +89,19 @@ pub async fn start_on(
     listener: std::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<Started> {
+    start_with(config, Some(listener), shutdown).await
+}
+
+/// Validates `config` and starts the node inside its tracing span.
+async fn start_with(
+    config: DirectoryConfig,
+    listener: Option<std::net::TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<Started> {
     use tracing::Instrument;
     config.validate()?;
     let span = tracing::info_span!("directory", node = config.node_id);
-    start_inner(config, Some(listener), shutdown)
+    start_inner(config, listener, shutdown)
         .instrument(span)
         .await
 }

@@ -130,10 +130,6 @@ pub fn open_db(data_dir: &Path) -> Result<DB> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    // Deleted objects leave deletion markers that listings step over until compaction
-    // drops them: a table file where they are dense (64 in any 128 entries, or half of
-    // the file) is compacted soon rather than when its level fills up.
-    opts.add_compact_on_deletion_collector_factory(128, 64, 0.5);
     Ok(DB::open(&opts, path)?)
 }
 
