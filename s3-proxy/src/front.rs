@@ -103,6 +103,33 @@ pub fn presigned_expiry_error(query: &str) -> Option<S3Error> {
     }
 }
 
+/// Most bytes a request's header section may hold (each header counted as
+/// `name: value` and its line end), twice the 8 KiB S3 documents for a PUT. hyper
+/// buffers up to [`crate::server::CONN_BUF_BYTES`] of request head; this is the
+/// limit a client meets.
+pub const MAX_HEADER_SECTION_BYTES: usize = 16 * 1024;
+
+/// `RequestHeaderSectionTooLarge` (400) when `headers` hold more than
+/// [`MAX_HEADER_SECTION_BYTES`].
+pub fn header_section_error(headers: &http::HeaderMap) -> Option<S3Error> {
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if bytes <= MAX_HEADER_SECTION_BYTES {
+        return None;
+    }
+    let mut e = S3Error::with_message(
+        S3ErrorCode::Custom("RequestHeaderSectionTooLarge".into()),
+        format!(
+            "Your request header section exceeds the maximum allowed size: \
+             {bytes} bytes, at most {MAX_HEADER_SECTION_BYTES}"
+        ),
+    );
+    e.set_status_code(StatusCode::BAD_REQUEST);
+    Some(e)
+}
+
 /// Where the access hook writes the S3 operation s3s resolved for a request.
 #[derive(Clone, Debug, Default)]
 struct OperationSlot(Arc<OnceLock<String>>);
@@ -120,6 +147,9 @@ impl S3Access for RecordOperation {
         let name = cx.s3_op().name().to_string();
         if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
             let _ = slot.0.set(name);
+        }
+        if let Some(e) = header_section_error(cx.headers()) {
+            return Err(e);
         }
         if let Some(e) = cx.uri().query().and_then(presigned_expiry_error) {
             return Err(e);
@@ -337,6 +367,19 @@ mod tests {
         }
         let e = presigned_expiry_error(&q("604801")).unwrap();
         assert!(e.message().unwrap_or_default().contains("604800"));
+    }
+
+    #[test]
+    fn a_header_section_over_the_limit_is_refused() {
+        let mut headers = http::HeaderMap::new();
+        // "x-big: " + value + line end: 9 bytes around the value.
+        let fill = MAX_HEADER_SECTION_BYTES - "x-big".len() - 4;
+        headers.insert("x-big", HeaderValue::from_str(&"v".repeat(fill)).unwrap());
+        assert!(header_section_error(&headers).is_none(), "at the limit");
+        headers.insert("x-one", HeaderValue::from_static(""));
+        let e = header_section_error(&headers).expect("over the limit");
+        assert_eq!(e.code().as_str(), "RequestHeaderSectionTooLarge");
+        assert_eq!(e.status_code(), Some(StatusCode::BAD_REQUEST));
     }
 
     fn req(uri: &str, auth: bool) -> Request<()> {

@@ -69,6 +69,15 @@ pub fn build_service(
     Ok(builder.build())
 }
 
+/// Largest buffer of one HTTP/1 connection, each way: hyper queues response body
+/// pieces up to this many bytes and sends them in one `writev`, and reads request
+/// bytes in reads up to this size. Hyper's default (about 400 KiB) cut a large GET
+/// into `writev`s of 0.5 to 1 MiB, each waking the client again; with this buffer and
+/// 16 pieces queued by the reader, a pinned 16 MiB GET cost the gateway 418 instead
+/// of 511 ms of CPU per GiB (docs/performance.md). Request headers are limited to
+/// [`crate::front::MAX_HEADER_SECTION_BYTES`] by the access check.
+pub const CONN_BUF_BYTES: usize = 4 * 1024 * 1024;
+
 /// Binds and serves until `shutdown` is cancelled.
 pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -> Result<Started> {
     let listener = TcpListener::bind(config.listen)
@@ -105,7 +114,8 @@ pub async fn start(config: S3Config, sdk: Client, shutdown: CancellationToken) -
             let service = service.clone();
             let stop = conns.clone();
             tokio::spawn(async move {
-                let builder = ConnBuilder::new(TokioExecutor::new());
+                let mut builder = ConnBuilder::new(TokioExecutor::new());
+                builder.http1().max_buf_size(CONN_BUF_BYTES);
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 tokio::pin!(conn);
                 tokio::select! {

@@ -392,6 +392,25 @@ def test_user_metadata_limit(s3, bucket):
     assert code(e) == "MetadataTooLarge"
 
 
+def test_header_section_limit(grid, s3, bucket):
+    # 16 KiB of headers at most: a signed PUT carrying 20 KiB of metadata is refused
+    # for its headers before the metadata is looked at, and nothing is stored.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="h", Body=b"no", Metadata={"big": "v" * 20000})
+    assert code(e) == "RequestHeaderSectionTooLarge" and status(e) == 400
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="h")
+    # The same for an unsigned request.
+    u = urllib.parse.urlsplit(grid.endpoint)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("GET", f"/{bucket}/h", headers={"X-Filler": "f" * 20000})
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 400, body
+    assert "<Code>RequestHeaderSectionTooLarge</Code>" in body
+
+
 def test_single_put_over_5_gib_refused_before_the_body(grid, s3, bucket):
     url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "huge"}, ExpiresIn=300)
     u = urllib.parse.urlsplit(url)
