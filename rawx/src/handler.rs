@@ -114,6 +114,7 @@ pub async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
         );
         span.in_scope(|| {
             tracing::info!(
+                target: oxio_common::ACCESS_LOG_TARGET,
                 status = wire.status.unwrap_or(0),
                 bytes_in = wire.bytes_in,
                 bytes_out = wire.bytes_out,

@@ -13,7 +13,8 @@
 //! state and corrupt chunks, JSON) and `POST /scrub` (start a pass now: `202`, or
 //! `409` when one is running). A request may carry
 //! `x-oxio-request-id` (the id of the client request it serves): it is recorded in
-//! the request's `rawx_request` span and in the info-level access line. With a
+//! the request's `rawx_request` span and in the access line (target
+//! [`oxio_common::ACCESS_LOG_TARGET`], off by default). With a
 //! local-read folder, readers on the same host may also open chunk files through a
 //! Unix socket ([`local`]) and read them without the TCP hop, and writers on the same
 //! host may write a new chunk's data into its pending file themselves
