@@ -119,11 +119,17 @@ read -r OXIO_BASE WEED_BASE NULL_BASE OXIO_PIN_BASE WEED_PIN_BASE NULL_PIN_BASE 
   <<<"$(python3 "$SCRIPTS/bench_peer.py" ports 6)"
 PIN=(taskset -c 0)
 
-wait_line() { # FILE PATTERN PID WHAT
+wait_line() { # FILE PATTERN PID WHAT; returns 1 (after saying why) when not ready
   local deadline=$((SECONDS + START_DEADLINE_S))
   until grep -q "$2" "$1" 2>/dev/null; do
-    kill -0 "$3" 2>/dev/null || die "$4 exited while starting; see its log above"
-    [ $SECONDS -lt $deadline ] || die "$4 not ready after ${START_DEADLINE_S}s"
+    if ! kill -0 "$3" 2>/dev/null; then
+      printf 'bench-vs-peer: %s exited while starting; the end of its log:\n' "$4" >&2
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      printf 'bench-vs-peer: %s not ready after %ss; the end of its log:\n' "$4" "$START_DEADLINE_S" >&2
+      return 1
+    fi
     sleep 0.5
   done
 }
@@ -214,7 +220,7 @@ start_null() { # NAME PORT [LAUNCHER...]; sets STARTED_PID
   "$@" python3 "$SCRIPTS/null_s3.py" --port "$port" >"$TMP/$name.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
-  wait_line "$TMP/$name.log" "null-s3 ready" "$STARTED_PID" "null_s3.py $name"
+  wait_line "$TMP/$name.log" "null-s3 ready" "$STARTED_PID" "null_s3.py $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
 }
 start_null null "$NULL_BASE"
 NULL_PID=$STARTED_PID
