@@ -119,16 +119,18 @@ read -r OXIO_BASE WEED_BASE NULL_BASE OXIO_PIN_BASE WEED_PIN_BASE NULL_PIN_BASE 
   <<<"$(python3 "$SCRIPTS/bench_peer.py" ports 6)"
 PIN=(taskset -c 0)
 
-wait_line() { # FILE PATTERN PID WHAT; returns 1 (after saying why) when not ready
-  local deadline=$((SECONDS + START_DEADLINE_S))
+wait_line() { # FILE PATTERN PID WHAT LOG; exits with the end of LOG when not ready
+  local deadline=$((SECONDS + START_DEADLINE_S)) why=""
   until grep -q "$2" "$1" 2>/dev/null; do
     if ! kill -0 "$3" 2>/dev/null; then
-      printf 'bench-vs-peer: %s exited while starting; the end of its log:\n' "$4" >&2
-      return 1
+      why="exited while starting"
+    elif [ $SECONDS -ge $deadline ]; then
+      why="not ready after ${START_DEADLINE_S}s"
     fi
-    if [ $SECONDS -ge $deadline ]; then
-      printf 'bench-vs-peer: %s not ready after %ss; the end of its log:\n' "$4" "$START_DEADLINE_S" >&2
-      return 1
+    if [ -n "$why" ]; then
+      printf 'bench-vs-peer: %s %s; the end of its log:\n' "$4" "$why" >&2
+      tail -20 "$5" >&2
+      exit 1
     fi
     sleep 0.5
   done
@@ -152,7 +154,7 @@ start_oxiod() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
   "$@" "$OXIOD" dev --data "$TMP/$name" --port-base "$base" >"$TMP/$name.out" 2>"$TMP/$name.log" &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
-  wait_line "$TMP/$name.out" "oxio dev grid ready" "$STARTED_PID" "oxiod dev $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
+  wait_line "$TMP/$name.out" "oxio dev grid ready" "$STARTED_PID" "oxiod dev $name" "$TMP/$name.log"
 }
 dev_env() { # NAME: prints the grid's endpoint, access key and secret key
   (. "$TMP/$1/dev.env" && echo "$AWS_ENDPOINT_URL $AWS_ACCESS_KEY_ID $AWS_SECRET_ACCESS_KEY")
@@ -187,7 +189,7 @@ start_weed() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
     >"$TMP/$name.log" 2>&1) &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
-  wait_line "$TMP/$name.log" "Start Seaweed S3 API Server" "$STARTED_PID" "weed server $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
+  wait_line "$TMP/$name.log" "Start Seaweed S3 API Server" "$STARTED_PID" "weed server $name" "$TMP/$name.log"
 }
 weed_fsync() { # BASE
   local deadline=$((SECONDS + 60))
@@ -220,7 +222,7 @@ start_null() { # NAME PORT [LAUNCHER...]; sets STARTED_PID
   "$@" python3 "$SCRIPTS/null_s3.py" --port "$port" >"$TMP/$name.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
-  wait_line "$TMP/$name.log" "null-s3 ready" "$STARTED_PID" "null_s3.py $name" || { tail -20 "$TMP/$name.log" >&2; exit 1; }
+  wait_line "$TMP/$name.log" "null-s3 ready" "$STARTED_PID" "null_s3.py $name" "$TMP/$name.log"
 }
 start_null null "$NULL_BASE"
 NULL_PID=$STARTED_PID

@@ -289,19 +289,14 @@ impl Front {
         };
         let status = resp.status().as_u16();
         self.metrics.observe(&operation, status, elapsed);
-        let micros = elapsed.as_micros() as u64;
         span.in_scope(|| {
             tracing::info!(
                 target: oxio_common::ACCESS_LOG_TARGET,
                 operation,
                 status,
-                micros,
+                micros = elapsed.as_micros() as u64,
                 "s3 access"
-            );
-            // Logged whatever the access lines' filter: a server error is never silent.
-            if status >= 500 {
-                tracing::warn!(operation, status, micros, "s3 server error");
-            }
+            )
         });
         let headers = resp.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&request_id) {

@@ -115,13 +115,16 @@ def test_bucket_policy_set_unset_and_unplaceable(grid, s3, bucket):
             code = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
             break
     assert code == ("ServiceUnavailable", 503)
-    # A server error is logged even though the default filter leaves out access lines.
+    # A server error is logged, with its cause, even though the default filter leaves
+    # out access lines.
     from test_cli import wait_until
+
+    path = f"/{bucket}/ec84".encode()
 
     def logged():
         with open(grid.log_path, "rb") as f:
             lines = f.read().splitlines()
-        return [l for l in lines if b"s3 server error" in l and b"status=503" in l and b"PutObject" in l]
+        return [l for l in lines if b"request failed" in l and b"ERROR" in l and b"method=PUT" in l and path in l]
 
     wait_until("the 503 of the PUT in the grid's log", logged, 10)
     assert "ec84" not in policies(grid, bucket)
