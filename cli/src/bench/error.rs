@@ -15,9 +15,6 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
-    /// The HTTP client could not be built.
-    #[error("building the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
     /// Setting up the target (bucket, in-process rawx) failed.
     #[error("{what}: {detail}")]
     Setup {

@@ -1,9 +1,18 @@
-//! The HTTP side shared by the S3 and rawx workloads: one pooled client with
+//! The HTTP side shared by the S3 and rawx workloads: one pooled hyper client with
 //! TCP_NODELAY and timeouts, error classification, and bounded body reads that check
 //! the size (and optionally the bytes) of what comes back.
+//!
+//! The client is hyper's own pool, not `reqwest`: reqwest parses each response's URL
+//! again (about a tenth of the client's CPU per 4 KiB GET), which a load generator
+//! sharing the machine with the server under test cannot spare.
 
-use super::error::{Error, Result};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Longest wait for a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -12,33 +21,171 @@ const ERROR_BODY_BYTES: usize = 8 * 1024;
 /// Longest error code kept.
 const MAX_CODE_CHARS: usize = 64;
 
-/// A pooled client for `concurrency` requests in flight, each bounded by `timeout`.
-pub fn client(concurrency: usize, timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
+/// A pooled client for `concurrency` requests in flight, each bounded by `timeout`
+/// (sending it and reading its whole answer).
+pub fn client(concurrency: usize, timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(concurrency)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(timeout)
-        .build()
-        .map_err(Error::Client)
+        .build(connector);
+    HttpClient { inner, timeout }
+}
+
+/// The bench's HTTP/1 client.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpClient {
+    /// A GET of `url`.
+    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
+        self.request(Method::GET, url.as_ref())
+    }
+
+    /// A PUT of `url` (empty body unless given one).
+    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
+        self.request(Method::PUT, url.as_ref())
+    }
+
+    /// A DELETE of `url`.
+    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
+        self.request(Method::DELETE, url.as_ref())
+    }
+
+    /// A HEAD of `url`.
+    pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
+        self.request(Method::HEAD, url.as_ref())
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder<'_> {
+        RequestBuilder {
+            client: self,
+            method,
+            uri: url.parse::<Uri>().map_err(|e| format!("URL {url:?}: {e}")),
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// One request being built.
+pub struct RequestBuilder<'a> {
+    client: &'a HttpClient,
+    method: Method,
+    uri: std::result::Result<Uri, String>,
+    body: Bytes,
+}
+
+impl RequestBuilder<'_> {
+    /// Sends `body` with the request.
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Sends the request; the answer's body is read from what comes back, within the
+    /// same deadline.
+    pub async fn send(self) -> std::result::Result<Response, TransportError> {
+        let deadline = Instant::now() + self.client.timeout;
+        let uri = self.uri.map_err(TransportError::Request)?;
+        let req = http::Request::builder()
+            .method(self.method)
+            .uri(uri)
+            .body(Full::new(self.body))
+            .map_err(|e| TransportError::Request(e.to_string()))?;
+        match tokio::time::timeout_at(deadline, self.client.inner.request(req)).await {
+            Err(_) => Err(TransportError::Timeout),
+            Ok(Err(e)) if e.is_connect() => Err(TransportError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(TransportError::Request(error_chain(&e))),
+            Ok(Ok(inner)) => Ok(Response { inner, deadline }),
+        }
+    }
+}
+
+/// An answer whose body is still to be read.
+pub struct Response {
+    inner: http::Response<hyper::body::Incoming>,
+    deadline: Instant,
+}
+
+impl Response {
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> std::result::Result<Option<Bytes>, TransportError> {
+        // Bounded: each pass takes a frame of the body, which ends or fails, within
+        // the request's deadline.
+        loop {
+            let frame = tokio::time::timeout_at(self.deadline, self.inner.body_mut().frame());
+            match frame.await {
+                Err(_) => return Err(TransportError::Timeout),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => return Err(TransportError::Body(e.to_string())),
+                Ok(Some(Ok(f))) => {
+                    if let Ok(data) = f.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a request got no (whole) answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The request's deadline passed.
+    #[error("timed out")]
+    Timeout,
+    /// No connection could be made.
+    #[error("connecting: {0}")]
+    Connect(String),
+    /// The answer's body broke off.
+    #[error("reading the body: {0}")]
+    Body(String),
+    /// The request could not be made or sent.
+    #[error("{0}")]
+    Request(String),
+}
+
+/// `e` and its sources, joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    // Bounded: error chains are short; at most 8 links are shown.
+    for _ in 0..8 {
+        let Some(s) = source else { break };
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// The error kind of a failed request: `timeout`, `connect`, `body` or `request`.
-pub fn transport_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else {
-        "request"
+pub fn transport_kind(e: &TransportError) -> &'static str {
+    match e {
+        TransportError::Timeout => "timeout",
+        TransportError::Connect(_) => "connect",
+        TransportError::Body(_) => "body",
+        TransportError::Request(_) => "request",
     }
 }
 
 /// The error kind of an unsuccessful answer: `http_<status>` plus `:<Code>` when the
 /// body is an S3 error document (or the rawx `x-oxio-error` header says one).
-pub async fn status_kind(mut resp: reqwest::Response) -> String {
+pub async fn status_kind(mut resp: Response) -> String {
     let status = resp.status().as_u16();
     let header_code = resp
         .headers()
@@ -74,7 +221,7 @@ pub fn s3_error_code(body: &[u8]) -> Option<String> {
 
 /// Reads a body of at most `limit` bytes and returns it (for listings).
 pub async fn read_limited(
-    mut resp: reqwest::Response,
+    mut resp: Response,
     limit: usize,
 ) -> std::result::Result<Vec<u8>, String> {
     let mut body = Vec::new();
@@ -95,7 +242,7 @@ pub async fn read_limited(
 /// Reads a body that must be exactly `size` bytes, comparing it with `expected` when
 /// given; returns the byte count. Nothing is buffered.
 pub async fn read_checked(
-    mut resp: reqwest::Response,
+    mut resp: Response,
     size: usize,
     expected: Option<&[u8]>,
 ) -> std::result::Result<u64, String> {
@@ -122,7 +269,7 @@ pub async fn read_checked(
 }
 
 /// Reads and drops a small body so the connection goes back to the pool.
-pub async fn drain(mut resp: reqwest::Response) {
+pub async fn drain(mut resp: Response) {
     let mut left = ERROR_BODY_BYTES;
     while let Ok(Some(c)) = resp.chunk().await {
         if c.len() >= left {
@@ -135,6 +282,67 @@ pub async fn drain(mut resp: reqwest::Response) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server on a free port that answers each connection with `answer` (after
+    /// reading the request head) and then holds it open for `hold`.
+    async fn server(answer: &'static [u8], hold: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn.write_all(answer).await;
+                    tokio::time::sleep(hold).await;
+                });
+            }
+        });
+        format!("http://{addr}/b/k")
+    }
+
+    #[tokio::test]
+    async fn failures_are_classified() {
+        let http = client(2, Duration::from_millis(300));
+        // Nothing listens: the port of a listener just closed.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let e = http.get(&url).send().await.err().expect("refused");
+        assert_eq!(transport_kind(&e), "connect", "{e}");
+        // No answer within the deadline.
+        let url = server(b"", Duration::from_secs(5)).await;
+        let e = http.get(&url).send().await.err().expect("no answer");
+        assert_eq!(transport_kind(&e), "timeout", "{e}");
+        // A body that stalls after its first bytes: the same deadline covers it.
+        let url = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+            Duration::from_secs(5),
+        )
+        .await;
+        let resp = http.get(&url).send().await.expect("head");
+        assert_eq!(read_checked(resp, 10, None).await, Err("timeout".into()));
+        // A body cut short by the server closing.
+        let url = server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+            Duration::ZERO,
+        )
+        .await;
+        let resp = http.get(&url).send().await.expect("head");
+        assert_eq!(read_checked(resp, 10, None).await, Err("body".into()));
+        // An S3 error answer.
+        let url = server(
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 39\r\n\r\n<Error><Code>NoSuchKey</Code></Error>\n\n",
+            Duration::ZERO,
+        )
+        .await;
+        let resp = http.get(&url).send().await.expect("answer");
+        assert_eq!(status_kind(resp).await, "http_404:NoSuchKey");
+        // A URL that is not one.
+        let e = http.get("not a url").send().await.err().expect("bad URL");
+        assert_eq!(transport_kind(&e), "request", "{e}");
+    }
 
     #[test]
     fn finds_s3_error_codes() {

@@ -9,8 +9,8 @@ use super::http::{drain, read_checked, status_kind, transport_kind};
 use super::payload::Payload;
 use super::report::{Cleanup, CpuUse, Report, RunInfo};
 use super::{cpu, prepare_failed};
+use http::StatusCode;
 use oxio_rawx::RawxConfig;
-use reqwest::StatusCode;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ const VERIFY_EVERY: u64 = 8;
 
 /// The in-process rawx and the run's chunk ids.
 struct LocalStore {
-    http: reqwest::Client,
+    http: super::http::HttpClient,
     base: String,
     run: u64,
     payload: Payload,
@@ -141,7 +141,7 @@ async fn measure(plan: &Plan, addr: SocketAddr, driver: &str, direct_io: bool) -
         .map_err(|_| Error::Usage("--size does not fit in memory".into()))?;
     let run_id = rand::random::<u64>();
     let store = Arc::new(LocalStore {
-        http: super::http::client(plan.concurrency, plan.timeout)?,
+        http: super::http::client(plan.concurrency, plan.timeout),
         base: format!("http://{addr}"),
         run: run_id,
         payload: Payload::new(size, run_id),

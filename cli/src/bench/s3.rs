@@ -1,6 +1,6 @@
 //! The S3 workloads: PUT, GET (size-checked, some byte-checked), mixed and
 //! ListObjectsV2 pages over keys `oxio-bench/<run>/<index>` of one bucket, signed with
-//! query SigV4 by `rusty-s3` (UNSIGNED-PAYLOAD) and sent with a pooled `reqwest`
+//! query SigV4 by `rusty-s3` (UNSIGNED-PAYLOAD) and sent with a pooled hyper
 //! client; plus the bucket set-up and the clean-up at the end.
 //!
 //! The GET URL of each prepared object is signed once and reused while most of its
@@ -15,7 +15,8 @@ use super::http::{drain, read_checked, read_limited, status_kind, transport_kind
 use super::payload::{mix64, Payload};
 use super::report::{Cleanup, CpuUse, Report, RunInfo};
 use super::{cpu, prepare_failed};
-use reqwest::StatusCode;
+use bytes::Bytes;
+use http::StatusCode;
 use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,7 @@ const MIX_SALT: u64 = 0x6d69_7865_6421;
 
 /// Connection to one bucket and the run's key space.
 pub struct S3Store {
-    http: reqwest::Client,
+    http: super::http::HttpClient,
     bucket: Bucket,
     creds: Credentials,
     prefix: String,
@@ -113,7 +114,7 @@ impl S3Store {
             Op::Put | Op::List => 0,
         };
         Ok(S3Store {
-            http: super::http::client(plan.concurrency, plan.timeout)?,
+            http: super::http::client(plan.concurrency, plan.timeout),
             bucket,
             creds,
             prefix: format!("oxio-bench/{run:016x}/"),
@@ -252,7 +253,7 @@ impl S3Store {
         let resp = self
             .http
             .put(url)
-            .body(body)
+            .body(Bytes::from(body))
             .send()
             .await
             .map_err(|e| setup(format!("create {}: {e}", self.bucket.name())))?;
