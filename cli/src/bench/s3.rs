@@ -3,7 +3,7 @@
 //! query SigV4 by `rusty-s3` (UNSIGNED-PAYLOAD) and sent with a pooled hyper
 //! client; plus the bucket set-up and the clean-up at the end.
 //!
-//! The GET URL of each prepared object is signed once and reused while most of its
+//! The GET URL of each prepared object is signed once and reused while half its
 //! validity is left ([`GetUrls`]): building and signing a URL cost the client about a
 //! fifth of its CPU per 4 KiB GET, CPU the server on the same machine could not use.
 //! The server still verifies the signature of every request.
