@@ -34,7 +34,7 @@ pub fn client(concurrency: usize, timeout: Duration) -> HttpClient {
 }
 
 /// The bench's HTTP/1 client.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct HttpClient {
     inner: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
@@ -42,32 +42,64 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// A GET of `url`.
-    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
-        self.request(Method::GET, url.as_ref())
+    pub fn get(&self, url: impl IntoUri) -> RequestBuilder<'_> {
+        self.request(Method::GET, url)
     }
 
     /// A PUT of `url` (empty body unless given one).
-    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
-        self.request(Method::PUT, url.as_ref())
+    pub fn put(&self, url: impl IntoUri) -> RequestBuilder<'_> {
+        self.request(Method::PUT, url)
     }
 
     /// A DELETE of `url`.
-    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
-        self.request(Method::DELETE, url.as_ref())
+    pub fn delete(&self, url: impl IntoUri) -> RequestBuilder<'_> {
+        self.request(Method::DELETE, url)
     }
 
     /// A HEAD of `url`.
-    pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder<'_> {
-        self.request(Method::HEAD, url.as_ref())
+    pub fn head(&self, url: impl IntoUri) -> RequestBuilder<'_> {
+        self.request(Method::HEAD, url)
     }
 
-    fn request(&self, method: Method, url: &str) -> RequestBuilder<'_> {
+    fn request(&self, method: Method, url: impl IntoUri) -> RequestBuilder<'_> {
         RequestBuilder {
             client: self,
             method,
-            uri: url.parse::<Uri>().map_err(|e| format!("URL {url:?}: {e}")),
+            uri: url.into_uri(),
             body: Bytes::new(),
         }
+    }
+}
+
+/// Where a request goes: a URL as text, or one already parsed for hyper (kept by a
+/// caller that sends to it again and again).
+pub trait IntoUri {
+    /// The URI, or what is wrong with the URL.
+    fn into_uri(self) -> std::result::Result<Uri, String>;
+}
+
+impl IntoUri for Uri {
+    fn into_uri(self) -> std::result::Result<Uri, String> {
+        Ok(self)
+    }
+}
+
+impl IntoUri for &str {
+    fn into_uri(self) -> std::result::Result<Uri, String> {
+        self.parse::<Uri>()
+            .map_err(|e| format!("URL {self:?}: {e}"))
+    }
+}
+
+impl IntoUri for String {
+    fn into_uri(self) -> std::result::Result<Uri, String> {
+        self.as_str().into_uri()
+    }
+}
+
+impl IntoUri for url::Url {
+    fn into_uri(self) -> std::result::Result<Uri, String> {
+        self.as_str().into_uri()
     }
 }
 
@@ -302,6 +334,9 @@ mod tests {
         format!("http://{addr}/b/k")
     }
 
+    /// The head of a 10-byte answer and its first 3 bytes.
+    const PARTIAL_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+
     #[tokio::test]
     async fn failures_are_classified() {
         let http = client(2, Duration::from_millis(300));
@@ -309,27 +344,19 @@ mod tests {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", closed.local_addr().unwrap());
         drop(closed);
-        let e = http.get(&url).send().await.err().expect("refused");
+        let e = http.get(url).send().await.err().expect("refused");
         assert_eq!(transport_kind(&e), "connect", "{e}");
         // No answer within the deadline.
         let url = server(b"", Duration::from_secs(5)).await;
-        let e = http.get(&url).send().await.err().expect("no answer");
+        let e = http.get(url).send().await.err().expect("no answer");
         assert_eq!(transport_kind(&e), "timeout", "{e}");
         // A body that stalls after its first bytes: the same deadline covers it.
-        let url = server(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
-            Duration::from_secs(5),
-        )
-        .await;
-        let resp = http.get(&url).send().await.expect("head");
+        let url = server(PARTIAL_ANSWER, Duration::from_secs(5)).await;
+        let resp = http.get(url).send().await.expect("head");
         assert_eq!(read_checked(resp, 10, None).await, Err("timeout".into()));
         // A body cut short by the server closing.
-        let url = server(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
-            Duration::ZERO,
-        )
-        .await;
-        let resp = http.get(&url).send().await.expect("head");
+        let url = server(PARTIAL_ANSWER, Duration::ZERO).await;
+        let resp = http.get(url).send().await.expect("head");
         assert_eq!(read_checked(resp, 10, None).await, Err("body".into()));
         // An S3 error answer.
         let url = server(
@@ -337,7 +364,7 @@ mod tests {
             Duration::ZERO,
         )
         .await;
-        let resp = http.get(&url).send().await.expect("answer");
+        let resp = http.get(url).send().await.expect("answer");
         assert_eq!(status_kind(resp).await, "http_404:NoSuchKey");
         // A URL that is not one.
         let e = http.get("not a url").send().await.err().expect("bad URL");

@@ -11,7 +11,7 @@
 use super::args::{Op, Plan, Stop};
 use super::driver::{drive, OpKind, Outcome, Phase, Workload};
 use super::error::{Error, Result};
-use super::http::{drain, read_checked, read_limited, status_kind, transport_kind};
+use super::http::{drain, read_checked, read_limited, status_kind, transport_kind, IntoUri};
 use super::payload::{mix64, Payload};
 use super::report::{Cleanup, CpuUse, Report, RunInfo};
 use super::{cpu, prepare_failed};
@@ -50,9 +50,10 @@ pub struct S3Store {
 /// Most prepared objects whose GET URLs are kept (about 0.5 KiB each).
 const MAX_KEPT_URLS: u64 = 100_000;
 
-/// Signed GET URLs by object index, each with the time it was signed.
+/// Signed GET URLs by object index, parsed for hyper, each with the time it was
+/// signed.
 struct GetUrls {
-    urls: Vec<Mutex<Option<(Instant, url::Url)>>>,
+    urls: Vec<Mutex<Option<(Instant, http::Uri)>>>,
     /// A URL is signed again once this old (half its validity).
     reuse_for: Duration,
 }
@@ -68,17 +69,21 @@ impl GetUrls {
 
     /// The URL of object `index`: the kept one while young enough, else `sign()`'s,
     /// which is kept.
-    fn get(&self, index: u64, sign: impl FnOnce() -> url::Url) -> url::Url {
+    fn get(
+        &self,
+        index: u64,
+        sign: impl FnOnce() -> url::Url,
+    ) -> std::result::Result<http::Uri, String> {
         let Some(slot) = usize::try_from(index).ok().and_then(|i| self.urls.get(i)) else {
-            return sign();
+            return sign().into_uri();
         };
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         match &*slot {
-            Some((at, url)) if at.elapsed() < self.reuse_for => url.clone(),
+            Some((at, uri)) if at.elapsed() < self.reuse_for => Ok(uri.clone()),
             _ => {
-                let url = sign();
-                *slot = Some((Instant::now(), url.clone()));
-                url
+                let uri = sign().into_uri()?;
+                *slot = Some((Instant::now(), uri.clone()));
+                Ok(uri)
             }
         }
     }
@@ -153,6 +158,9 @@ impl S3Store {
                 .get_object(Some(&self.creds), &self.key(index))
                 .sign(self.sign_ttl)
         });
+        let Ok(url) = url else {
+            return Outcome::err(OpKind::Get, "request");
+        };
         match self.http.get(url).send().await {
             Ok(resp) if resp.status().is_success() => {
                 let expected = verify_bytes.then(|| self.payload.expected(index));
@@ -513,8 +521,8 @@ mod tests {
         assert_eq!(signed.get(), 1);
         assert_ne!(urls.get(2, || sign(2)), first, "another object");
         // Past the kept objects every GET is signed.
-        urls.get(7, || sign(7));
-        urls.get(7, || sign(7));
+        urls.get(7, || sign(7)).unwrap();
+        urls.get(7, || sign(7)).unwrap();
         assert_eq!(signed.get(), 4);
         // A URL past half its validity is signed again.
         let urls = GetUrls::new(3, Duration::ZERO);
