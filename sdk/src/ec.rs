@@ -14,6 +14,19 @@ use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 /// SIMD loads aligned).
 pub const SHARD_ALIGN: usize = 64;
 
+/// Stripes gathered from the body and parity shards start at a multiple of this (a
+/// disk block), so that a local `O_DIRECT` write takes a full shard from its own
+/// buffer instead of copying it into an aligned one (`crate::local_write`).
+pub const BUFFER_ALIGN: usize = 4096;
+
+/// `data` copied into a fresh buffer aligned to [`BUFFER_ALIGN`].
+pub fn aligned_copy(data: &[u8]) -> Result<Bytes> {
+    let mut buf = oxio_common::aligned::AlignedBuf::with_capacity(data.len(), BUFFER_ALIGN)
+        .map_err(|e| Error::Internal(format!("aligned buffer: {e}")))?;
+    buf.push(data);
+    Ok(Bytes::from_owner(buf))
+}
+
 /// Geometry of an erasure-coded metachunk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
@@ -120,7 +133,10 @@ impl StripeEncoder {
             enc.add_original_shard(s).map_err(codec_err)?;
         }
         let result = enc.encode().map_err(codec_err)?;
-        let parity: Vec<Bytes> = result.recovery_iter().map(Bytes::copy_from_slice).collect();
+        let parity = result
+            .recovery_iter()
+            .map(aligned_copy)
+            .collect::<Result<Vec<Bytes>>>()?;
         drop(result);
         shards.extend(parity);
         Ok(shards)
@@ -260,6 +276,13 @@ mod tests {
                 s.as_ptr(),
                 data[j * (256 << 10)..].as_ptr(),
                 "shard {j} copied"
+            );
+        }
+        for (j, s) in shards[4..].iter().enumerate() {
+            assert_eq!(
+                s.as_ptr() as usize % BUFFER_ALIGN,
+                0,
+                "parity {j} unaligned"
             );
         }
         // A short stripe's last data shard is padded, so it is a copy.

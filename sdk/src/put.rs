@@ -3,12 +3,13 @@
 //! the shards queued toward each rawx, whatever the object size.
 
 use crate::client::Inner;
-use crate::ec::{Geometry, StripeEncoder};
+use crate::ec::{Geometry, StripeEncoder, BUFFER_ALIGN};
 use crate::md5_batch::{self, StreamMd5};
 use crate::rawx::ChunkMeta;
 use crate::{Error, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use oxio_common::aligned::AlignedBuf;
 use oxio_common::{ChunkId, ContentId, StoragePolicy};
 use oxio_proto::v1::ChunkRecord;
 use std::collections::VecDeque;
@@ -83,20 +84,23 @@ where
     }
 
     /// The next `n` bytes held (at most [`Incoming::len`]): a slice of one piece
-    /// when it holds them all, else one buffer they are copied into.
-    fn take(&mut self, n: usize) -> Bytes {
+    /// when it holds them all, else one buffer aligned to [`BUFFER_ALIGN`] they are
+    /// copied into.
+    fn take(&mut self, n: usize) -> Result<Bytes> {
         let n = n.min(self.len);
-        self.len -= n;
         if let Some(front) = self.pieces.front_mut() {
             if front.len() >= n {
+                self.len -= n;
                 let out = front.split_to(n);
                 if front.is_empty() {
                     self.pieces.pop_front();
                 }
-                return out;
+                return Ok(out);
             }
         }
-        let mut out = BytesMut::with_capacity(n);
+        let mut out = AlignedBuf::with_capacity(n, BUFFER_ALIGN)
+            .map_err(|e| Error::Internal(format!("stripe buffer: {e}")))?;
+        self.len -= n;
         // Bounded: each pass moves a piece, or part of one and ends.
         while out.len() < n {
             let Some(mut piece) = self.pieces.pop_front() else {
@@ -104,13 +108,13 @@ where
             };
             let need = n - out.len();
             if piece.len() > need {
-                out.extend_from_slice(&piece.split_to(need));
+                out.push(&piece.split_to(need));
                 self.pieces.push_front(piece);
             } else {
-                out.extend_from_slice(&piece);
+                out.push(&piece);
             }
         }
-        out.freeze()
+        Ok(Bytes::from_owner(out))
     }
 
     fn len(&self) -> usize {
@@ -180,7 +184,7 @@ where
     let more = incoming.fill(inline_max.max(1)).await?;
     if !more && incoming.len() < inline_max {
         check_len(expected_len, incoming.received)?;
-        let data = incoming.take(incoming.len());
+        let data = incoming.take(incoming.len())?;
         return Ok(Uploaded {
             content_id,
             size: incoming.received,
@@ -348,7 +352,7 @@ where
             if n == 0 {
                 break;
             }
-            let stripe = incoming.take(n);
+            let stripe = incoming.take(n)?;
             md5.update(stripe.clone()).await?;
             size += n as u64;
             let shards: Vec<Bytes> = match encoder.as_mut() {
@@ -448,16 +452,21 @@ mod tests {
         let mut incoming = Incoming::new(futures::stream::iter(pieces));
         assert!(incoming.fill(2000).await.unwrap());
         // Within the first piece: a slice of it.
-        let a = incoming.take(2000);
+        let a = incoming.take(2000).unwrap();
         assert_eq!(&a[..], &data[..2000]);
         assert!(incoming.fill(5000).await.unwrap());
-        // Across three pieces: joined.
-        let b = incoming.take(5000);
+        // Across three pieces: joined, into a buffer a direct write takes as it is.
+        let b = incoming.take(5000).unwrap();
         assert_eq!(&b[..], &data[2000..7000]);
+        assert_eq!(
+            b.as_ptr() as usize % BUFFER_ALIGN,
+            0,
+            "joined stripe aligned"
+        );
         assert!(!incoming.fill(5000).await.unwrap(), "the body ended");
         assert_eq!(incoming.len(), 3000);
         assert_eq!(incoming.received, 10_000);
-        let c = incoming.take(5000);
+        let c = incoming.take(5000).unwrap();
         assert_eq!(&c[..], &data[7000..]);
         assert!(incoming.is_empty());
     }
