@@ -148,9 +148,6 @@ impl S3Access for RecordOperation {
         if let Some(slot) = cx.extensions_mut().get::<OperationSlot>() {
             let _ = slot.0.set(name);
         }
-        if let Some(e) = header_section_error(cx.headers()) {
-            return Err(e);
-        }
         if let Some(e) = cx.uri().query().and_then(presigned_expiry_error) {
             return Err(e);
         }
@@ -262,6 +259,10 @@ impl Front {
         );
         let (operation, result) = if is_anonymous_metrics(&req) {
             ("Metrics".to_string(), Ok(self.metrics_response()))
+        } else if let Some(e) = header_section_error(req.headers()) {
+            // Before s3s: its signature check would hash every one of these headers.
+            let resp = error_response(&e, &request_id);
+            (UNKNOWN_OPERATION.to_string(), Ok(resp))
         } else {
             let slot = OperationSlot::default();
             req.extensions_mut().insert(slot.clone());
@@ -331,6 +332,40 @@ impl Front {
     }
 }
 
+/// The S3 error document for `e`, answered by the gateway itself (for what it refuses
+/// before handing a request to s3s).
+fn error_response(e: &S3Error, request_id: &str) -> Response<s3s::Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
+        xml_escape(e.code().as_str()),
+        xml_escape(e.message().unwrap_or_default()),
+        xml_escape(request_id),
+    );
+    let mut resp = Response::new(s3s::Body::from(body));
+    *resp.status_mut() = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+/// `text` with the characters XML gives a meaning escaped.
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl hyper::service::Service<Request<hyper::body::Incoming>> for Front {
@@ -368,6 +403,32 @@ mod tests {
         }
         let e = presigned_expiry_error(&q("604801")).unwrap();
         assert!(e.message().unwrap_or_default().contains("604800"));
+    }
+
+    #[test]
+    fn the_gateway_s_own_errors_are_s3_error_documents() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-big", HeaderValue::from_str(&"v".repeat(20_000)).unwrap());
+        let e = header_section_error(&headers).unwrap();
+        let resp = error_response(&e, "ID<&>");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            resp.headers()[http::header::CONTENT_TYPE],
+            "application/xml"
+        );
+        assert_eq!(xml_escape("a<b>&'\"c"), "a&lt;b&gt;&amp;&apos;&quot;c");
+        let body = resp.into_body().bytes().unwrap_or_default();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.starts_with("<?xml"), "{body}");
+        assert!(
+            body.contains("<Code>RequestHeaderSectionTooLarge</Code>"),
+            "{body}"
+        );
+        assert!(
+            body.contains("<RequestId>ID&lt;&amp;&gt;</RequestId>"),
+            "{body}"
+        );
+        assert!(body.contains("at most 16384"), "{body}");
     }
 
     #[test]

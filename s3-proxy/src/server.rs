@@ -75,7 +75,8 @@ pub fn build_service(
 /// into `writev`s of 0.5 to 1 MiB, each waking the client again; with this buffer and
 /// 16 pieces queued by the reader, a pinned 16 MiB GET cost the gateway 418 instead
 /// of 511 ms of CPU per GiB (docs/performance.md). Request headers are limited to
-/// [`crate::front::MAX_HEADER_SECTION_BYTES`] by the access check.
+/// [`crate::front::MAX_HEADER_SECTION_BYTES`] by [`crate::front::Front`], before
+/// the signature is checked.
 pub const CONN_BUF_BYTES: usize = 4 * 1024 * 1024;
 
 /// Binds and serves until `shutdown` is cancelled.

@@ -409,6 +409,35 @@ def test_header_section_limit(grid, s3, bucket):
     conn.close()
     assert resp.status == 400, body
     assert "<Code>RequestHeaderSectionTooLarge</Code>" in body
+    # Refused before the signature is checked (which would hash every header): a
+    # wrong signature over too many header bytes gets the header error.
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-filler, Signature=" + "0" * 64
+    )
+    conn.request(
+        "GET",
+        f"/{bucket}/h",
+        headers={"Authorization": auth, "X-Amz-Date": "20260101T000000Z", "X-Filler": "f" * 20000},
+    )
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 400, body
+    assert "<Code>RequestHeaderSectionTooLarge</Code>" in body
+    assert resp.getheader("x-amz-request-id"), "the refusal names its request"
+    # Under the limit, the same bad signature is refused for what it is.
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request(
+        "GET",
+        f"/{bucket}/h",
+        headers={"Authorization": auth, "X-Amz-Date": "20260101T000000Z", "X-Filler": "f"},
+    )
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    conn.close()
+    assert resp.status == 403, body
 
 
 def test_single_put_over_5_gib_refused_before_the_body(grid, s3, bucket):
