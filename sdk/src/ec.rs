@@ -17,10 +17,10 @@ pub const SHARD_ALIGN: usize = 64;
 /// Stripes gathered from the body and parity shards start at a multiple of this (a
 /// disk block), so that a local `O_DIRECT` write takes a full shard from its own
 /// buffer instead of copying it into an aligned one (`crate::local_write`).
-pub const BUFFER_ALIGN: usize = 4096;
+pub(crate) const BUFFER_ALIGN: usize = 4096;
 
 /// `data` copied into a fresh buffer aligned to [`BUFFER_ALIGN`].
-pub fn aligned_copy(data: &[u8]) -> Result<Bytes> {
+pub(crate) fn aligned_copy(data: &[u8]) -> Result<Bytes> {
     let mut buf = oxio_common::aligned::AlignedBuf::with_capacity(data.len(), BUFFER_ALIGN)
         .map_err(|e| Error::Internal(format!("aligned buffer: {e}")))?;
     buf.push(data);
