@@ -260,8 +260,9 @@ impl Front {
         let (operation, result) = if is_anonymous_metrics(&req) {
             ("Metrics".to_string(), Ok(self.metrics_response()))
         } else if let Some(e) = header_section_error(req.headers()) {
-            // Before s3s: its signature check would hash every one of these headers.
-            let resp = error_response(&e, &request_id);
+            // Before s3s: its signature check would first hash every header the
+            // request lists as signed.
+            let resp = error_response(e, &request_id);
             (UNKNOWN_OPERATION.to_string(), Ok(resp))
         } else {
             let slot = OperationSlot::default();
@@ -332,38 +333,32 @@ impl Front {
     }
 }
 
-/// The S3 error document for `e`, answered by the gateway itself (for what it refuses
-/// before handing a request to s3s).
-fn error_response(e: &S3Error, request_id: &str) -> Response<s3s::Body> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}</Message><RequestId>{}</RequestId></Error>",
-        xml_escape(e.code().as_str()),
-        xml_escape(e.message().unwrap_or_default()),
-        xml_escape(request_id),
-    );
-    let mut resp = Response::new(s3s::Body::from(body));
-    *resp.status_mut() = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/xml"),
-    );
-    resp
-}
-
-/// `text` with the characters XML gives a meaning escaped.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
+/// The S3 error document for `e` (serialized by s3s, as it does its own), answered by
+/// the gateway itself for what it refuses before handing a request to s3s.
+fn error_response(mut e: S3Error, request_id: &str) -> Response<s3s::Body> {
+    let status = e.status_code().unwrap_or(StatusCode::BAD_REQUEST);
+    e.set_request_id(request_id);
+    let mut body = Vec::with_capacity(256);
+    let mut ser = s3s::xml::Serializer::new(&mut body);
+    let written = ser
+        .decl()
+        .and_then(|()| s3s::xml::Serialize::serialize(&e, &mut ser));
+    let mut resp = match written {
+        Ok(()) => {
+            let mut resp = Response::new(s3s::Body::from(body));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
+            resp
         }
-    }
-    out
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode an S3 error document");
+            Response::new(s3s::Body::empty())
+        }
+    };
+    *resp.status_mut() = status;
+    resp
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -410,13 +405,12 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-big", HeaderValue::from_str(&"v".repeat(20_000)).unwrap());
         let e = header_section_error(&headers).unwrap();
-        let resp = error_response(&e, "ID<&>");
+        let resp = error_response(e, "ID<&>");
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             resp.headers()[http::header::CONTENT_TYPE],
             "application/xml"
         );
-        assert_eq!(xml_escape("a<b>&'\"c"), "a&lt;b&gt;&amp;&apos;&quot;c");
         let body = resp.into_body().bytes().unwrap_or_default();
         let body = std::str::from_utf8(&body).unwrap();
         assert!(body.starts_with("<?xml"), "{body}");
@@ -429,6 +423,17 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("at most 16384"), "{body}");
+        // What XML gives a meaning is escaped in every element.
+        let e = S3Error::with_message(S3ErrorCode::InvalidArgument, "a<b>&'\"c");
+        let body = error_response(e, "id")
+            .into_body()
+            .bytes()
+            .unwrap_or_default();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            body.contains("<Message>a&lt;b&gt;&amp;&apos;&quot;c</Message>"),
+            "{body}"
+        );
     }
 
     #[test]
