@@ -19,6 +19,7 @@ pub mod placement;
 pub mod registry;
 pub mod score;
 mod service;
+pub mod shortfall;
 
 pub use config::ConscienceConfig;
 pub use error::{Error, Result};

@@ -369,6 +369,11 @@ impl Registry {
             .collect()
     }
 
+    /// The expression scoring `service_type`.
+    pub fn expression(&self, service_type: &str) -> &crate::score::Expression {
+        self.expressions.for_type(service_type)
+    }
+
     /// One service.
     pub fn get(&self, service_type: &str, id: &str, now: Instant) -> Option<ServiceView> {
         let key = (service_type.to_string(), id.to_string());

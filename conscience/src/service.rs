@@ -6,6 +6,7 @@ use crate::metrics::ConscienceMetrics;
 use crate::placement::{self, PlacementError};
 use crate::registry::{HeartbeatError, Registry, Report, ServiceView, MAX_FIELD_BYTES};
 use crate::score::MAX_SCORE;
+use crate::shortfall::Shortfall;
 use oxio_proto::v1::conscience_server::Conscience;
 use oxio_proto::v1::{
     HeartbeatReply, ListServicesReply, ListServicesRequest, LockReply, LockRequest, PlaceReply,
@@ -119,10 +120,22 @@ impl ConscienceService {
         let placed = placement::place(&candidates, req.count as usize, &avoid, &mut rand::rng());
         self.metrics.placement(&req.service_type, placed.is_ok());
         let placed = placed.map_err(|e| match e {
-            PlacementError::NotEnough { .. } => Status::resource_exhausted(format!(
-                "placing {} service(s) of type `{}`: {e}",
-                req.count, req.service_type
-            )),
+            PlacementError::NotEnough { eligible, .. } => {
+                let registry = self.registry();
+                let expression = registry.expression(&req.service_type);
+                let why = Shortfall::new(
+                    &req.service_type,
+                    &registry.list(Some(&req.service_type), now),
+                    &avoid,
+                    eligible,
+                    expression.source(),
+                    &expression.stat_names(),
+                );
+                Status::resource_exhausted(format!(
+                    "placing {} service(s) of type `{}`: {e}; {why}",
+                    req.count, req.service_type
+                ))
+            }
         })?;
         let services: Vec<ServiceState> = {
             let registry = self.registry();

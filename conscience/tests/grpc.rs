@@ -230,6 +230,16 @@ async fn score_rises_by_step_and_drops_at_once() {
     let mut low = rawx(0);
     low.stats.insert("space".into(), 3.0);
     assert_eq!(client.heartbeat(low).await.unwrap().into_inner().score, 0);
+    // A full volume: the refusal says so, with the expression and the stat.
+    let err = place(&mut client, 1).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .contains("1 needed, 0 eligible; 1 registered: 1 scored 0 by `if(space < 5")
+            && err.message().contains("space 3.0"),
+        "{}",
+        err.message()
+    );
     stop(started, shutdown).await;
 }
 
@@ -260,6 +270,12 @@ async fn silent_service_goes_down() {
     }
     let err = place(&mut client, 1).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .ends_with("1 registered: 1 down (silent past the timeout)"),
+        "{}",
+        err.message()
+    );
     stop(started, shutdown).await;
 }
 
@@ -352,9 +368,15 @@ async fn new_services_locked_at_first_registration_across_restart() {
             "rawx-{i} is locked at its first registration"
         );
     }
-    // Locked services are never placed.
+    // Locked services are never placed, and the refusal says what to do.
     let err = place(&mut client, 1).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message()
+            .ends_with("3 registered: 3 locked at score 0 (`oxio cluster unlock`)"),
+        "{}",
+        err.message()
+    );
     client.lock(lock_req("rawx-0", None)).await.unwrap();
     client.lock(lock_req("rawx-1", Some(30))).await.unwrap();
     assert_eq!(

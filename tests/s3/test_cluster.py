@@ -110,6 +110,9 @@ def test_locked_rawx_leaves_too_few_for_ec(grid, s3, bucket, restore_locks):
         s3.put_object(Bucket=bucket, Key="refused", Body=os.urandom(MIB))
     assert err.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    # The message says why and what to do.
+    message = err.value.response["Error"]["Message"]
+    assert "6 needed, 5 eligible; 6 registered: 1 locked at score 0 (`oxio cluster unlock`)" in message, message
     # Inline objects need no rawx; data written before (with a fragment on the locked
     # rawx) still reads back.
     s3.put_object(Bucket=bucket, Key="small", Body=b"x" * 100)
