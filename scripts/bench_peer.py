@@ -269,12 +269,15 @@ def one_run(args, server, case, pinned, log):
     row.update({
         "ops_per_s": report.get("ops_per_s"), "mib_per_s": report.get("mib_per_s"),
         "p50_ms": lat.get("p50"), "p99_ms": lat.get("p99"), "errors": report.get("errors", 0),
-        "errors_by_kind": report.get("errors_by_kind", {}), "client_cpu_s": report.get("client_cpu_s"),
+        "errors_by_kind": report.get("errors_by_kind", {}), "error_details": report.get("error_details", {}),
+        "client_cpu_s": report.get("client_cpu_s"),
         "ops": report.get("ops"), "cleanup": report.get("cleanup"),
     })
     log("  %-8s %-16s %-6s %9.1f ops/s %9.1f MiB/s p99 %8.2f ms  errors %d  server CPU %s s (%s)" % (
         target.name, case.key, "pinned" if pinned else "free", row["ops_per_s"] or 0, row["mib_per_s"] or 0,
         row["p99_ms"] or 0, row["errors"], "%.2f" % cpu if cpu is not None else "?", window))
+    for kind, said in sorted(row["error_details"].items()):
+        log("           %s: %s" % (kind, said))
     return row
 
 
@@ -437,6 +440,30 @@ def proc_status_kb_meminfo():
     return None
 
 
+def error_notes(rows):
+    """Markdown lines for the runs that failed and the runs that got errors (counts by
+    kind, and what the first error of each kind said)."""
+    doc = []
+    failed = [r for r in rows if r.get("failed")]
+    if failed:
+        doc += ["### Failed runs", ""]
+        doc += ["- %s %s %s round %d: `%s`" % (r["system"], r["case"], "pinned" if r["pinned"] else "unpinned",
+                                               r["round"] + 1, r["detail"][-300:].replace("\n", " ").replace("`", "'"))
+                for r in failed]
+        doc.append("")
+    erred = [r for r in rows if not r.get("failed") and r.get("errors")]
+    if erred:
+        doc += ["### Runs with errors", ""]
+        for r in erred:
+            kinds = ", ".join("%s ×%d" % (k, n) for k, n in sorted(r["errors_by_kind"].items()))
+            said = "; ".join("%s: %s" % (k, d) for k, d in sorted(r.get("error_details", {}).items()))
+            doc.append("- %s %s %s round %d: %s%s" % (
+                r["system"], r["case"], "pinned" if r["pinned"] else "unpinned", r["round"] + 1, kinds,
+                (" — `%s`" % said[:600].replace("`", "'")) if said else ""))
+        doc.append("")
+    return doc
+
+
 def cmd_matrix(args):
     oxio = Target(*args.oxio_target)
     peer = Target(*args.peer_target)
@@ -500,12 +527,7 @@ def cmd_matrix(args):
     doc += table(args, summary, oxio, peer)
     doc += ["", "### Targets", ""] + targets(args, summary, oxio, peer, null, peak_oxio) + [""]
     failed = [r for r in rows if r.get("failed")]
-    if failed:
-        doc += ["### Failed runs", ""]
-        doc += ["- %s %s %s round %d: `%s`" % (r["system"], r["case"], "pinned" if r["pinned"] else "unpinned",
-                                               r["round"] + 1, r["detail"][-300:].replace("\n", " ").replace("`", "'"))
-                for r in failed]
-        doc.append("")
+    doc += error_notes(rows)
     text = "\n".join(doc)
     with open(args.out, "w") as f:
         f.write(text)

@@ -19,6 +19,7 @@ use s3s::service::S3Service;
 use s3s::{s3_error, HttpError, S3Error, S3ErrorCode, S3Result};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -164,14 +165,22 @@ pub struct Counted<B> {
     inner: B,
     metrics: Arc<S3Metrics>,
     sent: bool,
+    /// Set once a request body was read to its end (see [`Front::serve`]).
+    ended: Option<Arc<AtomicBool>>,
 }
 
-impl<B> Counted<B> {
-    fn received(inner: B, metrics: Arc<S3Metrics>) -> Self {
+impl<B: HttpBody> Counted<B> {
+    /// A request body; `ended` is set once it was read to its end (at once when it
+    /// is empty).
+    fn received(inner: B, metrics: Arc<S3Metrics>, ended: Arc<AtomicBool>) -> Self {
+        if inner.is_end_stream() {
+            ended.store(true, Ordering::Relaxed);
+        }
         Counted {
             inner,
             metrics,
             sent: false,
+            ended: Some(ended),
         }
     }
 
@@ -180,6 +189,7 @@ impl<B> Counted<B> {
             inner,
             metrics,
             sent: true,
+            ended: None,
         }
     }
 }
@@ -197,15 +207,28 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                let n = data.len() as u64;
-                if this.sent {
-                    this.metrics.sent(n);
-                } else {
-                    this.metrics.received(n);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if this.sent {
+                        this.metrics.sent(n);
+                    } else {
+                        this.metrics.received(n);
+                    }
+                }
+                if let Some(ended) = &this.ended {
+                    if this.inner.is_end_stream() {
+                        ended.store(true, Ordering::Relaxed);
+                    }
                 }
             }
+            Poll::Ready(None) => {
+                if let Some(ended) = &this.ended {
+                    ended.store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
         polled
     }
@@ -243,6 +266,10 @@ impl Front {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let started = Instant::now();
+        // Whether the request's body was read to its end by the time the answer is
+        // ready; an early answer (an error before the body was needed) leaves it
+        // unread, and hyper then closes the connection after the answer.
+        let body_read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
         let request_id = client_request_id(req.headers()).unwrap_or_else(new_request_id);
         let invocation = req
             .headers()
@@ -268,7 +295,8 @@ impl Front {
             let slot = OperationSlot::default();
             req.extensions_mut().insert(slot.clone());
             let metrics = self.metrics.clone();
-            let req = req.map(|b| s3s::Body::http_body(Counted::received(b, metrics)));
+            let ended = body_read.clone();
+            let req = req.map(|b| s3s::Body::http_body(Counted::received(b, metrics, ended)));
             let id: Arc<str> = Arc::from(request_id.as_str());
             let result = oxio_sdk::rawx::with_request_id(Some(id), self.s3.call(req))
                 .instrument(span.clone())
@@ -306,6 +334,12 @@ impl Front {
         }
         if let Ok(v) = HeaderValue::from_str(&new_id2()) {
             headers.insert(ID2_HEADER, v);
+        }
+        if !body_read.load(Ordering::Relaxed) {
+            // Said, so that a client does not send its next request on a connection
+            // hyper is about to close (it closes one whose request body was left
+            // unread), which the client would see as a failed request.
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         let metrics = self.metrics.clone();
         Ok(resp.map(|b| Counted::sent(b, metrics)))

@@ -131,3 +131,26 @@ def test_bench_local_rawx(tmp_path):
     assert r["server_cpu_s"] is not None
     assert r["cleanup"]["deleted"] == 50
     assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["max"]
+
+
+def test_bench_reports_what_errors_said(grid, bench_env):
+    """With a rawx locked at 0, EC 4+2 PUTs get 503: the report counts them by kind and
+    gives what the first one said (the conscience's reason)."""
+    oxio = [oxio_bin(), "cluster"]
+    subprocess.run([*oxio, "lock", "rawx", "rawx-4"], env=bench_env, check=True,
+                   capture_output=True, timeout=60)
+    try:
+        proc = subprocess.run(
+            [oxio_bin(), "bench", "--json", "--no-progress", "--bucket", "bench-refused",
+             "--op", "put", "--count", "4", "--size", "1MiB", "--concurrency", "2"],
+            env=bench_env, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S,
+        )
+    finally:
+        subprocess.run([*oxio, "unlockall"], env=bench_env, check=True, capture_output=True, timeout=60)
+        subprocess.run([*oxio, "wait", "--score", "1", "--timeout", "30s", "rawx"], env=bench_env,
+                       check=True, capture_output=True, timeout=60)
+    r = json.loads(proc.stdout)
+    assert r["ops"] == 0 and r["errors"] == 4, r
+    assert r["errors_by_kind"] == {"http_503:ServiceUnavailable": 4}, r["error_details"]
+    said = r["error_details"]["http_503:ServiceUnavailable"]
+    assert "6 needed, 5 eligible" in said and "1 locked at score 0" in said, said

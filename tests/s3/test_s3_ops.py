@@ -457,6 +457,29 @@ def test_single_put_over_5_gib_refused_before_the_body(grid, s3, bucket):
         s3.head_object(Bucket=bucket, Key="huge")
 
 
+def test_an_answer_before_the_body_closes_the_connection(grid, s3, bucket):
+    # Refused before its body is read (no signature), a PUT's answer says
+    # `Connection: close`: the gateway drops the connection after it (the unread body
+    # cannot be skipped), and a client must not send its next request on it.
+    u = urllib.parse.urlsplit(grid.endpoint)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.putrequest("PUT", f"/{bucket}/early", skip_accept_encoding=True)
+    conn.putheader("Content-Length", str(1024 * 1024))
+    conn.endheaders()
+    conn.send(b"x" * 1000)
+    resp = conn.getresponse()
+    body = resp.read().decode()
+    assert resp.status == 403, body
+    assert resp.getheader("Connection") == "close", resp.getheaders()
+    conn.close()
+    # An answer after the whole body keeps the connection.
+    r = s3.put_object(Bucket=bucket, Key="read", Body=b"y" * 100_000)
+    assert r["ResponseMetadata"]["HTTPHeaders"].get("connection") != "close"
+    r = s3.get_object(Bucket=bucket, Key="read")
+    assert r["Body"].read() == b"y" * 100_000
+    assert r["ResponseMetadata"]["HTTPHeaders"].get("connection") != "close"
+
+
 @pytest.mark.parametrize("name", ["ab", "bad..dots", "-start", "end-", "192.168.1.1", "xn--abc", "Upper-case", "a" * 64])
 def test_invalid_bucket_names(s3, name):
     with pytest.raises(ClientError) as e:

@@ -19,6 +19,8 @@ pub const LATENCY_MAX_US: u64 = 3_600_000_000;
 const SIGNIFICANT_FIGURES: u8 = 3;
 /// Most distinct error kinds kept; the rest are counted as "other".
 pub const MAX_ERROR_KINDS: usize = 64;
+/// Longest example message kept for an error kind, in characters.
+pub const MAX_DETAIL_CHARS: usize = 400;
 /// Most tallies shared by the workers (each histogram set is a few hundred KiB, so
 /// 1024 workers do not get one each; a shard's lock is held for a few nanoseconds).
 const MAX_TALLY_SHARDS: u64 = 16;
@@ -65,6 +67,27 @@ pub struct Outcome {
     pub kind: OpKind,
     /// Payload bytes on success, error kind on failure.
     pub result: std::result::Result<u64, String>,
+    /// What the failure said (the S3 error's `<Message>`, the transport error), when
+    /// known: the first one of each kind is reported next to the count.
+    pub detail: Option<String>,
+}
+
+/// A failed request: its kind and what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// `http_503:ServiceUnavailable`, `connect`, ...
+    pub kind: String,
+    /// The S3 error's `<Message>` or the transport error, when there is one.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{} ({d})", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
 }
 
 impl Outcome {
@@ -73,6 +96,7 @@ impl Outcome {
         Outcome {
             kind,
             result: Ok(bytes),
+            detail: None,
         }
     }
 
@@ -81,6 +105,16 @@ impl Outcome {
         Outcome {
             kind,
             result: Err(error.into()),
+            detail: None,
+        }
+    }
+
+    /// A failure with what it said.
+    pub fn failed(kind: OpKind, failure: Failure) -> Self {
+        Outcome {
+            kind,
+            result: Err(failure.kind),
+            detail: failure.detail,
         }
     }
 }
@@ -106,6 +140,8 @@ pub struct Tally {
     ops: [u64; 4],
     bytes: [u64; 4],
     errors: BTreeMap<String, u64>,
+    /// The first detail seen of each kind in `errors`.
+    details: BTreeMap<String, String>,
 }
 
 impl Tally {
@@ -119,6 +155,7 @@ impl Tally {
             ops: [0; 4],
             bytes: [0; 4],
             errors: BTreeMap::new(),
+            details: BTreeMap::new(),
         })
     }
 
@@ -132,12 +169,22 @@ impl Tally {
                 self.ops[i] += 1;
                 self.bytes[i] += bytes;
             }
-            Err(kind) => self.record_error(kind),
+            Err(kind) => {
+                self.add_errors(kind, 1);
+                if let Some(d) = &outcome.detail {
+                    self.add_detail(kind, d);
+                }
+            }
         }
     }
 
-    fn record_error(&mut self, kind: &str) {
-        self.add_errors(kind, 1);
+    /// Keeps `detail` as the example of `kind` when it is the first one of a kind
+    /// counted on its own (not under "other").
+    fn add_detail(&mut self, kind: &str, detail: &str) {
+        if self.errors.contains_key(kind) && !self.details.contains_key(kind) {
+            let kept: String = detail.chars().take(MAX_DETAIL_CHARS).collect();
+            self.details.insert(kind.to_string(), kept);
+        }
     }
 
     fn add_errors(&mut self, kind: &str, n: u64) {
@@ -161,6 +208,9 @@ impl Tally {
         }
         for (kind, n) in &other.errors {
             self.add_errors(kind, *n);
+        }
+        for (kind, d) in &other.details {
+            self.add_detail(kind, d);
         }
         Ok(())
     }
@@ -202,6 +252,11 @@ impl Tally {
     /// Failed requests by error kind.
     pub fn errors(&self) -> &BTreeMap<String, u64> {
         &self.errors
+    }
+
+    /// The first thing each error kind said, for the kinds that said something.
+    pub fn error_details(&self) -> &BTreeMap<String, String> {
+        &self.details
     }
 
     /// Failed requests.
@@ -470,5 +525,42 @@ mod tests {
             (a.total_errors(), a.total_ops()),
             (MAX_ERROR_KINDS as u64 + 12, 1)
         );
+    }
+
+    #[test]
+    fn the_first_detail_of_each_kind_is_kept_and_merged() {
+        let failed = |kind: &str, detail: &str| {
+            Outcome::failed(
+                OpKind::Put,
+                Failure {
+                    kind: kind.into(),
+                    detail: Some(detail.into()),
+                },
+            )
+        };
+        let mut a = Tally::new().unwrap();
+        a.record(&Outcome::err(OpKind::Put, "timeout"), Duration::ZERO);
+        a.record(&failed("http_503", "first"), Duration::ZERO);
+        a.record(&failed("http_503", "second"), Duration::ZERO);
+        let mut b = Tally::new().unwrap();
+        b.record(&failed("http_503", "from b"), Duration::ZERO);
+        b.record(
+            &failed("connect", &"x".repeat(2 * MAX_DETAIL_CHARS)),
+            Duration::ZERO,
+        );
+        a.merge(&b).unwrap();
+        assert_eq!(a.errors().get("http_503"), Some(&3));
+        let details = a.error_details();
+        assert_eq!(details.len(), 2, "{details:?}");
+        assert_eq!(details["http_503"], "first");
+        assert_eq!(details["connect"].len(), MAX_DETAIL_CHARS);
+        // A kind counted under "other" keeps no detail.
+        let mut full = Tally::new().unwrap();
+        for i in 0..MAX_ERROR_KINDS {
+            full.record(&Outcome::err(OpKind::Get, format!("k{i}")), Duration::ZERO);
+        }
+        full.record(&failed("late", "not kept"), Duration::ZERO);
+        assert_eq!(full.errors().get("other"), Some(&1));
+        assert!(full.error_details().is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! again (about a tenth of the client's CPU per 4 KiB GET), which a load generator
 //! sharing the machine with the server under test cannot spare.
 
+use super::driver::{Failure, MAX_DETAIL_CHARS};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -205,6 +206,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// A failed request: its kind ([`transport_kind`]) and the error's chain.
+pub fn transport_failure(e: &TransportError) -> Failure {
+    Failure {
+        kind: transport_kind(e).to_string(),
+        detail: Some(e.to_string()),
+    }
+}
+
 /// The error kind of a failed request: `timeout`, `connect`, `body` or `request`.
 pub fn transport_kind(e: &TransportError) -> &'static str {
     match e {
@@ -215,9 +224,10 @@ pub fn transport_kind(e: &TransportError) -> &'static str {
     }
 }
 
-/// The error kind of an unsuccessful answer: `http_<status>` plus `:<Code>` when the
-/// body is an S3 error document (or the rawx `x-oxio-error` header says one).
-pub async fn status_kind(mut resp: Response) -> String {
+/// An unsuccessful answer: its kind, `http_<status>` plus `:<Code>` when the body is
+/// an S3 error document (or the rawx `x-oxio-error` header says one), and what it
+/// said (the S3 error's `<Message>`, else the first line of a text body).
+pub async fn status_failure(mut resp: Response) -> Failure {
     let status = resp.status().as_u16();
     let header_code = resp
         .headers()
@@ -231,10 +241,34 @@ pub async fn status_kind(mut resp: Response) -> String {
             _ => break,
         }
     }
-    match header_code.or_else(|| s3_error_code(&body)) {
+    let kind = match header_code.or_else(|| s3_error_code(&body)) {
         Some(code) => format!("http_{status}:{code}"),
         None => format!("http_{status}"),
+    };
+    Failure {
+        kind,
+        detail: error_detail(&body),
     }
+}
+
+/// What an error body says: an S3 error document's `<Message>` (unescaped), else
+/// the first line of a text body; `None` when empty or not text.
+pub fn error_detail(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let said = match text.find("<Message>") {
+        Some(at) => {
+            let start = at + "<Message>".len();
+            let len = text[start..].find("</Message>")?;
+            let raw = &text[start..start + len];
+            quick_xml::escape::unescape(raw)
+                .map(|s| s.into_owned())
+                .unwrap_or_else(|_| raw.to_string())
+        }
+        None if text.trim_start().starts_with('<') => return None,
+        None => text.lines().next().unwrap_or("").to_string(),
+    };
+    let said = said.trim();
+    (!said.is_empty()).then(|| said.chars().take(MAX_DETAIL_CHARS).collect())
 }
 
 /// The `<Code>` of an S3 error document.
@@ -365,10 +399,53 @@ mod tests {
         )
         .await;
         let resp = http.get(url).send().await.expect("answer");
-        assert_eq!(status_kind(resp).await, "http_404:NoSuchKey");
+        assert_eq!(status_failure(resp).await.kind, "http_404:NoSuchKey");
+        // What it said comes along.
+        let url = server(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 84\r\n\r\n<Error><Code>ServiceUnavailable</Code><Message>6 needed, 0 &lt; 6</Message></Error>\n",
+            Duration::ZERO,
+        )
+        .await;
+        let resp = http.get(url).send().await.expect("answer");
+        assert_eq!(
+            status_failure(resp).await,
+            Failure {
+                kind: "http_503:ServiceUnavailable".into(),
+                detail: Some("6 needed, 0 < 6".into()),
+            }
+        );
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let e = http.get(url).send().await.err().expect("refused");
+        let f = transport_failure(&e);
+        assert_eq!(f.kind, "connect");
+        assert!(
+            f.detail.as_deref().is_some_and(|d| d.contains("refused")),
+            "{f}"
+        );
         // A URL that is not one.
         let e = http.get("not a url").send().await.err().expect("bad URL");
         assert_eq!(transport_kind(&e), "request", "{e}");
+    }
+
+    #[test]
+    fn error_details_are_the_message_or_the_first_text_line() {
+        let xml =
+            b"<?xml version=\"1.0\"?><Error><Code>X</Code><Message> a &amp; b </Message></Error>";
+        assert_eq!(error_detail(xml).as_deref(), Some("a & b"));
+        assert_eq!(error_detail(b"<Error><Code>X</Code></Error>"), None);
+        assert_eq!(
+            error_detail(b"chunk not found\nmore"),
+            Some("chunk not found".into())
+        );
+        assert_eq!(error_detail(b""), None);
+        assert_eq!(error_detail(b"\xff\xfe"), None);
+        let long = format!("<Message>{}</Message>", "x".repeat(2 * MAX_DETAIL_CHARS));
+        assert_eq!(
+            error_detail(long.as_bytes()).map(|d| d.len()),
+            Some(MAX_DETAIL_CHARS)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::args::{Op, Plan, Stop};
 use super::driver::{drive, OpKind, Outcome, Phase, Workload};
 use super::error::{Error, Result};
-use super::http::{drain, read_checked, status_kind, transport_kind};
+use super::http::{drain, read_checked, status_failure, transport_failure};
 use super::payload::Payload;
 use super::report::{Cleanup, CpuUse, Report, RunInfo};
 use super::{cpu, prepare_failed};
@@ -44,8 +44,8 @@ impl LocalStore {
                 drain(resp).await;
                 Outcome::ok(OpKind::Put, len)
             }
-            Ok(resp) => Outcome::err(OpKind::Put, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Put, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Put, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Put, transport_failure(&e)),
         }
     }
 
@@ -60,8 +60,8 @@ impl LocalStore {
                     Err(kind) => Outcome::err(OpKind::Get, kind),
                 }
             }
-            Ok(resp) => Outcome::err(OpKind::Get, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Get, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Get, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Get, transport_failure(&e)),
         }
     }
 
@@ -71,8 +71,8 @@ impl LocalStore {
                 drain(resp).await;
                 Outcome::ok(OpKind::Delete, 0)
             }
-            Ok(resp) => Outcome::err(OpKind::Delete, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Delete, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Delete, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Delete, transport_failure(&e)),
         }
     }
 }

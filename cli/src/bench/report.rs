@@ -121,6 +121,9 @@ pub struct Report {
     pub errors: u64,
     /// Failed requests by kind.
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// What the first failure of each kind said (the S3 error's message, the
+    /// transport error), for the kinds that said something.
+    pub error_details: BTreeMap<String, String>,
     /// Measured wall time.
     pub duration_s: f64,
     /// Successful requests per second.
@@ -184,6 +187,7 @@ impl Report {
             ops: t.total_ops(),
             errors: t.total_errors(),
             errors_by_kind: t.errors().clone(),
+            error_details: t.error_details().clone(),
             duration_s: secs,
             ops_per_s: rate(t.total_ops() as f64, secs),
             bytes: t.total_bytes(),
@@ -242,6 +246,9 @@ impl Report {
             format!("{} ({})", self.errors, kinds.join(", "))
         };
         out.push(format!("  errors   {errors}"));
+        for (kind, said) in &self.error_details {
+            out.push(format!("           {kind}: {said}"));
+        }
         let server = self
             .server_cpu_s
             .map(|s| format!(", in-process rawx {s:.2} s"))
@@ -279,7 +286,7 @@ fn latency_text(l: &Latency) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::driver::{new_histogram, Outcome, Tally};
+    use crate::bench::driver::{new_histogram, Failure, Outcome, Tally};
 
     #[test]
     fn percentiles_of_a_known_histogram() {
@@ -318,6 +325,16 @@ mod tests {
             &Outcome::err(OpKind::Put, "http_503:SlowDown"),
             Duration::ZERO,
         );
+        tally.record(
+            &Outcome::failed(
+                OpKind::Put,
+                Failure {
+                    kind: "http_503:ServiceUnavailable".into(),
+                    detail: Some("6 needed, 0 eligible".into()),
+                },
+            ),
+            Duration::ZERO,
+        );
         Measured {
             tally,
             elapsed: Duration::from_secs(2),
@@ -343,8 +360,12 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["op"], "mixed");
         assert_eq!(v["ops"], 150);
-        assert_eq!(v["errors"], 1);
+        assert_eq!(v["errors"], 2);
         assert_eq!(v["errors_by_kind"]["http_503:SlowDown"], 1);
+        assert_eq!(
+            v["error_details"],
+            serde_json::json!({"http_503:ServiceUnavailable": "6 needed, 0 eligible"})
+        );
         assert_eq!(v["ops_per_s"], 75.0);
         assert_eq!(v["mib_per_s"], 75.0);
         assert_eq!(v["bytes"], 150u64 << 20);
@@ -369,6 +390,10 @@ mod tests {
         assert_eq!(v["cleanup"]["deleted"], 0);
         let text = r.to_text();
         assert!(text.contains("150 ops in 2.00 s") && text.contains("http_503:SlowDown x1"));
+        assert!(
+            text.contains("\n           http_503:ServiceUnavailable: 6 needed, 0 eligible\n"),
+            "{text}"
+        );
         assert!(text.contains("25% of a core"));
     }
 }

@@ -11,7 +11,7 @@
 use super::args::{Op, Plan, Stop};
 use super::driver::{drive, OpKind, Outcome, Phase, Workload};
 use super::error::{Error, Result};
-use super::http::{drain, read_checked, read_limited, status_kind, transport_kind, IntoUri};
+use super::http::{drain, read_checked, read_limited, status_failure, transport_failure, IntoUri};
 use super::payload::{mix64, Payload};
 use super::report::{Cleanup, CpuUse, Report, RunInfo};
 use super::{cpu, prepare_failed};
@@ -148,8 +148,8 @@ impl S3Store {
                 drain(resp).await;
                 Outcome::ok(OpKind::Put, len)
             }
-            Ok(resp) => Outcome::err(OpKind::Put, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Put, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Put, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Put, transport_failure(&e)),
         }
     }
 
@@ -170,8 +170,8 @@ impl S3Store {
                     Err(kind) => Outcome::err(OpKind::Get, kind),
                 }
             }
-            Ok(resp) => Outcome::err(OpKind::Get, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Get, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Get, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Get, transport_failure(&e)),
         }
     }
 
@@ -186,8 +186,8 @@ impl S3Store {
                 drain(resp).await;
                 Outcome::ok(OpKind::Delete, 0)
             }
-            Ok(resp) => Outcome::err(OpKind::Delete, status_kind(resp).await),
-            Err(e) => Outcome::err(OpKind::Delete, transport_kind(&e)),
+            Ok(resp) => Outcome::failed(OpKind::Delete, status_failure(resp).await),
+            Err(e) => Outcome::failed(OpKind::Delete, transport_failure(&e)),
         }
     }
 
@@ -206,8 +206,8 @@ impl S3Store {
         let url = action.sign(self.sign_ttl);
         let resp = match self.http.get(url).send().await {
             Ok(r) if r.status().is_success() => r,
-            Ok(r) => return Outcome::err(OpKind::List, status_kind(r).await),
-            Err(e) => return Outcome::err(OpKind::List, transport_kind(&e)),
+            Ok(r) => return Outcome::failed(OpKind::List, status_failure(r).await),
+            Err(e) => return Outcome::failed(OpKind::List, transport_failure(&e)),
         };
         let body = match read_limited(resp, MAX_LIST_BODY_BYTES).await {
             Ok(b) => b,
@@ -252,7 +252,7 @@ impl S3Store {
                 return Err(setup(format!(
                     "HEAD {}: {}",
                     self.bucket.name(),
-                    status_kind(resp).await
+                    status_failure(resp).await
                 )))
             }
         }
@@ -270,11 +270,11 @@ impl S3Store {
             drain(resp).await;
             return Ok(true);
         }
-        let kind = status_kind(resp).await;
-        if kind.ends_with(":BucketAlreadyOwnedByYou") {
+        let failure = status_failure(resp).await;
+        if failure.kind.ends_with(":BucketAlreadyOwnedByYou") {
             return Ok(false);
         }
-        Err(setup(format!("create {}: {kind}", self.bucket.name())))
+        Err(setup(format!("create {}: {failure}", self.bucket.name())))
     }
 
     /// Removes the (empty) bucket.
@@ -285,8 +285,8 @@ impl S3Store {
                 drain(resp).await;
                 Ok(())
             }
-            Ok(resp) => Err(status_kind(resp).await),
-            Err(e) => Err(transport_kind(&e).to_string()),
+            Ok(resp) => Err(status_failure(resp).await.to_string()),
+            Err(e) => Err(transport_failure(&e).to_string()),
         }
     }
 }
