@@ -6,6 +6,7 @@ then SIGKILL after a deadline) when the tests that use it are done.
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -156,6 +157,17 @@ def grid():
     g = Grid(data=data, port_base=free_port_base()).start()
     yield g
     g.stop()
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch():
+    """A fresh folder for a test's own grid, removed after the test (pass or fail;
+    the test stops its grid first). Not pytest's `tmp_path`: its longer paths would
+    push the grid's unix socket names past their length limit."""
+    data = tempfile.mkdtemp(prefix="oxio-test-")
+    yield data
+    shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

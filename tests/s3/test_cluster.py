@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -168,10 +167,10 @@ def test_wait(grid):
     assert r.returncode == EXIT_WAIT_TIMEOUT and "unreachable" in r.stderr
 
 
-def test_locked_rawx_gets_no_new_chunk():
+def test_locked_rawx_gets_no_new_chunk(scratch):
     """With 7 rawx, one locked at 0 leaves the 6 that EC 4+2 needs: PUTs succeed and
     no chunk file lands on the locked one."""
-    data = tempfile.mkdtemp(prefix="oxio-test-drain-")
+    data = scratch
     g = Grid(data=data, port_base=free_port_base(7), rawx=7).start()
     try:
         s3 = g.client()

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 
 from conftest import OXIOD, Grid, free_port_base
@@ -70,8 +69,8 @@ def wait_for_healthy_status(g):
         time.sleep(0.2)
 
 
-def test_replicated_directory_serves_s3_and_survives_restart():
-    data = tempfile.mkdtemp(prefix="oxio-dir3-")
+def test_replicated_directory_serves_s3_and_survives_restart(scratch):
+    data = scratch
     base = free_port_base()
     g = replicated_grid(data, base).start()
     objects = {f"d/{n}": os.urandom(n) for n in [0, 10, 40000, 1_500_000]}

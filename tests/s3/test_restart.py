@@ -3,13 +3,12 @@
 import hashlib
 import os
 import signal
-import tempfile
 
 from conftest import Grid, free_port_base
 
 
-def test_restart_keeps_everything():
-    data = tempfile.mkdtemp(prefix="oxio-restart-")
+def test_restart_keeps_everything(scratch):
+    data = scratch
     base = free_port_base()
     g = Grid(data=data, port_base=base).start()
     try:
