@@ -136,6 +136,18 @@ wait_line() { # FILE PATTERN PID WHAT LOG; exits with the end of LOG when not re
   done
 }
 
+# ---------------------------------------------------------------- free space
+# The conscience scores a rawx 0 under 5 % free space (the statvfs share available to
+# users, as `df` shows it), after which oxio PUTs get 503. A full run here took up to
+# 15 GB at its peak (SeaweedFS keeps deleted data until it vacuums), so it warns
+# below 20 GB above that floor; a run of a few cases needs less.
+read -r FS_SIZE FS_AVAIL <<<"$(df -B1 --output=size,avail "$TMP" | tail -1)"
+HEADROOM_GB=$(( (FS_AVAIL - FS_SIZE / 20) / 1000000000 ))
+if [ "$HEADROOM_GB" -lt 20 ]; then
+  log "warning: only ${HEADROOM_GB} GB free above the conscience's 5 % floor under $TMP (a full run took up to 15 GB);"
+  log "warning: 16 MiB PUTs may then get 503 'not enough services ... scored 0 by' for full volumes"
+fi
+
 # ---------------------------------------------------------------- disk
 log "disk: sequential 16 MiB writes with O_DIRECT + fdatasync, then fsync'd 4 KiB writes"
 DISK_OUT=$(LC_ALL=C dd if=/dev/zero of="$TMP/disk.probe" bs=16M count=$DISK_BLOCKS oflag=direct conv=fdatasync 2>&1 | tail -1)
