@@ -55,9 +55,13 @@ pub struct WalSyncer {
 
 impl WalSyncer {
     /// Starts the syncer of `db` (on the current tokio runtime); it ends once every
-    /// handle is dropped.
+    /// handle is dropped. It holds the database weakly: the database closes when the
+    /// stores that write to it are dropped, not when this task next wakes (or when its
+    /// runtime is dropped), so that whoever removes the database's folder after
+    /// dropping them finds it closed.
     pub fn spawn(db: Arc<DB>) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<LogFlushed<TypeConfig>>(SYNC_QUEUE);
+        let db = Arc::downgrade(&db);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut waiting = vec![first];
@@ -67,12 +71,16 @@ impl WalSyncer {
                         Err(_) => break,
                     }
                 }
-                let db = db.clone();
-                let synced = tokio::task::spawn_blocking(move || db.flush_wal(true)).await;
-                let failure = match synced {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(format!("WAL sync task: {e}")),
+                let failure = match db.upgrade() {
+                    // Every store is gone: nothing is left to make durable for.
+                    None => Some("the database is closed".to_string()),
+                    Some(db) => {
+                        match tokio::task::spawn_blocking(move || db.flush_wal(true)).await {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) => Some(e.to_string()),
+                            Err(e) => Some(format!("WAL sync task: {e}")),
+                        }
+                    }
                 };
                 if let Some(f) = &failure {
                     tracing::error!(error = %f, appends = waiting.len(), "WAL sync failed");
