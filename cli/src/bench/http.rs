@@ -206,7 +206,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// A failed request: its kind ([`transport_kind`]) and the error's chain.
+/// A failed request: its kind ([`transport_kind`]) and the error, with its causes.
 pub fn transport_failure(e: &TransportError) -> Failure {
     Failure {
         kind: transport_kind(e).to_string(),
@@ -255,15 +255,10 @@ pub async fn status_failure(mut resp: Response) -> Failure {
 /// the first line of a text body; `None` when empty or not text.
 pub fn error_detail(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    let said = match text.find("<Message>") {
-        Some(at) => {
-            let start = at + "<Message>".len();
-            let len = text[start..].find("</Message>")?;
-            let raw = &text[start..start + len];
-            quick_xml::escape::unescape(raw)
-                .map(|s| s.into_owned())
-                .unwrap_or_else(|_| raw.to_string())
-        }
+    let said = match element(text, "Message") {
+        Some(raw) => quick_xml::escape::unescape(raw)
+            .map(|s| s.into_owned())
+            .unwrap_or_else(|_| raw.to_string()),
         None if text.trim_start().starts_with('<') => return None,
         None => text.lines().next().unwrap_or("").to_string(),
     };
@@ -273,16 +268,22 @@ pub fn error_detail(body: &[u8]) -> Option<String> {
 
 /// The `<Code>` of an S3 error document.
 pub fn s3_error_code(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let start = text.find("<Code>")? + "<Code>".len();
-    let len = text[start..].find("</Code>")?;
-    let code = text[start..start + len].trim();
+    let code = element(std::str::from_utf8(body).ok()?, "Code")?.trim();
     let ok = !code.is_empty()
         && code.len() <= MAX_CODE_CHARS
         && code
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
     ok.then(|| code.to_string())
+}
+
+/// The text of the first `<name>` element of an S3 error document (as written,
+/// entities not replaced); `None` when it is missing or not closed.
+fn element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(&text[start..start + len])
 }
 
 /// Reads a body of at most `limit` bytes and returns it (for listings).
