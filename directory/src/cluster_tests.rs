@@ -49,6 +49,16 @@ async fn spawn_node(id: u64) -> TestNode {
 
 const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 
+/// Stops `node`'s groups and waits (at most 5 s) until no task holds it any more, so
+/// that its database is closed before the test removes its folder.
+async fn close(node: Arc<Node>) {
+    node.shutdown().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while Arc::strong_count(&node) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_replicates_between_two_nodes() {
     let a = spawn_node(1).await;
@@ -183,9 +193,9 @@ async fn a_group_replicates_between_two_nodes() {
     let stats = meta2::container_meta(&gc.sm.view(), CID).unwrap().unwrap();
     assert_eq!((stats.objects, stats.bytes), (1, 3));
 
-    for n in [&a, &b, &c] {
+    for n in [a, b, c] {
         n.stop.cancel();
-        n.node.shutdown().await;
+        close(n.node).await;
     }
 }
 
@@ -275,9 +285,9 @@ async fn concurrent_reads_share_one_leadership_check() {
         );
     }
 
-    for n in [&a, &b] {
+    for n in [a, b] {
         n.stop.cancel();
-        n.node.shutdown().await;
+        close(n.node).await;
     }
 }
 
@@ -343,5 +353,5 @@ async fn a_group_snapshots_after_the_minimum_of_entries() {
     let snap = m.snapshot.unwrap().index;
     assert!(snap <= last, "snapshot at {snap}, last write {last}");
     assert!(m.purged.unwrap().index + 5 >= snap);
-    node.shutdown().await;
+    close(node).await;
 }
