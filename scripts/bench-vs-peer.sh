@@ -140,7 +140,8 @@ wait_line() { # FILE PATTERN PID WHAT LOG; exits with the end of LOG when not re
 # The conscience scores a rawx 0 under 5 % free space (the statvfs share available to
 # users, as `df` shows it), after which oxio PUTs get 503. A full run here took up to
 # 15 GB at its peak (SeaweedFS keeps deleted data until it vacuums), so it warns
-# below 20 GB above that floor; a run of a few cases needs less.
+# below 20 GB above that floor (the 15 GB measured and a margin that was not); a
+# run of a few cases needs less.
 read -r FS_SIZE FS_AVAIL <<<"$(df -B1 --output=size,avail "$TMP" | tail -1)"
 HEADROOM_GB=$(( (FS_AVAIL - FS_SIZE / 20) / 1000000000 ))
 if [ "$HEADROOM_GB" -lt 20 ]; then

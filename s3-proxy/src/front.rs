@@ -165,22 +165,19 @@ pub struct Counted<B> {
     inner: B,
     metrics: Arc<S3Metrics>,
     sent: bool,
-    /// Set once a request body was read to its end (see [`Front::serve`]).
+    /// Set once a request body was read to its end (see [`Front::serve`]); `None`
+    /// for an answer's body and for an empty request body (nothing to read).
     ended: Option<Arc<AtomicBool>>,
 }
 
-impl<B: HttpBody> Counted<B> {
-    /// A request body; `ended` is set once it was read to its end (at once when it
-    /// is empty).
-    fn received(inner: B, metrics: Arc<S3Metrics>, ended: Arc<AtomicBool>) -> Self {
-        if inner.is_end_stream() {
-            ended.store(true, Ordering::Relaxed);
-        }
+impl<B> Counted<B> {
+    /// A request body; `ended`, when given, is set once it was read to its end.
+    fn received(inner: B, metrics: Arc<S3Metrics>, ended: Option<Arc<AtomicBool>>) -> Self {
         Counted {
             inner,
             metrics,
             sent: false,
-            ended: Some(ended),
+            ended,
         }
     }
 
@@ -268,8 +265,9 @@ impl Front {
         let started = Instant::now();
         // Whether the request's body was read to its end by the time the answer is
         // ready; an early answer (an error before the body was needed) leaves it
-        // unread, and hyper then closes the connection after the answer.
-        let body_read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+        // unread, and hyper then closes the connection after the answer. Not
+        // tracked (no allocation) for an empty body: GET, HEAD, DELETE.
+        let body_read = (!req.body().is_end_stream()).then(|| Arc::new(AtomicBool::new(false)));
         let request_id = client_request_id(req.headers()).unwrap_or_else(new_request_id);
         let invocation = req
             .headers()
@@ -335,7 +333,7 @@ impl Front {
         if let Ok(v) = HeaderValue::from_str(&new_id2()) {
             headers.insert(ID2_HEADER, v);
         }
-        if !body_read.load(Ordering::Relaxed) {
+        if body_read.is_some_and(|read| !read.load(Ordering::Relaxed)) {
             // Said, so that a client does not send its next request on a connection
             // hyper is about to close (it closes one whose request body was left
             // unread), which the client would see as a failed request.

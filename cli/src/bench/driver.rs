@@ -59,25 +59,22 @@ impl OpKind {
     }
 }
 
-/// What one request did: payload bytes moved, or the kind of its failure
-/// (`http_503`, `http_404:NoSuchKey`, `timeout`, `connect`, `verify_bytes`, ...).
+/// What one request did: payload bytes moved, or its failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// The request's kind.
     pub kind: OpKind,
-    /// Payload bytes on success, error kind on failure.
-    pub result: std::result::Result<u64, String>,
-    /// What the failure said (the S3 error's `<Message>`, the transport error), when
-    /// known: the first one of each kind is reported next to the count.
-    pub detail: Option<String>,
+    /// Payload bytes on success, what failed on failure.
+    pub result: std::result::Result<u64, Failure>,
 }
 
 /// A failed request: its kind and what it said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `http_503:ServiceUnavailable`, `connect`, ...
+    /// `http_503`, `http_404:NoSuchKey`, `timeout`, `connect`, `verify_bytes`, ...
     pub kind: String,
-    /// The S3 error's `<Message>` or the transport error, when there is one.
+    /// What it said (the S3 error's `<Message>`, the transport error), when known:
+    /// the first one of each kind is reported next to the count.
     pub detail: Option<String>,
 }
 
@@ -96,25 +93,25 @@ impl Outcome {
         Outcome {
             kind,
             result: Ok(bytes),
-            detail: None,
         }
     }
 
-    /// A failure of kind `error`.
+    /// A failure of kind `error` that said nothing more.
     pub fn err(kind: OpKind, error: impl Into<String>) -> Self {
-        Outcome {
+        Self::failed(
             kind,
-            result: Err(error.into()),
-            detail: None,
-        }
+            Failure {
+                kind: error.into(),
+                detail: None,
+            },
+        )
     }
 
     /// A failure with what it said.
     pub fn failed(kind: OpKind, failure: Failure) -> Self {
         Outcome {
             kind,
-            result: Err(failure.kind),
-            detail: failure.detail,
+            result: Err(failure),
         }
     }
 }
@@ -169,10 +166,10 @@ impl Tally {
                 self.ops[i] += 1;
                 self.bytes[i] += bytes;
             }
-            Err(kind) => {
-                self.add_errors(kind, 1);
-                if let Some(d) = &outcome.detail {
-                    self.add_detail(kind, d);
+            Err(failure) => {
+                self.add_errors(&failure.kind, 1);
+                if let Some(d) = &failure.detail {
+                    self.add_detail(&failure.kind, d);
                 }
             }
         }
