@@ -490,6 +490,8 @@ pub struct DirectoryNodes {
     listeners: std::sync::Mutex<Vec<Option<std::net::TcpListener>>>,
     /// Every node's address, node `i` (from 1) at `peers[i - 1]`.
     pub peers: Vec<String>,
+    /// The started nodes' tasks (each closes its database when it ends).
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<oxio_directory::Result<()>>>>,
 }
 
 impl DirectoryNodes {
@@ -520,6 +522,21 @@ impl DirectoryNodes {
             conscience: conscience.addr.to_string(),
             listeners: std::sync::Mutex::new(listeners.into_iter().map(Some).collect()),
             peers,
+            tasks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Stops the conscience and every node, and waits (30 s at most each) until each
+    /// node has closed its database, before the folder holding them is removed.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("directory test grid"));
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("a directory test node stops")
+                .expect("directory test node task")
+                .expect("a directory test node stops cleanly");
         }
     }
 
@@ -540,9 +557,13 @@ impl DirectoryNodes {
         cfg.heartbeat_interval = Duration::from_millis(200);
         cfg.auto_grow_interval = auto_grow;
         cfg.location = format!("local.rack1.host{id}.meta");
-        oxio_directory::start_on(cfg, listener, self.stop.child_token())
+        let started = oxio_directory::start_on(cfg, listener, self.stop.child_token())
             .await
             .expect("directory test grid");
+        self.tasks
+            .lock()
+            .expect("directory test grid")
+            .push(started.task);
     }
 
     /// Waits until `n` directory nodes are up with a score above 0.

@@ -56,7 +56,7 @@ async fn bootstrap(grid: &DirectoryNodes) -> oxio_sdk::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_meta2_groups_go_to_the_nodes_that_joined() {
     let grid = DirectoryNodes::new(5).await;
-    let (peers, stop) = (&grid.peers, &grid.stop);
+    let peers = &grid.peers;
     for id in 1..=3 {
         grid.start(id, Duration::ZERO).await;
     }
@@ -127,7 +127,7 @@ async fn new_meta2_groups_go_to_the_nodes_that_joined() {
     }
     assert!(in_new > 0, "no new container went to a new group");
     assert_eq!(get(&sdk, "old", "k").await, b"before growing");
-    stop.cancel();
+    grid.shutdown().await;
 }
 
 /// With automatic growth on, a node that joins gets a meta2 group of its own,
@@ -191,5 +191,5 @@ async fn a_node_that_joins_gets_a_meta2_group_by_itself() {
     assert_eq!(meta2.len(), 3, "{meta2:?}");
     assert!(meta2.contains(&group.id));
     assert_eq!(get(&sdk, "old", "k").await, b"before joining");
-    grid.stop.cancel();
+    grid.shutdown().await;
 }

@@ -14,7 +14,7 @@ async fn containers_avoid_meta2_groups_of_a_locked_directory_node() {
     for id in 1..=3u64 {
         grid.start(id, Duration::ZERO).await;
     }
-    let (addrs, stop) = (grid.peers.clone(), &grid.stop);
+    let addrs = grid.peers.clone();
     let sdk = oxio_sdk::Client::new(oxio_sdk::ClientConfig::new(
         vec![grid.conscience.clone()],
         addrs.clone(),
@@ -90,5 +90,5 @@ async fn containers_avoid_meta2_groups_of_a_locked_directory_node() {
         *on.entry(host[&rec.meta2_group]).or_default() += 1;
     }
     assert!(on.get(&2).is_some_and(|n| *n > 0), "{on:?}");
-    stop.cancel();
+    grid.shutdown().await;
 }
