@@ -178,3 +178,25 @@ pub async fn wait_for_signal() -> Result<()> {
     }
     Ok(())
 }
+
+/// Raises this process's soft limit on open files to its hard limit, as servers that
+/// hold many files and sockets do (chunk files that local reads keep open, RocksDB's
+/// tables, client connections). Returns the soft limit now in force; a limit that
+/// cannot be read or raised is left as it is.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    // An unlimited hard limit: the kernel's default ceiling (`fs.nr_open`).
+    const NO_HARD_LIMIT: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.unwrap_or(NO_HARD_LIMIT);
+    if limit.current.is_some_and(|soft| soft < target) {
+        let raised = rustix::process::Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, soft = ?limit.current, "open-file limit left as it is");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}

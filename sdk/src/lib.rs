@@ -4,7 +4,8 @@
 //! rawx services: small objects inline in meta2, larger ones cut into metachunks that
 //! are erasure coded (Reed-Solomon, stripe by stripe) or replicated. Reads reconstruct
 //! missing or corrupt fragments on the fly. Chunks of a rawx on the same host that
-//! offers local reads are read from their files, verified here ([`local`]), and new
+//! offers local reads are read from their files, verified here ([`local`]; the files
+//! of hot chunks stay open a few seconds, [`kept_files`]), and new
 //! chunks for it are written into their files here ([`local_write`]).
 
 pub mod account_admin;
@@ -20,6 +21,7 @@ pub mod ec;
 pub mod error;
 pub mod gc;
 pub mod get;
+pub mod kept_files;
 pub mod local;
 pub mod local_write;
 pub mod md5_batch;

@@ -5,6 +5,7 @@
 //! socket, refused, I/O error, checksum mismatch) sends the read back to the rawx's
 //! HTTP GET, which answers, or finds and reports the corruption, as before.
 
+use crate::kept_files::KeptFiles;
 use bytes::Bytes;
 use oxio_common::local_read::{socket_path, Layout, Reply, MAX_REPLY_BYTES};
 use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
@@ -27,16 +28,27 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(1);
 const READ_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Opens chunks through the local-read sockets of one folder (cloned with every
-/// reader that may fall back to HTTP: the folder is shared, not copied).
+/// reader that may fall back to HTTP: the folder and the files kept open are shared,
+/// not copied).
 #[derive(Clone, Debug)]
 pub struct LocalOpener {
     dir: Arc<Path>,
+    kept: KeptFiles,
 }
 
 impl LocalOpener {
     /// Looks for local-read sockets in `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        LocalOpener { dir: dir.into() }
+        LocalOpener {
+            dir: dir.into(),
+            kept: KeptFiles::default(),
+        }
+    }
+
+    /// Stops keeping open the file of chunk `chunk_id` of the rawx at `addr` (a read
+    /// of it failed).
+    pub fn forget(&self, addr: &str, chunk_id: &str) {
+        self.kept.forget(addr, chunk_id);
     }
 
     /// The folder of the sockets.
@@ -45,8 +57,8 @@ impl LocalOpener {
     }
 
     /// Bytes `start..end` of chunk `chunk_id` of the rawx at `addr`, read from its
-    /// file here; `None` when that rawx offers no local read of it (the caller then
-    /// uses HTTP).
+    /// file here (kept open from an earlier read, or handed over by the rawx); `None`
+    /// when that rawx offers no local read of it (the caller then uses HTTP).
     pub async fn open(
         &self,
         addr: &str,
@@ -54,8 +66,16 @@ impl LocalOpener {
         start: u64,
         end: u64,
     ) -> Option<LocalChunk> {
+        if UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        if let Some((file, layout)) = self.kept.get(addr, chunk_id) {
+            if end <= layout.size {
+                return Some(LocalChunk::new(file, layout, start, end));
+            }
+        }
         let path = socket_path(&self.dir, addr);
-        if UNSUPPORTED.load(std::sync::atomic::Ordering::Relaxed) || !path.exists() {
+        if !path.exists() {
             return None;
         }
         let opened = tokio::time::timeout(OPEN_TIMEOUT, exchange(&path, chunk_id)).await;
@@ -72,7 +92,9 @@ impl LocalOpener {
         };
         match (reply, fd) {
             (Reply::Open(layout), Some(fd)) if end <= layout.size => {
-                Some(LocalChunk::new(std::fs::File::from(fd), layout, start, end))
+                let file = Arc::new(std::fs::File::from(fd));
+                self.kept.keep(addr, chunk_id, file.clone(), layout);
+                Some(LocalChunk::new(file, layout, start, end))
             }
             (Reply::Open(layout), Some(_)) => {
                 tracing::debug!(
@@ -194,10 +216,10 @@ pub struct LocalChunk {
 
 impl LocalChunk {
     /// A read of data bytes `start..end` of `file`; nothing is mapped yet.
-    fn new(file: std::fs::File, layout: Layout, start: u64, end: u64) -> Self {
+    fn new(file: Arc<std::fs::File>, layout: Layout, start: u64, end: u64) -> Self {
         let first = start / u64::from(layout.segment_bytes) * u64::from(layout.segment_bytes);
         LocalChunk {
-            file: Arc::new(file),
+            file,
             layout,
             window: Bytes::new(),
             window_start: first,
@@ -407,7 +429,7 @@ mod tests {
 
     /// A chunk file laid out as a rawx writes it (header space, data, crc table),
     /// open for reading, with its layout and data.
-    fn chunk_file(dir: &Path, size: usize) -> (std::fs::File, Layout, Vec<u8>) {
+    fn chunk_file(dir: &Path, size: usize) -> (Arc<std::fs::File>, Layout, Vec<u8>) {
         let data: Vec<u8> = (0..size).map(|i| (i * 7 + i / 4096) as u8).collect();
         let mut file = vec![0u8; DATA_OFFSET as usize];
         file.extend_from_slice(&data);
@@ -422,7 +444,7 @@ mod tests {
             data_offset: DATA_OFFSET,
             table_offset: DATA_OFFSET + size as u64,
         };
-        (std::fs::File::open(&path).unwrap(), layout, data)
+        (Arc::new(std::fs::File::open(&path).unwrap()), layout, data)
     }
 
     #[tokio::test]
@@ -435,8 +457,7 @@ mod tests {
             (1000, size - 5),
             (SEG as usize - 1, SEG as usize + 1),
         ] {
-            let f = file.try_clone().unwrap();
-            let mut chunk = LocalChunk::new(f, layout, start as u64, end as u64);
+            let mut chunk = LocalChunk::new(file.clone(), layout, start as u64, end as u64);
             let mut got = Vec::new();
             let mut step = 1;
             while got.len() < end - start {
@@ -486,7 +507,7 @@ mod tests {
         let mut raw = std::fs::read(&path).unwrap();
         raw[DATA_OFFSET as usize + 2 * SEG as usize + 10] ^= 1;
         std::fs::write(&path, raw).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
         let mut chunk = LocalChunk::new(file, layout, 0, size as u64);
         // The first two segments are sound (one window covers all three, so the read
         // that needs the damaged one fails as a whole).

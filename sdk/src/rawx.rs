@@ -445,8 +445,9 @@ impl ChunkReader {
             },
         };
         tracing::warn!(rawx = %addr, chunk = %chunk_id, error = %failure, "local read failed; reading over HTTP");
-        if let Some((_, counters)) = &client.local {
+        if let Some((opener, counters)) = &client.local {
             counters.local_fallback();
+            opener.forget(addr, &chunk_id);
         }
         let mut body = client.get_http(addr, &chunk_id, from, end).await?;
         let pieces = body.read_pieces(n, addr).await;

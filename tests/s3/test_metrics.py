@@ -180,24 +180,30 @@ def test_a_degraded_read_is_counted(grid, s3, bucket):
 
     from test_cli import OXIO, base_env, chunk_file
 
-    body = os.urandom(MIB)
-    s3.put_object(Bucket=bucket, Key="degraded", Body=body)
+    def locate(key):
+        out = subprocess.run(
+            [OXIO, "object", "locate", bucket, key, "--format", "json"],
+            env=env, capture_output=True, text=True, timeout=60, check=True,
+        )
+        chunks = json.loads(out.stdout)
+        assert len(chunks) == 6, chunks  # EC 4+2
+        return chunks
+
     env = dict(base_env(), OXIO_CONSCIENCE=grid.env["OXIO_CONSCIENCE"], OXIO_DIRECTORY=grid.env["OXIO_DIRECTORY"])
-    out = subprocess.run(
-        [OXIO, "object", "locate", bucket, "degraded", "--format", "json"],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
-    )
-    chunks = json.loads(out.stdout)
-    assert len(chunks) == 6, chunks  # EC 4+2
+    intact, damaged = os.urandom(MIB), os.urandom(MIB)
+    s3.put_object(Bucket=bucket, Key="intact", Body=intact)
+    s3.put_object(Bucket=bucket, Key="degraded", Body=damaged)
     s3_url = grid.endpoint.rstrip("/") + "/metrics"
     before = value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total")
     # An intact read decodes nothing.
-    assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == body
+    assert s3.get_object(Bucket=bucket, Key="intact")["Body"].read() == intact
     assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before
-    # Without a data fragment, the read decodes from parity, and says so.
-    data_fragment = next(c for c in chunks if c["position"] == "0.0")
+    # Without a data fragment, the read decodes from parity, and says so. (An object
+    # not read before: the gateway keeps the files of chunks it read open a few
+    # seconds, and would read the removed file's bytes from there.)
+    data_fragment = next(c for c in locate("degraded") if c["position"] == "0.0")
     os.remove(chunk_file(grid, data_fragment["chunk_id"]))
-    assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == body
+    assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == damaged
     assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before + 1
 
 

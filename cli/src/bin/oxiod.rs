@@ -88,6 +88,8 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     let log = oxio_cli::logging::init(cli.log_json);
+    let open_files = oxio_cli::host::raise_open_files_limit();
+    tracing::debug!(limit = ?open_files, "open files");
     let result = run(cli.command).await;
     // Lines still queued are written before the process ends.
     drop(log);
