@@ -125,13 +125,9 @@ impl KeptFiles {
     }
 
     /// Files kept now (expired ones included until they are swept).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         lock(&self.files).len()
-    }
-
-    /// Whether no file is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Starts, once, a task that closes expired files every [`SWEEP_EVERY`], until
@@ -236,7 +232,7 @@ mod tests {
     fn no_capacity_keeps_nothing_and_the_default_fits_the_open_file_limit() {
         let none = KeptFiles::with_capacity(0);
         none.keep("a", "AB", file(), layout());
-        assert!(none.is_empty());
+        assert_eq!(none.len(), 0);
         let cap = capacity();
         assert!(cap <= MAX_KEPT);
         if let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
@@ -259,6 +255,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(Arc::strong_count(&f), 1, "swept");
-        assert!(kept.is_empty());
+        assert_eq!(kept.len(), 0);
     }
 }

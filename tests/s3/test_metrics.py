@@ -175,21 +175,8 @@ def test_every_response_has_a_request_id(s3, bucket):
 
 
 def test_a_degraded_read_is_counted(grid, s3, bucket):
-    import json
-    import subprocess
+    from test_cli import chunk_file, oxio_json
 
-    from test_cli import OXIO, base_env, chunk_file
-
-    def locate(key):
-        out = subprocess.run(
-            [OXIO, "object", "locate", bucket, key, "--format", "json"],
-            env=env, capture_output=True, text=True, timeout=60, check=True,
-        )
-        chunks = json.loads(out.stdout)
-        assert len(chunks) == 6, chunks  # EC 4+2
-        return chunks
-
-    env = dict(base_env(), OXIO_CONSCIENCE=grid.env["OXIO_CONSCIENCE"], OXIO_DIRECTORY=grid.env["OXIO_DIRECTORY"])
     intact, damaged = os.urandom(MIB), os.urandom(MIB)
     s3.put_object(Bucket=bucket, Key="intact", Body=intact)
     s3.put_object(Bucket=bucket, Key="degraded", Body=damaged)
@@ -201,7 +188,9 @@ def test_a_degraded_read_is_counted(grid, s3, bucket):
     # Without a data fragment, the read decodes from parity, and says so. (An object
     # not read before: the gateway keeps the files of chunks it read open a few
     # seconds, and would read the removed file's bytes from there.)
-    data_fragment = next(c for c in locate("degraded") if c["position"] == "0.0")
+    chunks = oxio_json(grid, "object", "locate", bucket, "degraded")
+    assert len(chunks) == 6, chunks  # EC 4+2
+    data_fragment = next(c for c in chunks if c["position"] == "0.0")
     os.remove(chunk_file(grid, data_fragment["chunk_id"]))
     assert s3.get_object(Bucket=bucket, Key="degraded")["Body"].read() == damaged
     assert value(scrape(s3_url), "oxio_s3_sdk_degraded_reads_total") == before + 1
