@@ -34,6 +34,9 @@ pub struct TestGrid {
     consciences: Vec<(String, CancellationToken)>,
     /// Folder of the rawx's local-read sockets, when the grid reads locally.
     local_read_dir: Option<std::path::PathBuf>,
+    /// The directory node's task: it closes its database when it ends, which the
+    /// drop waits for before the folder goes.
+    directory: Option<tokio::task::JoinHandle<oxio_directory::Result<()>>>,
 }
 
 /// A loopback address where every connection is refused, for as long as the returned
@@ -127,6 +130,7 @@ impl TestGrid {
             sdk,
             consciences,
             local_read_dir,
+            directory: Some(d.task),
         };
         grid.add_rawx(spec.rawx, spec.rawx_capacity)?;
         grid.wait_rawx_up(spec.rawx).await?;
@@ -381,11 +385,28 @@ impl TestGrid {
 }
 
 impl Drop for TestGrid {
+    /// Stops every service, then waits (30 s at most) until the directory node has
+    /// closed its database, so that removing the folder does not race RocksDB's last
+    /// writes (which left half-removed folders in /tmp). The wait needs the
+    /// multi-thread runtime every grid test runs on; elsewhere the drop does not wait.
     fn drop(&mut self) {
         for r in &self.rawx {
             r.shutdown.cancel();
         }
         self.shutdown.cancel();
+        let Some(task) = self.directory.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            tokio::task::block_in_place(|| {
+                runtime.block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+                })
+            });
+        }
     }
 }
 
