@@ -49,12 +49,18 @@ async fn spawn_node(id: u64) -> TestNode {
 
 const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 
-/// Stops `node`'s groups and waits (at most 5 s) until no task holds it any more, so
-/// that its database is closed before the test removes its folder.
+/// Stops `node`'s groups and waits until no task holds it any more, so that its
+/// database is closed before the test removes its folder; a node still held after
+/// 30 s fails the test (a task that outlives its node's shutdown is a leak).
 async fn close(node: Arc<Node>) {
     node.shutdown().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while Arc::strong_count(&node) > 1 && std::time::Instant::now() < deadline {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&node) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node still held by {} other references 30 s after its shutdown",
+            Arc::strong_count(&node) - 1
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

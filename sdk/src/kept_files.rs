@@ -30,12 +30,17 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// One kept file.
 #[derive(Debug)]
 struct Kept {
+    /// The rawx that handed it over.
+    addr: Box<str>,
     file: Arc<File>,
     layout: Layout,
     /// When the rawx handed it over.
     since: Instant,
 }
 
+/// Kept files by chunk id. Chunk ids are drawn at random for every chunk, a copy's
+/// too, so one id names one file; the rawx is checked as well, so that a chunk moved
+/// with its id to another rawx is not read from the file of the first.
 type Files = Mutex<HashMap<String, Kept>>;
 
 /// How many files to keep: [`MAX_KEPT`], or an eighth of the process's soft limit on
@@ -79,17 +84,17 @@ impl KeptFiles {
     /// not expired.
     pub fn get(&self, addr: &str, chunk_id: &str) -> Option<(Arc<File>, Layout)> {
         let mut files = lock(&self.files);
-        let key = key(addr, chunk_id);
-        let kept = files.get(&key)?;
+        let kept = files.get(chunk_id).filter(|k| *k.addr == *addr)?;
         if kept.since.elapsed() < KEEP_FOR {
             return Some((kept.file.clone(), kept.layout));
         }
-        files.remove(&key);
+        files.remove(chunk_id);
         None
     }
 
-    /// Keeps `file` open as chunk `chunk_id` of the rawx at `addr`. When the set is
-    /// full, expired files are closed first, then the oldest.
+    /// Keeps `file` open as chunk `chunk_id` of the rawx at `addr` (in place of a file
+    /// of that chunk from another rawx). When the set is full, expired files are
+    /// closed first, then the oldest.
     pub fn keep(&self, addr: &str, chunk_id: &str, file: Arc<File>, layout: Layout) {
         if self.capacity == 0 {
             return;
@@ -110,8 +115,9 @@ impl KeptFiles {
         }
         let since = Instant::now();
         files.insert(
-            key(addr, chunk_id),
+            chunk_id.to_string(),
             Kept {
+                addr: addr.into(),
                 file,
                 layout,
                 since,
@@ -121,7 +127,10 @@ impl KeptFiles {
 
     /// Stops keeping the file of chunk `chunk_id` of the rawx at `addr`.
     pub fn forget(&self, addr: &str, chunk_id: &str) {
-        lock(&self.files).remove(&key(addr, chunk_id));
+        let mut files = lock(&self.files);
+        if files.get(chunk_id).is_some_and(|k| *k.addr == *addr) {
+            files.remove(chunk_id);
+        }
     }
 
     /// Files kept now (expired ones included until they are swept).
@@ -151,10 +160,6 @@ impl KeptFiles {
             });
         });
     }
-}
-
-fn key(addr: &str, chunk_id: &str) -> String {
-    format!("{addr}/{chunk_id}")
 }
 
 /// The map, also after a panic elsewhere while it was held (each change is one
@@ -197,9 +202,26 @@ mod tests {
         drop(got);
         assert!(kept.get("127.0.0.1:2", "AB").is_none(), "another rawx");
         assert!(kept.get("127.0.0.1:1", "CD").is_none(), "another chunk");
+        kept.forget("127.0.0.1:2", "AB");
+        assert!(
+            kept.get("127.0.0.1:1", "AB").is_some(),
+            "forgotten at another rawx"
+        );
         kept.forget("127.0.0.1:1", "AB");
         assert!(kept.get("127.0.0.1:1", "AB").is_none());
         assert_eq!(Arc::strong_count(&f), 1, "the forgotten file is closed");
+    }
+
+    #[test]
+    fn a_chunk_kept_from_another_rawx_replaces_the_first() {
+        let kept = KeptFiles::default();
+        let (f, g) = (file(), file());
+        kept.keep("a", "AB", f.clone(), layout());
+        kept.keep("b", "AB", g.clone(), layout());
+        assert!(kept.get("a", "AB").is_none());
+        let (got, _) = kept.get("b", "AB").expect("kept");
+        assert!(Arc::ptr_eq(&got, &g));
+        assert_eq!(Arc::strong_count(&f), 1, "the first file is closed");
     }
 
     #[test]
@@ -207,7 +229,7 @@ mod tests {
         let kept = KeptFiles::default();
         let f = file();
         kept.keep("a", "AB", f.clone(), layout());
-        lock(&kept.files).get_mut("a/AB").expect("kept").since = past(KEEP_FOR);
+        lock(&kept.files).get_mut("AB").expect("kept").since = past(KEEP_FOR);
         assert!(kept.get("a", "AB").is_none());
         assert_eq!(Arc::strong_count(&f), 1);
     }
@@ -217,7 +239,7 @@ mod tests {
         let kept = KeptFiles::with_capacity(8);
         let first = file();
         kept.keep("a", "0", first.clone(), layout());
-        lock(&kept.files).get_mut("a/0").expect("kept").since = past(Duration::from_secs(1));
+        lock(&kept.files).get_mut("0").expect("kept").since = past(Duration::from_secs(1));
         for i in 1..=8 {
             kept.keep("a", &i.to_string(), file(), layout());
         }
@@ -248,7 +270,7 @@ mod tests {
         let kept = KeptFiles::default();
         let f = file();
         kept.keep("a", "AB", f.clone(), layout());
-        lock(&kept.files).get_mut("a/AB").expect("kept").since = past(KEEP_FOR);
+        lock(&kept.files).get_mut("AB").expect("kept").since = past(KEEP_FOR);
         // Bounded: five sweeps' time at most.
         let deadline = Instant::now() + 5 * SWEEP_EVERY;
         while Arc::strong_count(&f) > 1 && Instant::now() < deadline {

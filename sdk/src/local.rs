@@ -73,6 +73,9 @@ impl LocalOpener {
             if end <= layout.size {
                 return Some(LocalChunk::new(file, layout, start, end));
             }
+            // The file is the chunk's for good: the rawx would give the same answer.
+            past_the_chunk(addr, chunk_id, layout.size, end);
+            return None;
         }
         let path = socket_path(&self.dir, addr);
         if !path.exists() {
@@ -97,13 +100,7 @@ impl LocalOpener {
                 Some(LocalChunk::new(file, layout, start, end))
             }
             (Reply::Open(layout), Some(_)) => {
-                tracing::debug!(
-                    rawx = addr,
-                    chunk = chunk_id,
-                    size = layout.size,
-                    end,
-                    "range past the chunk; left to HTTP"
-                );
+                past_the_chunk(addr, chunk_id, layout.size, end);
                 None
             }
             (Reply::Open(_), None) => {
@@ -117,6 +114,17 @@ impl LocalOpener {
             }
         }
     }
+}
+
+/// Notes a range that ends past the chunk's data (left to HTTP, which reports it).
+fn past_the_chunk(addr: &str, chunk_id: &str, size: u64, end: u64) {
+    tracing::debug!(
+        rawx = addr,
+        chunk = chunk_id,
+        size,
+        end,
+        "range past the chunk; left to HTTP"
+    );
 }
 
 /// Sends the request and receives the reply line with the file attached.
