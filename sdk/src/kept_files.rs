@@ -38,9 +38,10 @@ struct Kept {
     since: Instant,
 }
 
-/// Kept files by chunk id. Chunk ids are drawn at random for every chunk, a copy's
-/// too, so one id names one file; the rawx is checked as well, so that a chunk moved
-/// with its id to another rawx is not read from the file of the first.
+/// Kept files by chunk id (a lookup builds no key). Chunk ids are drawn at random for
+/// every chunk, every copy and every rebuilt or moved chunk, so one id names one file;
+/// the rawx is checked as well, so that a file only ever stands for the rawx that
+/// handed it over.
 type Files = Mutex<HashMap<String, Kept>>;
 
 /// How many files to keep: [`MAX_KEPT`], or an eighth of the process's soft limit on
