@@ -577,7 +577,7 @@ def main():
     p.add_argument("--list-keys", type=int, default=10000)
     p.add_argument("--disk-mbps", type=float)
     p.add_argument("--disk-files-mbps", type=float,
-                   help="MB/s of CHUNK_WRITERS writers of fdatasync'd 4 MiB files at once")
+                   help="MB/s of --chunk-writers writers of fdatasync'd 4 MiB files at once")
     p.add_argument("--chunk-writers", type=int, default=24)
     p.add_argument("--fsync-iops", type=float)
     p.add_argument("--oxio-idle-rss-kb", type=int)
