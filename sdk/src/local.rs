@@ -482,6 +482,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kept_file_answers_without_the_rawx_also_for_a_range_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 2 * SEG as usize;
+        let (file, layout, data) = chunk_file(dir.path(), size);
+        let addr = "127.0.0.1:9";
+        // The rawx's socket: listening, never answering, so that any exchange shows.
+        let rawx = std::os::unix::net::UnixListener::bind(socket_path(dir.path(), addr)).unwrap();
+        rawx.set_nonblocking(true).unwrap();
+        let opener = LocalOpener::new(dir.path().to_path_buf());
+        opener.kept.keep(addr, "C1", file, layout);
+        let mut chunk = opener.open(addr, "C1", 0, size as u64).await.expect("kept");
+        let got: Vec<u8> = chunk.read_pieces(size).await.unwrap().concat();
+        assert!(got == data, "bytes differ");
+        assert!(opener.open(addr, "C1", 0, size as u64 + 1).await.is_none());
+        assert_eq!(
+            rawx.accept().map(|_| ()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "the rawx was asked"
+        );
+    }
+
+    #[tokio::test]
     async fn a_read_longer_than_a_window_goes_on_across_windows() {
         // Two and a half windows: pieces of a stripe shard's size (as an EC read takes
         // them) cross the window boundaries, which fall on segment boundaries.
