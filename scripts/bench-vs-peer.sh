@@ -57,9 +57,9 @@ SMALL_OBJECTS=1000 MIB_OBJECTS=64 BIG_OBJECTS=8 LIST_KEYS=10000 DISK_BLOCKS=64 F
 if [ "$QUICK" = 1 ]; then
   ROUNDS=1 DURATION=2s SMALL_OBJECTS=200 MIB_OBJECTS=16 BIG_OBJECTS=4 LIST_KEYS=1000 DISK_BLOCKS=16 FSYNC_WRITES=100 CHUNK_FILES=2
 fi
-# Writers in the chunk-file disk probe: what 16 MiB PUT c4 keeps in flight (4 uploads,
-# 6 EC fragments each, one 4 MiB chunk file per fragment).
-CHUNK_WRITERS=24
+# Writers in the chunk-file disk probe and the size of their files: what 16 MiB PUT c4
+# keeps in flight (4 uploads, 6 EC fragments each, one 4 MiB chunk file per fragment).
+CHUNK_WRITERS=24 CHUNK_MIB=4
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench-vs-peer: %s\n' "$*" >&2; exit 1; }
@@ -159,15 +159,15 @@ DISK_MBPS=$(awk '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.1f"
 FSYNC_OUT=$(LC_ALL=C dd if=/dev/zero of="$TMP/disk.probe" bs=4k count=$FSYNC_WRITES oflag=dsync 2>&1 | tail -1)
 FSYNC_IOPS=$(awk -v n=$FSYNC_WRITES '{for (i = 1; i <= NF; i++) if ($i == "copied,") { printf "%.0f", n / $(i + 1) } }' <<<"$FSYNC_OUT")
 rm -f "$TMP/disk.probe"
-# The write pattern of 16 MiB PUT c4: CHUNK_WRITERS writers at once, each writing 4 MiB
-# files with O_DIRECT and an fdatasync per file (each file written over the last but
-# one, so blocks are freed and allocated as overwritten objects do).
-log "disk: $CHUNK_WRITERS writers of 4 MiB files at once, O_DIRECT + fdatasync per file"
+# The write pattern of 16 MiB PUT c4: CHUNK_WRITERS writers at once, each writing
+# CHUNK_MIB MiB files with O_DIRECT and an fdatasync per file (each file written over
+# the last but one, so blocks are freed and allocated as overwritten objects do).
+log "disk: $CHUNK_WRITERS writers of $CHUNK_MIB MiB files at once, O_DIRECT + fdatasync per file"
 FILES_START=$(date +%s%N)
 WRITERS=()
 for w in $(seq "$CHUNK_WRITERS"); do
   (for i in $(seq "$CHUNK_FILES"); do
-    dd if=/dev/zero of="$TMP/disk.files.$w.$((i % 2))" bs=1M count=4 oflag=direct conv=fdatasync 2>/dev/null || exit 1
+    dd if=/dev/zero of="$TMP/disk.files.$w.$((i % 2))" bs=1M count="$CHUNK_MIB" oflag=direct conv=fdatasync 2>/dev/null || exit 1
   done) &
   WRITERS+=($!)
 done
@@ -176,7 +176,7 @@ for pid in "${WRITERS[@]}"; do wait "$pid" || FILES_OK=0; done
 FILES_NS=$(( $(date +%s%N) - FILES_START ))
 rm -f "$TMP"/disk.files.*
 DISK_FILES_MBPS=
-[ "$FILES_OK" = 1 ] && DISK_FILES_MBPS=$(awk -v n=$((CHUNK_WRITERS * CHUNK_FILES)) -v ns="$FILES_NS" 'BEGIN { printf "%.1f", n * 4 * 1048576 / (ns / 1e9) / 1e6 }')
+[ "$FILES_OK" = 1 ] && DISK_FILES_MBPS=$(awk -v mib=$((CHUNK_WRITERS * CHUNK_FILES * CHUNK_MIB)) -v ns="$FILES_NS" 'BEGIN { printf "%.1f", mib * 1048576 / (ns / 1e9) / 1e6 }')
 log "disk: ${DISK_MBPS:-?} MB/s sequential, ${DISK_FILES_MBPS:-?} MB/s as chunk files, ${FSYNC_IOPS:-?} fsync'd writes/s"
 
 # ---------------------------------------------------------------- oxiod dev

@@ -385,9 +385,10 @@ impl TestGrid {
 }
 
 impl Drop for TestGrid {
-    /// Stops every service, then waits (30 s at most) until the directory node has
-    /// closed its database, so that removing the folder does not race RocksDB's last
-    /// writes (which left half-removed folders in /tmp). The wait needs the
+    /// Stops every service, then waits until the directory node has closed its
+    /// database, so that removing the folder does not race RocksDB's last writes
+    /// (which left half-removed folders in /tmp); a node still running after 30 s
+    /// fails the test, as [`DirectoryNodes::shutdown`] does. The wait needs the
     /// multi-thread runtime every grid test runs on; elsewhere the drop does not wait.
     fn drop(&mut self) {
         for r in &self.rawx {
@@ -401,11 +402,13 @@ impl Drop for TestGrid {
             return;
         };
         if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            tokio::task::block_in_place(|| {
-                runtime.block_on(async {
-                    let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
-                })
+            let stopped = tokio::task::block_in_place(|| {
+                runtime.block_on(tokio::time::timeout(Duration::from_secs(30), task))
             });
+            // A second panic while a failed test unwinds would abort the run.
+            if stopped.is_err() && !std::thread::panicking() {
+                panic!("the test grid's directory node still runs 30 s after its shutdown");
+            }
         }
     }
 }
