@@ -248,8 +248,18 @@ impl LocalChunk {
     }
 
     /// The next `n` bytes, each segment verified, as slices of the windows' mappings;
-    /// an error names what failed.
+    /// an error names what failed and leaves the position where it was, since none
+    /// of the call's bytes are handed out (the HTTP fallback resumes from there).
     pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
+        let start = self.pos;
+        let pieces = self.take(n).await;
+        if pieces.is_err() {
+            self.pos = start;
+        }
+        pieces
+    }
+
+    async fn take(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
         let to = self.pos + n as u64;
         if to > self.end {
             return Err("read past the requested range".into());
@@ -544,6 +554,28 @@ mod tests {
         let err = chunk.read_pieces(size).await.unwrap_err();
         assert!(err.contains("segment 2"), "{err}");
         assert_eq!(chunk.position(), 0, "nothing handed out");
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_across_windows_hands_out_nothing_and_keeps_its_position() {
+        // The fallback to HTTP resumes at `position()`: a read whose first part came
+        // from a sound window and whose rest fails must not have moved it.
+        let dir = tempfile::tempdir().unwrap();
+        let size = READ_BYTES as usize + 2 * SEG as usize;
+        let (_, layout, data) = chunk_file(dir.path(), size);
+        let path = dir.path().join("chunk");
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[DATA_OFFSET as usize + READ_BYTES as usize + 10] ^= 1;
+        std::fs::write(&path, raw).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let mut chunk = LocalChunk::new(file, layout, 0, size as u64);
+        let before = READ_BYTES as usize - 10;
+        let got: Vec<u8> = chunk.read_pieces(before).await.unwrap().concat();
+        assert!(got == data[..before], "bytes differ");
+        let err = chunk.read_pieces(20).await.unwrap_err();
+        let damaged = READ_BYTES / u64::from(SEG);
+        assert!(err.contains(&format!("segment {damaged}")), "{err}");
+        assert_eq!(chunk.position(), before as u64, "position moved");
     }
 
     #[tokio::test]

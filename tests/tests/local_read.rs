@@ -3,8 +3,9 @@
 //! return the right bytes from the chunk files, without any HTTP fallback, each file
 //! handed over once and kept open for the reads after; a fragment
 //! damaged on disk is caught by the sdk's own checksum check, read again over HTTP
-//! (where the rawx finds and counts the damage) and decoded around; a rawx without a
-//! socket is read over HTTP.
+//! (where the rawx finds and counts the damage) and decoded around; a range read
+//! that fails partway resumes over HTTP from its first byte not handed out; a rawx
+//! without a socket is read over HTTP.
 
 use oxio_common::StoragePolicy;
 use oxio_tests::{random_bytes as random, TestGrid};
@@ -112,6 +113,40 @@ async fn a_damaged_fragment_goes_back_to_http_and_is_decoded_around() {
     assert_eq!(counters.degraded_reads(), 1, "and the stripe is decoded");
     // The rawx itself saw the damage on the HTTP read.
     assert!(rawx_counter(grid.rawx_addr(r), failures).await > rawx_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_read_that_fails_across_a_window_resumes_where_it_stopped() {
+    // A replicated range read takes pieces that do not fall on the local reader's
+    // 4 MiB windows. The first copy is damaged at 5 MiB, inside its second window:
+    // the piece that crosses into that window fails, and the read goes on over HTTP
+    // from the piece's first byte, not from the window's, until the rawx cuts the
+    // body at the damage and the next copy takes over.
+    let grid = local_grid().await;
+    let counters = grid.sdk.config().counters.clone();
+    let data = random(6 * (1 << 20) + 11);
+    let copies = Some(StoragePolicy::Replicated { copies: 3 });
+    let h = grid
+        .put_with_policy("acct", "bkt", "rep", &data, copies)
+        .await
+        .unwrap();
+    let c = &h.chunks[0];
+    let r = grid.rawx.iter().position(|r| r.id == c.rawx_id).unwrap();
+    let id = c.chunk_id.to_ascii_uppercase();
+    let path = grid.rawx_volume(r).join(&id[..3]).join(&id);
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[(HEADER_BYTES + 5 * (1 << 20) + 3) as usize] ^= 0x20;
+    std::fs::write(&path, raw).unwrap();
+
+    let from = 100u64;
+    let got = grid.get("acct", "bkt", "rep", from, None).await.unwrap();
+    assert_eq!(got.len(), data.len() - from as usize);
+    let first_bad = got
+        .iter()
+        .zip(&data[from as usize..])
+        .position(|(a, b)| a != b);
+    assert_eq!(first_bad, None, "bytes from offset {from} differ");
+    assert!(counters.local_fallbacks() >= 1, "the damage went unseen");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
