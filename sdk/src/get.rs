@@ -102,10 +102,14 @@ async fn read_into(
         }
         mc_start = mc_end;
         if mc_start >= end {
-            break;
+            return Ok(());
         }
     }
-    Ok(())
+    // The record's metachunks end before its size: end the stream with an error
+    // rather than let it look complete.
+    Err(Error::Internal(format!(
+        "the content's metachunks hold {mc_start} bytes, short of the {end} asked for"
+    )))
 }
 
 async fn read_replicated(

@@ -248,36 +248,31 @@ impl LocalChunk {
     }
 
     /// The next `n` bytes, each segment verified, as slices of the windows' mappings;
-    /// an error names what failed and leaves the position where it was, since none
-    /// of the call's bytes are handed out (the HTTP fallback resumes from there).
+    /// an error names what failed. The position moves only when the call succeeds:
+    /// after an error, or when the call is dropped unfinished (a deadline), it is
+    /// where it was, since none of the call's bytes were handed out (the HTTP
+    /// fallback resumes from there).
     pub async fn read_pieces(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
-        let start = self.pos;
-        let pieces = self.take(n).await;
-        if pieces.is_err() {
-            self.pos = start;
-        }
-        pieces
-    }
-
-    async fn take(&mut self, n: usize) -> Result<Vec<Bytes>, String> {
         let to = self.pos + n as u64;
         if to > self.end {
             return Err("read past the requested range".into());
         }
         let mut out = Vec::with_capacity(1);
+        let mut pos = self.pos;
         // Bounded: each pass hands out at least one byte (a window ends past `pos`).
-        while self.pos < to {
-            if self.pos >= self.window_end {
+        while pos < to {
+            if pos >= self.window_end {
                 // What is still needed, or READ_BYTES, up to the range's end.
                 self.next_window((to - self.window_end).max(READ_BYTES))
                     .await?;
             }
             let upto = to.min(self.window_end);
-            let lo = (self.pos - self.window_start) as usize;
+            let lo = (pos - self.window_start) as usize;
             let hi = (upto - self.window_start) as usize;
             out.push(self.window.slice(lo..hi));
-            self.pos = upto;
+            pos = upto;
         }
+        self.pos = pos;
         Ok(out)
     }
 
@@ -559,7 +554,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_read_across_windows_hands_out_nothing_and_keeps_its_position() {
         // The fallback to HTTP resumes at `position()`: a read whose first part came
-        // from a sound window and whose rest fails must not have moved it.
+        // from a sound window and whose rest fails, or is dropped unfinished, must not
+        // have moved it.
         let dir = tempfile::tempdir().unwrap();
         let size = READ_BYTES as usize + 2 * SEG as usize;
         let (_, layout, data) = chunk_file(dir.path(), size);
@@ -572,6 +568,15 @@ mod tests {
         let before = READ_BYTES as usize - 10;
         let got: Vec<u8> = chunk.read_pieces(before).await.unwrap().concat();
         assert!(got == data[..before], "bytes differ");
+        // Polled once and dropped while the next window is being mapped (as the
+        // reader's deadline drops it); should it have finished, it failed.
+        let once = futures::FutureExt::now_or_never(chunk.read_pieces(20));
+        assert!(matches!(once, None | Some(Err(_))), "{once:?}");
+        assert_eq!(
+            chunk.position(),
+            before as u64,
+            "position moved when dropped"
+        );
         let err = chunk.read_pieces(20).await.unwrap_err();
         let damaged = READ_BYTES / u64::from(SEG);
         assert!(err.contains(&format!("segment {damaged}")), "{err}");

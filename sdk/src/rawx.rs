@@ -438,7 +438,7 @@ impl ChunkReader {
                 Err(e) => (
                     e,
                     client.clone(),
-                    std::mem::take(chunk_id),
+                    chunk_id.clone(),
                     chunk.position(),
                     chunk.end(),
                 ),

@@ -440,12 +440,17 @@ pub(crate) async fn regenerate(
     fed?;
     let stored = stored??;
     let new = record(stored.size, stored.hash);
-    if lost.size != 0 && stored.size != lost.size {
+    // Regeneration is deterministic (the same code over the same bytes), so the new
+    // chunk must be the lost one byte for byte: a wrong decode is never recorded.
+    let size_differs = lost.size != 0 && new.size != lost.size;
+    let hash_differs = !lost.hash.is_empty() && !new.hash.eq_ignore_ascii_case(&lost.hash);
+    if size_differs || hash_differs {
+        let err = Error::Internal(format!(
+            "rebuilt chunk has {} bytes hash {:?}, the lost one {} bytes hash {:?}",
+            new.size, new.hash, lost.size, lost.hash
+        ));
         inner.delete_chunks_later(vec![new]);
-        return Err(Error::Internal(format!(
-            "rebuilt chunk has {} bytes, the lost one had {}",
-            stored.size, lost.size
-        )));
+        return Err(err);
     }
     Ok(new)
 }
