@@ -227,6 +227,7 @@ fn assemble(
         tags: template.tags.clone(),
         inline_data: Vec::new(),
         metachunk_sizes: Vec::new(),
+        part_sizes: Vec::with_capacity(chosen.len()),
         chunks: Vec::with_capacity(chunk_count),
         ..Default::default()
     };
@@ -234,6 +235,7 @@ fn assemble(
         header.placement_degraded |= p.placement_degraded;
         let base = header.metachunk_sizes.len() as u32;
         header.size = header.size.saturating_add(p.size);
+        header.part_sizes.push(p.size);
         header.metachunk_sizes.extend_from_slice(&p.metachunk_sizes);
         for c in &p.chunks {
             let mut c = c.clone();

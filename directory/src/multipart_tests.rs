@@ -161,6 +161,11 @@ async fn completion_concatenates_parts_and_renumbers_metachunks() {
     assert_eq!(h.version, 5_000);
     assert_eq!(h.size, 12 * MIB);
     assert_eq!(h.metachunk_sizes, vec![4 * MIB, 2 * MIB, 5 * MIB, MIB]);
+    assert_eq!(
+        h.part_sizes,
+        vec![6 * MIB, 5 * MIB, MIB],
+        "one size per listed part"
+    );
     assert_eq!(h.policy, "EC42");
     assert_eq!(h.content_id, vec![7; 16]);
     assert_eq!(h.user_meta.get("color").map(String::as_str), Some("blue"));

@@ -315,6 +315,14 @@ impl Front {
                 return Err(e);
             }
         };
+        if operation == "HeadObject"
+            && resp.status() == StatusCode::OK
+            && resp.headers().contains_key(http::header::CONTENT_RANGE)
+        {
+            // A HEAD of one part (`partNumber`) answers 206 as its GET does; s3s
+            // answers every HeadObject with 200.
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
         let status = resp.status().as_u16();
         self.metrics.observe(&operation, status, elapsed);
         span.in_scope(|| {

@@ -28,6 +28,7 @@ pub mod listing;
 pub mod metrics;
 pub mod multipart;
 pub mod part_copy;
+pub mod parts;
 pub mod server;
 pub mod service;
 pub mod storage_class;

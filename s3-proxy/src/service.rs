@@ -7,7 +7,7 @@ use crate::error::s3_error;
 use crate::headers::{put_options, HeaderInputs, Overrides, Served};
 use crate::metrics::{Layout, S3Metrics};
 use crate::storage_class::{served_class, StorageClasses};
-use crate::{acl, checksum, copy, listing, multipart, part_copy, tagging, versioning};
+use crate::{acl, checksum, copy, listing, multipart, part_copy, parts, tagging, versioning};
 use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -323,8 +323,14 @@ impl S3 for OxioS3 {
         .await?;
         let served = conditions_then_served!(input, &header);
         let size = header.size;
-        let (start, end, content_range) = match &input.range {
-            Some(r) => {
+        let mut parts_count = None;
+        let (start, end, content_range) = match (input.part_number, &input.range) {
+            (Some(n), range) => {
+                let part = parts::resolve(&header, n, range.is_some())?;
+                parts_count = part.parts_count;
+                (part.start, part.end, part.content_range(size))
+            }
+            (None, Some(r)) => {
                 let range = r.check(size)?;
                 let cr = format!(
                     "bytes {}-{}/{}",
@@ -334,7 +340,7 @@ impl S3 for OxioS3 {
                 );
                 (range.start, range.end, Some(cr))
             }
-            None => (0, size, None),
+            (None, None) => (0, size, None),
         };
         let e_tag = etag(&header);
         let last_modified = timestamp_ms(header.mtime_ms);
@@ -342,8 +348,10 @@ impl S3 for OxioS3 {
         let tag_count = tagging::count(&header.tags);
         let version_id = versioning::version_header(&header);
         // The whole object's checksum, when asked for and the whole object is served.
-        let sums = match (&input.checksum_mode, &input.range) {
-            (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
+        let sums = match (&input.checksum_mode, &input.range, input.part_number) {
+            (Some(m), None, None) if m.as_str() == ChecksumMode::ENABLED => {
+                checksum::stored(&header)
+            }
             _ => checksum::fields(None),
         };
         // Inline objects are answered from the header at hand: no reader task, and
@@ -360,6 +368,7 @@ impl S3 for OxioS3 {
             body: Some(body),
             content_length: Some((end - start) as i64),
             content_range,
+            parts_count,
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(e_tag),
             last_modified: Some(last_modified),
@@ -400,8 +409,12 @@ impl S3 for OxioS3 {
         .await?;
         let served = conditions_then_served!(input, &header);
         let tag_count = tagging::count(&header.tags);
-        let sums = match &input.checksum_mode {
-            Some(m) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
+        let part = match input.part_number {
+            Some(n) => Some(parts::resolve(&header, n, input.range.is_some())?),
+            None => None,
+        };
+        let sums = match (&input.checksum_mode, part) {
+            (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
             _ => checksum::fields(None),
         };
         let mut resp = S3Response::new(HeadObjectOutput {
@@ -410,7 +423,9 @@ impl S3 for OxioS3 {
             checksum_crc64nvme: sums.checksum_crc64nvme,
             checksum_sha1: sums.checksum_sha1,
             checksum_sha256: sums.checksum_sha256,
-            content_length: Some(header.size as i64),
+            content_length: Some(part.map_or(header.size, |p| p.end - p.start) as i64),
+            content_range: part.and_then(|p| p.content_range(header.size)),
+            parts_count: part.and_then(|p| p.parts_count),
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(etag(&header)),
             last_modified: Some(timestamp_ms(header.mtime_ms)),
@@ -425,6 +440,10 @@ impl S3 for OxioS3 {
             version_id: versioning::version_header(&header),
             ..Default::default()
         });
+        // One part of the object, as GET answers it.
+        if part.is_some_and(|p| p.end > p.start) {
+            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
+        }
         // HeadObjectOutput has no field for it; GET and HEAD answer the same headers.
         if let Some(n) = tag_count {
             resp.headers

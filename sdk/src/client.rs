@@ -622,6 +622,8 @@ impl Client {
             chunks: up.chunks,
             delete_marker: false,
             version_id: String::new(),
+            // Stored in one piece.
+            part_sizes: Vec::new(),
         };
         let k = key.to_string();
         let h = header.clone();

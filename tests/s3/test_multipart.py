@@ -1,5 +1,6 @@
 """S3 multipart uploads through boto3 against a real grid: completion, ETags, ranges
-across part boundaries, part replacement, the validation errors, abort, listings."""
+across part boundaries, reads of one part by PartNumber, part replacement, the
+validation errors, abort, listings."""
 
 import hashlib
 import os
@@ -59,6 +60,59 @@ def test_complete_read_back_and_ranges(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.list_parts(Bucket=bucket, Key=key, UploadId=uid)
     assert code(e) == "NoSuchUpload"
+
+
+def status(exc):
+    return exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_get_and_head_by_part_number(s3, bucket):
+    # Parts uploaded as 2, 5 and 9: a read's PartNumber counts them 1, 2, 3.
+    key = "parts/by-number.bin"
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB + 17), os.urandom(300_000)]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    listed = [upload(s3, bucket, key, uid, n, p) for n, p in zip((2, 5, 9), parts)]
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid, MultipartUpload={"Parts": listed})
+    whole = b"".join(parts)
+    start = 0
+    for n, data in enumerate(parts, start=1):
+        got = s3.get_object(Bucket=bucket, Key=key, PartNumber=n)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["PartsCount"] == 3
+        assert got["ContentLength"] == len(data)
+        assert got["ContentRange"] == f"bytes {start}-{start + len(data) - 1}/{len(whole)}"
+        assert got["ETag"] == md5_of_md5s(parts), "the whole object's ETag"
+        assert got["Body"].read() == data, f"part {n}"
+        head = s3.head_object(Bucket=bucket, Key=key, PartNumber=n)
+        assert head["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert (head["ContentLength"], head["PartsCount"]) == (len(data), 3)
+        start += len(data)
+    # Without PartNumber: the whole object, and no parts count (as S3).
+    assert "PartsCount" not in s3.head_object(Bucket=bucket, Key=key)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key=key, PartNumber=4)
+    assert (code(e), status(e)) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key=key, PartNumber=1, Range="bytes=0-9")
+    assert (code(e), status(e)) == ("InvalidRequest", 400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key=key, PartNumber=10_001)
+    assert (code(e), status(e)) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key, PartNumber=4)
+    assert status(e) == 416
+
+
+def test_an_object_put_in_one_piece_is_its_own_part_one(s3, bucket):
+    data = os.urandom(100_000)
+    s3.put_object(Bucket=bucket, Key="single", Body=data)
+    got = s3.get_object(Bucket=bucket, Key="single", PartNumber=1)
+    assert got["Body"].read() == data
+    assert "PartsCount" not in got
+    assert s3.head_object(Bucket=bucket, Key="single", PartNumber=1)["ContentLength"] == len(data)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="single", PartNumber=2)
+    assert (code(e), status(e)) == ("InvalidPartNumber", 416)
 
 
 def test_reuploading_a_part_replaces_it_and_unlisted_parts_go(s3, bucket):
