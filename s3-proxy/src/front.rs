@@ -131,6 +131,24 @@ pub fn header_section_error(headers: &http::HeaderMap) -> Option<S3Error> {
     Some(e)
 }
 
+/// `NotImplemented` (501) when a request asks for server-side encryption (SSE-S3,
+/// SSE-KMS or SSE-C headers, for the object or a copy source): this store keeps
+/// objects unencrypted, and accepting the headers would leave the client believing
+/// otherwise.
+pub fn encryption_error(headers: &http::HeaderMap) -> Option<S3Error> {
+    let name = headers.keys().map(http::HeaderName::as_str).find(|n| {
+        n.starts_with("x-amz-server-side-encryption")
+            || n.starts_with("x-amz-copy-source-server-side-encryption")
+    })?;
+    Some(S3Error::with_message(
+        S3ErrorCode::NotImplemented,
+        format!(
+            "server-side encryption ({name}) is not offered by this store; send the \
+             request without it (objects are stored unencrypted)"
+        ),
+    ))
+}
+
 /// Where the access hook writes the S3 operation s3s resolved for a request.
 #[derive(Clone, Debug, Default)]
 struct OperationSlot(Arc<OnceLock<String>>);
@@ -287,6 +305,9 @@ impl Front {
         } else if let Some(e) = header_section_error(req.headers()) {
             // Before s3s: its signature check would first hash every header the
             // request lists as signed.
+            let resp = error_response(e, &request_id);
+            (UNKNOWN_OPERATION.to_string(), Ok(resp))
+        } else if let Some(e) = encryption_error(req.headers()) {
             let resp = error_response(e, &request_id);
             (UNKNOWN_OPERATION.to_string(), Ok(resp))
         } else {
@@ -487,6 +508,24 @@ mod tests {
         let e = header_section_error(&headers).expect("over the limit");
         assert_eq!(e.code().as_str(), "RequestHeaderSectionTooLarge");
         assert_eq!(e.status_code(), Some(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn server_side_encryption_is_refused_not_ignored() {
+        for name in [
+            "x-amz-server-side-encryption",
+            "x-amz-server-side-encryption-aws-kms-key-id",
+            "x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-copy-source-server-side-encryption-customer-key",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-date", HeaderValue::from_static("20261207T000000Z"));
+            assert!(encryption_error(&headers).is_none());
+            headers.insert(name, HeaderValue::from_static("AES256"));
+            let e = encryption_error(&headers).expect(name);
+            assert_eq!(*e.code(), S3ErrorCode::NotImplemented);
+            assert!(e.message().unwrap_or_default().contains(name), "{e:?}");
+        }
     }
 
     fn req(uri: &str, auth: bool) -> Request<()> {

@@ -1,6 +1,7 @@
 """More S3 operations as clients expect them, through boto3 against a real grid:
 CopyObject, ListObjects v1, conditional GET / HEAD, response-* overrides and the
-stored system headers, limits and their error codes, GetBucketLocation."""
+stored system headers, limits and their error codes, GetBucketLocation, and the refusal
+of server-side encryption."""
 
 import datetime
 import hashlib
@@ -500,3 +501,25 @@ def test_get_bucket_location(grid, s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.get_bucket_location(Bucket="no-such-bucket-xyz")
     assert code(e) == "NoSuchBucket" and status(e) == 404
+
+
+def test_server_side_encryption_is_refused_not_ignored(s3, bucket):
+    # The store keeps objects unencrypted: a request asking for encryption is refused
+    # with NotImplemented, and nothing is stored under the key.
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"x")
+    asks = [
+        (s3.put_object, dict(Key="sse-s3", Body=b"secret", ServerSideEncryption="AES256")),
+        (s3.put_object, dict(Key="sse-kms", Body=b"secret", ServerSideEncryption="aws:kms")),
+        (s3.put_object, dict(Key="sse-c", Body=b"secret", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)),
+        (s3.create_multipart_upload, dict(Key="sse-mpu", ServerSideEncryption="AES256")),
+        (s3.copy_object, dict(Key="sse-copy", CopySource={"Bucket": bucket, "Key": "plain"},
+                              ServerSideEncryption="AES256")),
+        (s3.get_object, dict(Key="plain", SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)),
+    ]
+    for call, kw in asks:
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, **kw)
+        assert (code(e), status(e)) == ("NotImplemented", 501), (call.__name__, kw.get("Key"))
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert listed == ["plain"]
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
