@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 struct TestNode {
     node: Arc<Node>,
+    /// The node's database, to see it closed before its folder is removed.
+    db: Arc<rocksdb::DB>,
     addr: String,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
@@ -26,7 +28,7 @@ async fn spawn_node(id: u64) -> TestNode {
     let db = Arc::new(open_db(dir.path()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let node = Node::open(id, addr.clone(), db, dir.path().join("snapshots"))
+    let node = Node::open(id, addr.clone(), db.clone(), dir.path().join("snapshots"))
         .await
         .unwrap();
     let stop = CancellationToken::new();
@@ -41,6 +43,7 @@ async fn spawn_node(id: u64) -> TestNode {
     });
     TestNode {
         node,
+        db,
         addr,
         stop,
         _dir: dir,
@@ -49,10 +52,12 @@ async fn spawn_node(id: u64) -> TestNode {
 
 const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789";
 
-/// Stops `node`'s groups and waits until no task holds it any more, so that its
-/// database is closed before the test removes its folder; a node still held after
-/// 30 s fails the test (a task that outlives its node's shutdown is a leak).
-async fn close(node: Arc<Node>) {
+/// Stops `node`'s groups and waits until nothing holds it or its database any more
+/// (the caller dropped its group handles), so that the database is closed before
+/// the test removes its folder: a node or database still held 30 s after the
+/// shutdown fails the test (a task that outlives its node's shutdown is a leak, and
+/// RocksDB closing after the folder went leaves half of it behind).
+async fn close(node: Arc<Node>, db: Arc<rocksdb::DB>) {
     node.shutdown().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while Arc::strong_count(&node) > 1 {
@@ -60,6 +65,15 @@ async fn close(node: Arc<Node>) {
             std::time::Instant::now() < deadline,
             "node still held by {} other references 30 s after its shutdown",
             Arc::strong_count(&node) - 1
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(node);
+    while Arc::strong_count(&db) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database still held by {} other references 30 s after the node's shutdown",
+            Arc::strong_count(&db) - 1
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -199,9 +213,10 @@ async fn a_group_replicates_between_two_nodes() {
     let stats = meta2::container_meta(&gc.sm.view(), CID).unwrap().unwrap();
     assert_eq!((stats.objects, stats.bytes), (1, 3));
 
+    drop((ga, gb, gc));
     for n in [a, b, c] {
         n.stop.cancel();
-        close(n.node).await;
+        close(n.node, n.db).await;
     }
 }
 
@@ -291,9 +306,10 @@ async fn concurrent_reads_share_one_leadership_check() {
         );
     }
 
+    drop((ga, gb));
     for n in [a, b] {
         n.stop.cancel();
-        close(n.node).await;
+        close(n.node, n.db).await;
     }
 }
 
@@ -307,7 +323,7 @@ async fn a_group_snapshots_after_the_minimum_of_entries() {
     let node = Node::open_with(
         1,
         "127.0.0.1:1".into(),
-        db,
+        db.clone(),
         dir.path().join("snapshots"),
         crate::node::group_settings_with(20, 5).unwrap(),
     )
@@ -359,5 +375,6 @@ async fn a_group_snapshots_after_the_minimum_of_entries() {
     let snap = m.snapshot.unwrap().index;
     assert!(snap <= last, "snapshot at {snap}, last write {last}");
     assert!(m.purged.unwrap().index + 5 >= snap);
-    close(node).await;
+    drop(g);
+    close(node, db).await;
 }
