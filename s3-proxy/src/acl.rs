@@ -7,7 +7,8 @@
 //! ACLs (the owner's `FULL_CONTROL`, plus `READ` for the AllUsers group). Other canned
 //! ACLs (`public-read-write`, `authenticated-read`), `x-amz-grant-*` headers and any
 //! other grant list answer 501 `NotImplemented`. GetBucketAcl answers the owner and
-//! its grants as AWS does.
+//! its grants as AWS does. Objects have no ACL of their own: a write of one may name
+//! only the canned ACL its bucket has ([`check_object`]).
 
 use crate::error::s3_error;
 use oxio_sdk::Client;
@@ -110,6 +111,51 @@ pub fn for_create(input: &CreateBucketInput) -> S3Result<Option<CannedAcl>> {
     }
     .refuse_any()?;
     input.acl.as_ref().map(CannedAcl::parse).transpose()
+}
+
+/// The bucket ACL an object's `x-amz-acl` amounts to: the owner-only ones are
+/// private, `public-read` is public; others answer as [`CannedAcl::parse`] does.
+fn object_canned(acl: &ObjectCannedACL) -> S3Result<CannedAcl> {
+    match acl.as_str() {
+        ObjectCannedACL::BUCKET_OWNER_FULL_CONTROL | ObjectCannedACL::BUCKET_OWNER_READ => {
+            Ok(CannedAcl::Private)
+        }
+        ObjectCannedACL::AWS_EXEC_READ => CannedAcl::parse(&BucketCannedACL::from(
+            BucketCannedACL::AUTHENTICATED_READ.to_owned(),
+        )),
+        other => CannedAcl::parse(&BucketCannedACL::from(other.to_owned())),
+    }
+}
+
+/// Checks the ACL a write of an object asks for (`x-amz-acl` and `x-amz-grant-*` on
+/// PutObject, CopyObject, CreateMultipartUpload). Objects have no ACL of their own:
+/// they are read as their bucket's ACL says. So a canned ACL is accepted when it
+/// amounts to the bucket's, and any other answers 501 `NotImplemented` rather than
+/// being ignored (an object asked for as private in a public-read bucket would be
+/// readable by anyone). Grants are refused as for buckets.
+pub async fn check_object(
+    sdk: &Client,
+    account: &str,
+    bucket: &str,
+    acl: Option<&ObjectCannedACL>,
+    grants: GrantHeaders<'_>,
+) -> S3Result<()> {
+    grants.refuse_any()?;
+    let Some(acl) = acl else {
+        return Ok(());
+    };
+    let wanted = object_canned(acl)?;
+    let held = stored(sdk, account, bucket).await?;
+    if wanted != held {
+        return Err(s3_error!(
+            NotImplemented,
+            "objects have no ACL of their own: they are read as their bucket's ACL says \
+             ({} for bucket {bucket}), and x-amz-acl {} differs; set the bucket's ACL instead",
+            held.as_str(),
+            acl.as_str()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a grantee is the AllUsers group.

@@ -131,22 +131,53 @@ pub fn header_section_error(headers: &http::HeaderMap) -> Option<S3Error> {
     Some(e)
 }
 
-/// `NotImplemented` (501) when a request asks for server-side encryption (SSE-S3,
-/// SSE-KMS or SSE-C headers, for the object or a copy source): this store keeps
-/// objects unencrypted, and accepting the headers would leave the client believing
-/// otherwise.
-pub fn encryption_error(headers: &http::HeaderMap) -> Option<S3Error> {
-    let name = headers.keys().map(http::HeaderName::as_str).find(|n| {
-        n.starts_with("x-amz-server-side-encryption")
-            || n.starts_with("x-amz-copy-source-server-side-encryption")
-    })?;
-    Some(S3Error::with_message(
-        S3ErrorCode::NotImplemented,
-        format!(
-            "server-side encryption ({name}) is not offered by this store; send the \
-             request without it (objects are stored unencrypted)"
-        ),
-    ))
+/// Request headers whose semantics this store does not offer, refused rather than
+/// ignored, since a client would otherwise believe them applied:
+/// - server-side encryption (SSE-S3, SSE-KMS or SSE-C, for the object or a copy
+///   source): objects are stored unencrypted; `NotImplemented`;
+/// - object lock (retention, legal hold): no bucket has an Object Lock
+///   configuration, so a write asking for it gets S3's `InvalidRequest`, and a bucket
+///   created with it enabled `NotImplemented`;
+/// - appends (`x-amz-write-offset-bytes`): the write would replace the object with
+///   the appended bytes alone; `NotImplemented`;
+/// - conditional deletes (`If-Match` and its kin on a DELETE): the delete would run
+///   unconditionally; `NotImplemented`.
+pub fn unsupported_header_error(method: &Method, headers: &http::HeaderMap) -> Option<S3Error> {
+    let not_offered = |name: &str, what: &str| {
+        Some(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("{what} ({name}) is not offered by this store; send the request without it"),
+        ))
+    };
+    for (name, value) in headers {
+        let name = name.as_str();
+        if name.starts_with("x-amz-server-side-encryption")
+            || name.starts_with("x-amz-copy-source-server-side-encryption")
+        {
+            return not_offered(
+                name,
+                "server-side encryption (objects are stored unencrypted)",
+            );
+        }
+        if name.starts_with("x-amz-object-lock-") {
+            return Some(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("Bucket is missing Object Lock Configuration ({name})"),
+            ));
+        }
+        if name == "x-amz-bucket-object-lock-enabled"
+            && value.to_str().is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return not_offered(name, "object lock");
+        }
+        if name == "x-amz-write-offset-bytes" {
+            return not_offered(name, "appending to an object");
+        }
+        if method == Method::DELETE && (name == "if-match" || name.starts_with("x-amz-if-match-")) {
+            return not_offered(name, "a conditional delete (nothing was deleted)");
+        }
+    }
+    None
 }
 
 /// Where the access hook writes the S3 operation s3s resolved for a request.
@@ -307,7 +338,7 @@ impl Front {
             // request lists as signed.
             let resp = error_response(e, &request_id);
             (UNKNOWN_OPERATION.to_string(), Ok(resp))
-        } else if let Some(e) = encryption_error(req.headers()) {
+        } else if let Some(e) = unsupported_header_error(req.method(), req.headers()) {
             let resp = error_response(e, &request_id);
             (UNKNOWN_OPERATION.to_string(), Ok(resp))
         } else {
@@ -340,8 +371,8 @@ impl Front {
             && resp.status() == StatusCode::OK
             && resp.headers().contains_key(http::header::CONTENT_RANGE)
         {
-            // A HEAD of one part (`partNumber`) answers 206 as its GET does; s3s
-            // answers every HeadObject with 200.
+            // A HEAD of one part (`partNumber`) or of a `Range` answers 206 as its
+            // GET does; s3s answers every HeadObject with 200.
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
         }
         let status = resp.status().as_u16();
@@ -511,21 +542,77 @@ mod tests {
     }
 
     #[test]
-    fn server_side_encryption_is_refused_not_ignored() {
-        for name in [
-            "x-amz-server-side-encryption",
-            "x-amz-server-side-encryption-aws-kms-key-id",
-            "x-amz-server-side-encryption-customer-algorithm",
-            "x-amz-copy-source-server-side-encryption-customer-key",
+    fn headers_whose_semantics_are_not_offered_are_refused_not_ignored() {
+        let put = Method::PUT;
+        for (method, name, value, code) in [
+            (
+                &put,
+                "x-amz-server-side-encryption",
+                "AES256",
+                "NotImplemented",
+            ),
+            (
+                &put,
+                "x-amz-server-side-encryption-aws-kms-key-id",
+                "k",
+                "NotImplemented",
+            ),
+            (
+                &put,
+                "x-amz-server-side-encryption-customer-algorithm",
+                "AES256",
+                "NotImplemented",
+            ),
+            (
+                &put,
+                "x-amz-copy-source-server-side-encryption-customer-key",
+                "k",
+                "NotImplemented",
+            ),
+            (
+                &put,
+                "x-amz-object-lock-mode",
+                "GOVERNANCE",
+                "InvalidRequest",
+            ),
+            (&put, "x-amz-object-lock-legal-hold", "ON", "InvalidRequest"),
+            (
+                &put,
+                "x-amz-bucket-object-lock-enabled",
+                "True",
+                "NotImplemented",
+            ),
+            (&put, "x-amz-write-offset-bytes", "10", "NotImplemented"),
+            (&Method::DELETE, "if-match", "\"e\"", "NotImplemented"),
+            (
+                &Method::DELETE,
+                "x-amz-if-match-size",
+                "10",
+                "NotImplemented",
+            ),
+            (
+                &Method::DELETE,
+                "x-amz-if-match-initiated-time",
+                "x",
+                "NotImplemented",
+            ),
         ] {
             let mut headers = http::HeaderMap::new();
             headers.insert("x-amz-date", HeaderValue::from_static("20261207T000000Z"));
-            assert!(encryption_error(&headers).is_none());
-            headers.insert(name, HeaderValue::from_static("AES256"));
-            let e = encryption_error(&headers).expect(name);
-            assert_eq!(*e.code(), S3ErrorCode::NotImplemented);
+            assert!(unsupported_header_error(method, &headers).is_none());
+            headers.insert(name, HeaderValue::from_static(value));
+            let e = unsupported_header_error(method, &headers).expect(name);
+            assert_eq!(e.code().as_str(), code, "{name}");
             assert!(e.message().unwrap_or_default().contains(name), "{e:?}");
         }
+        // A conditional write is offered; a bucket created without object lock too.
+        let mut headers = http::HeaderMap::new();
+        headers.insert("if-match", HeaderValue::from_static("\"e\""));
+        headers.insert(
+            "x-amz-bucket-object-lock-enabled",
+            HeaderValue::from_static("false"),
+        );
+        assert!(unsupported_header_error(&put, &headers).is_none());
     }
 
     fn req(uri: &str, auth: bool) -> Request<()> {

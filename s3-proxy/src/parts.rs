@@ -11,7 +11,7 @@ use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 /// Largest part number S3 accepts.
 const MAX_PART_NUMBER: PartNumber = 10_000;
 
-/// The bytes a `partNumber` names.
+/// The bytes a `partNumber` names (or a HEAD's `Range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartRange {
     /// First byte.

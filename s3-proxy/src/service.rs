@@ -34,6 +34,9 @@ pub struct OxioS3 {
     public: PublicBuckets,
 }
 
+/// Most buckets one ListBuckets page may ask for (`max-buckets`), as S3.
+const MAX_LIST_BUCKETS: i32 = 10_000;
+
 impl OxioS3 {
     /// An S3 front end over `sdk`.
     pub fn new(sdk: Client, keys: KeyStore, region: String) -> Self {
@@ -57,6 +60,30 @@ impl OxioS3 {
     pub fn with_metrics(mut self, metrics: Arc<S3Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// A CreateBucket's configuration: every bucket lives in this endpoint's region,
+    /// so another location constraint is refused (as S3 refuses one that does not
+    /// match the endpoint), and so are directory-bucket settings.
+    fn check_location(&self, cfg: Option<&CreateBucketConfiguration>) -> S3Result<()> {
+        let Some(cfg) = cfg else {
+            return Ok(());
+        };
+        if cfg.bucket.is_some() || cfg.location.is_some() {
+            return Err(s3_error!(
+                NotImplemented,
+                "directory buckets (Bucket and Location in CreateBucketConfiguration) are not offered"
+            ));
+        }
+        match cfg.location_constraint.as_ref().map(|c| c.as_str()) {
+            Some(lc) if !lc.is_empty() && lc != self.region => Err(s3_error!(
+                IllegalLocationConstraintException,
+                "The {lc} location constraint is incompatible for the region specific endpoint \
+                 this request was sent to ({})",
+                self.region
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn object_stored(&self, layout: Layout) {
@@ -166,6 +193,7 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let account = self.account(&req).await?;
         let bucket = &req.input.bucket;
+        self.check_location(req.input.create_bucket_configuration.as_ref())?;
         let canned = acl::for_create(&req.input)?;
         self.sdk
             .create_container(&account, bucket)
@@ -202,22 +230,51 @@ impl S3 for OxioS3 {
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
         let account = self.account(&req).await?;
-        let containers = self.sdk.list_containers(&account).await.map_err(s3_error)?;
-        let buckets = containers
+        let input = req.input;
+        let max = match input.max_buckets {
+            None => None,
+            Some(n @ 1..=MAX_LIST_BUCKETS) => Some(n as usize),
+            Some(_) => {
+                return Err(s3_error!(
+                    InvalidArgument,
+                    "max-buckets must be an integer between 1 and {MAX_LIST_BUCKETS}"
+                ))
+            }
+        };
+        let mut containers = self.sdk.list_containers(&account).await.map_err(s3_error)?;
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let prefix = input.prefix.as_deref().unwrap_or_default();
+        let after = input.continuation_token.as_deref().unwrap_or_default();
+        // Every bucket is in this endpoint's region.
+        let region_matches = input
+            .bucket_region
+            .as_deref()
+            .is_none_or(|r| r == self.region);
+        let mut matching = containers
             .into_iter()
-            .map(|c| Bucket {
+            .filter(|c| region_matches && c.name.starts_with(prefix) && c.name.as_str() > after);
+        let mut buckets: Vec<Bucket> = Vec::new();
+        let mut next = None;
+        for c in matching.by_ref() {
+            if max.is_some_and(|m| buckets.len() == m) {
+                // One more matches: the page ends at the last bucket it holds.
+                next = buckets.last().and_then(|b| b.name.clone());
+                break;
+            }
+            buckets.push(Bucket {
                 name: Some(c.name),
                 creation_date: Some(timestamp_ms(c.ctime_ms)),
                 bucket_region: Some(self.region.clone()),
-            })
-            .collect();
+            });
+        }
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
+            continuation_token: next,
+            prefix: input.prefix,
             owner: Some(Owner {
                 display_name: Some(account.clone()),
                 id: Some(account),
             }),
-            ..Default::default()
         }))
     }
 
@@ -262,6 +319,20 @@ impl S3 for OxioS3 {
         let announced = checksum::expected(&req.headers, req.trailing_headers.clone())?;
         let input = req.input;
         check_put_size(input.content_length)?;
+        acl::check_object(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            input.acl.as_ref(),
+            acl::GrantHeaders {
+                full_control: input.grant_full_control.as_deref(),
+                read: input.grant_read.as_deref(),
+                read_acp: input.grant_read_acp.as_deref(),
+                write: None,
+                write_acp: input.grant_write_acp.as_deref(),
+            },
+        )
+        .await?;
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
         let mut opts = put_options(HeaderInputs {
             content_type: input.content_type,
@@ -409,9 +480,19 @@ impl S3 for OxioS3 {
         .await?;
         let served = conditions_then_served!(input, &header);
         let tag_count = tagging::count(&header.tags);
-        let part = match input.part_number {
-            Some(n) => Some(parts::resolve(&header, n, input.range.is_some())?),
-            None => None,
+        // The bytes a GET with the same `partNumber` or `Range` would send: their
+        // length and Content-Range (the front answers such a HEAD with 206).
+        let part = match (input.part_number, &input.range) {
+            (Some(n), range) => Some(parts::resolve(&header, n, range.is_some())?),
+            (None, Some(r)) => {
+                let range = r.check(header.size)?;
+                Some(parts::PartRange {
+                    start: range.start,
+                    end: range.end,
+                    parts_count: None,
+                })
+            }
+            (None, None) => None,
         };
         let sums = match (&input.checksum_mode, part) {
             (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
@@ -440,10 +521,6 @@ impl S3 for OxioS3 {
             version_id: versioning::version_header(&header),
             ..Default::default()
         });
-        // One part of the object, as GET answers it.
-        if part.is_some_and(|p| p.end > p.start) {
-            resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-        }
         // HeadObjectOutput has no field for it; GET and HEAD answer the same headers.
         if let Some(n) = tag_count {
             resp.headers
@@ -481,6 +558,21 @@ impl S3 for OxioS3 {
             return Err(s3_error!(
                 MalformedXML,
                 "at most 1000 objects per DeleteObjects request"
+            ));
+        }
+        // Conditions per object (ETag, modification time, size) are not offered:
+        // refused before anything is deleted, rather than deleting unconditionally.
+        if let Some(o) = input
+            .delete
+            .objects
+            .iter()
+            .find(|o| o.e_tag.is_some() || o.last_modified_time.is_some() || o.size.is_some())
+        {
+            return Err(s3_error!(
+                NotImplemented,
+                "conditional deletes (ETag, LastModifiedTime or Size of {:?}) are not offered \
+                 by this store; nothing was deleted",
+                o.key
             ));
         }
         // Fail the whole request when the bucket is missing, as S3 does.
@@ -602,6 +694,21 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let account = self.account(&req).await?;
         let condition = copy::destination_condition(&req.headers)?;
+        let input = &req.input;
+        acl::check_object(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            input.acl.as_ref(),
+            acl::GrantHeaders {
+                full_control: input.grant_full_control.as_deref(),
+                read: input.grant_read.as_deref(),
+                read_acp: input.grant_read_acp.as_deref(),
+                write: None,
+                write_acp: input.grant_write_acp.as_deref(),
+            },
+        )
+        .await?;
         let copied =
             copy::copy_object(&self.sdk, &self.classes, &account, req.input, condition).await?;
         self.object_stored(if copied.inline {
@@ -618,6 +725,21 @@ impl S3 for OxioS3 {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let account = self.account(&req).await?;
+        let input = &req.input;
+        acl::check_object(
+            &self.sdk,
+            &account,
+            &input.bucket,
+            input.acl.as_ref(),
+            acl::GrantHeaders {
+                full_control: input.grant_full_control.as_deref(),
+                read: input.grant_read.as_deref(),
+                read_acp: input.grant_read_acp.as_deref(),
+                write: None,
+                write_acp: input.grant_write_acp.as_deref(),
+            },
+        )
+        .await?;
         let out = multipart::create(&self.sdk, &self.classes, &account, req.input).await?;
         Ok(S3Response::new(out))
     }

@@ -1,7 +1,9 @@
 """More S3 operations as clients expect them, through boto3 against a real grid:
 CopyObject, ListObjects v1, conditional GET / HEAD, response-* overrides and the
-stored system headers, limits and their error codes, GetBucketLocation, and the refusal
-of server-side encryption."""
+stored system headers, limits and their error codes, GetBucketLocation and the
+region of CreateBucket, ListBuckets by prefix and in pages, HEAD with a Range, and the
+refusal (not the silent dropping) of what the store does not offer: server-side
+encryption, object lock, appends, conditional deletes, per-object ACLs."""
 
 import datetime
 import hashlib
@@ -522,4 +524,112 @@ def test_server_side_encryption_is_refused_not_ignored(s3, bucket):
         assert (code(e), status(e)) == ("NotImplemented", 501), (call.__name__, kw.get("Key"))
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert listed == ["plain"]
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_object_lock_appends_and_conditional_deletes_are_refused_not_ignored(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="kept", Body=b"x")
+    etag = s3.head_object(Bucket=bucket, Key="kept")["ETag"]
+    # No bucket has an Object Lock configuration: S3's answer to a locked write there.
+    for kw in (dict(ObjectLockLegalHoldStatus="ON"),
+               dict(ObjectLockMode="GOVERNANCE",
+                    ObjectLockRetainUntilDate=datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc))):
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="locked", Body=b"y", **kw)
+        assert (code(e), status(e)) == ("InvalidRequest", 400), kw
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=bucket + "-locked", ObjectLockEnabledForBucket=True)
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    # An append would replace the object with the appended bytes alone.
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="kept", Body=b"more", WriteOffsetBytes=1)
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    # A conditional delete would run unconditionally.
+    for kw in (dict(IfMatch=etag), dict(IfMatchSize=1)):
+        with pytest.raises(ClientError) as e:
+            s3.delete_object(Bucket=bucket, Key="kept", **kw)
+        assert (code(e), status(e)) == ("NotImplemented", 501), kw
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "kept", "ETag": etag}]})
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    assert s3.get_object(Bucket=bucket, Key="kept")["Body"].read() == b"x", "nothing changed"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["kept"]
+
+
+def test_head_with_a_range_answers_as_its_get(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="r", Body=b"0123456789")
+    head = s3.head_object(Bucket=bucket, Key="r", Range="bytes=2-5")
+    assert head["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert head["ContentLength"] == 4
+    assert head["ResponseMetadata"]["HTTPHeaders"]["content-range"] == "bytes 2-5/10"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="r", Range="bytes=20-30")
+    assert status(e) == 416
+
+
+def test_create_bucket_in_another_region_is_refused(grid, s3):
+    region = grid.env["AWS_REGION"]
+    other = "eu-north-1" if region != "eu-north-1" else "ap-south-1"
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket="elsewhere-bucket", CreateBucketConfiguration={"LocationConstraint": other})
+    assert (code(e), status(e)) == ("IllegalLocationConstraintException", 400)
+    assert "elsewhere-bucket" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    if region != "us-east-1":
+        s3.create_bucket(Bucket="here-bucket", CreateBucketConfiguration={"LocationConstraint": region})
+        s3.delete_bucket(Bucket="here-bucket")
+
+
+def test_list_buckets_by_prefix_and_in_pages(grid, s3):
+    names = ["lb-page-%d" % i for i in range(5)]
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    try:
+        got = s3.list_buckets(Prefix="lb-page-")
+        assert [b["Name"] for b in got["Buckets"]] == names
+        assert got["Prefix"] == "lb-page-"
+        seen, token, pages = [], None, 0
+        while True:
+            kw = {"ContinuationToken": token} if token else {}
+            page = s3.list_buckets(Prefix="lb-page-", MaxBuckets=2, **kw)
+            pages += 1
+            seen += [b["Name"] for b in page["Buckets"]]
+            token = page.get("ContinuationToken")
+            if not token:
+                break
+            assert pages < 10
+        assert (seen, pages) == (names, 3)
+        assert s3.list_buckets(Prefix="lb-page-", BucketRegion="nowhere-1")["Buckets"] == []
+        with pytest.raises(ClientError) as e:
+            s3.list_buckets(MaxBuckets=10_001)
+        assert code(e) == "InvalidArgument"
+    finally:
+        for n in names:
+            s3.delete_bucket(Bucket=n)
+
+
+def test_an_object_acl_other_than_its_bucket_s_is_refused_not_ignored(s3, bucket):
+    # Objects are read as their bucket's ACL says: a write naming that ACL is fine,
+    # one naming another is refused, and nothing is stored.
+    s3.put_object(Bucket=bucket, Key="same", Body=b"x", ACL="private")
+    s3.put_object(Bucket=bucket, Key="owner", Body=b"x", ACL="bucket-owner-full-control")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="public", Body=b"x", ACL="public-read")
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="granted", Body=b"x", GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="private", Body=b"x", ACL="private")
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="private-copy", CopySource={"Bucket": bucket, "Key": "same"}, ACL="private")
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(Bucket=bucket, Key="private-mpu", ACL="private")
+    assert (code(e), status(e)) == ("NotImplemented", 501)
+    s3.put_object(Bucket=bucket, Key="public", Body=b"x", ACL="public-read")
+    s3.put_bucket_acl(Bucket=bucket, ACL="private")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["owner", "public", "same"]
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
