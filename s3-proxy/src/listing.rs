@@ -155,6 +155,18 @@ pub fn render(page: ListPage, url: bool) -> Page {
     }
 }
 
+/// Names the bucket's owner, `account`, as every object's owner (objects have no
+/// owner of their own): ListObjects always answers it, ListObjectsV2 when asked
+/// (`fetch-owner=true`).
+fn with_owner(contents: &mut [Object], account: &str) {
+    for o in contents {
+        o.owner = Some(Owner {
+            display_name: Some(account.to_string()),
+            id: Some(account.to_string()),
+        });
+    }
+}
+
 /// ListObjects (v1).
 pub async fn list_v1(
     sdk: &Client,
@@ -179,6 +191,8 @@ pub async fn list_v1(
         url,
     )
     .await?;
+    let mut page = page;
+    with_owner(&mut page.contents, account);
     let enc = |s: String| if url { url_encode(&s) } else { s };
     let next_marker = if delimiter.is_empty() {
         None
@@ -227,6 +241,10 @@ pub async fn list_v2(
         url,
     )
     .await?;
+    let mut page = page;
+    if input.fetch_owner == Some(true) {
+        with_owner(&mut page.contents, account);
+    }
     let enc = |s: String| if url { url_encode(&s) } else { s };
     Ok(ListObjectsV2Output {
         name: Some(input.bucket),

@@ -92,11 +92,14 @@ impl OxioS3 {
         }
     }
 
+    /// The signer's account, which owns every bucket the request names.
     async fn account<T>(&self, req: &S3Request<T>) -> S3Result<String> {
         let Some(cred) = &req.credentials else {
             return Err(s3_error!(AccessDenied, "anonymous access is not allowed"));
         };
-        Ok(self.keys.lookup(&cred.access_key).await?.1)
+        let account = self.keys.lookup(&cred.access_key).await?.1;
+        expect_owner(&req.headers, &account)?;
+        Ok(account)
     }
 
     /// The account a read of `bucket` is served from: the signer's, or for an
@@ -106,8 +109,31 @@ impl OxioS3 {
         if req.credentials.is_some() {
             return self.account(req).await;
         }
-        self.public.owner_of(bucket).await
+        let owner = self.public.owner_of(bucket).await?;
+        expect_owner(&req.headers, &owner)?;
+        Ok(owner)
     }
+}
+
+/// `x-amz-expected-bucket-owner` and `x-amz-source-expected-bucket-owner`: a request
+/// that names an owner other than `owner` (the account that owns the buckets it
+/// reaches, as ListBuckets gives its id) is refused with `AccessDenied`, as S3 does.
+fn expect_owner(headers: &http::HeaderMap, owner: &str) -> S3Result<()> {
+    for name in [
+        "x-amz-expected-bucket-owner",
+        "x-amz-source-expected-bucket-owner",
+    ] {
+        if headers
+            .get(name)
+            .is_some_and(|v| v.as_bytes() != owner.as_bytes())
+        {
+            return Err(s3_error!(
+                AccessDenied,
+                "Access Denied: the bucket's owner is not the one {name} names"
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn timestamp_ms(ms: u64) -> Timestamp {

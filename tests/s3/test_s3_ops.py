@@ -1,7 +1,8 @@
 """More S3 operations as clients expect them, through boto3 against a real grid:
 CopyObject, ListObjects v1, conditional GET / HEAD, response-* overrides and the
 stored system headers, limits and their error codes, GetBucketLocation and the
-region of CreateBucket, ListBuckets by prefix and in pages, HEAD with a Range, and the
+region of CreateBucket, ListBuckets by prefix and in pages, HEAD with a Range, the
+expected bucket owner and the owners listings name, and the
 refusal (not the silent dropping) of what the store does not offer: server-side
 encryption, object lock, appends, conditional deletes, per-object ACLs."""
 
@@ -633,3 +634,27 @@ def test_an_object_acl_other_than_its_bucket_s_is_refused_not_ignored(s3, bucket
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == ["owner", "public", "same"]
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_expected_bucket_owner_and_listed_owners(s3, bucket):
+    owner = s3.list_buckets()["Owner"]["ID"]
+    s3.put_object(Bucket=bucket, Key="o", Body=b"x", ExpectedBucketOwner=owner)
+    s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+    for call, kw in (
+        (s3.head_bucket, {}),
+        (s3.get_object, dict(Key="o")),
+        (s3.put_object, dict(Key="p", Body=b"y")),
+        (s3.delete_object, dict(Key="o")),
+    ):
+        with pytest.raises(ClientError) as e:
+            call(Bucket=bucket, ExpectedBucketOwner="111122223333", **kw)
+        assert status(e) == 403, call.__name__
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="c", CopySource={"Bucket": bucket, "Key": "o"},
+                       ExpectedSourceBucketOwner="111122223333")
+    assert code(e) == "AccessDenied"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["o"], "nothing changed"
+    # Objects are owned by their bucket's owner: ListObjects names it, V2 when asked.
+    assert s3.list_objects(Bucket=bucket)["Contents"][0]["Owner"]["ID"] == owner
+    assert "Owner" not in s3.list_objects_v2(Bucket=bucket)["Contents"][0]
+    assert s3.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"][0]["Owner"]["ID"] == owner
