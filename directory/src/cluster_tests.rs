@@ -60,20 +60,18 @@ const CID: &str = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456
 async fn close(node: Arc<Node>, db: Arc<rocksdb::DB>) {
     node.shutdown().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while Arc::strong_count(&node) > 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node still held by {} other references 30 s after its shutdown",
-            Arc::strong_count(&node) - 1
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    released(&node, "node", deadline).await;
     drop(node);
-    while Arc::strong_count(&db) > 1 {
+    released(&db, "database", deadline).await;
+}
+
+/// Waits until `arc` is the only reference left, failing the test at `deadline`.
+async fn released<T>(arc: &Arc<T>, what: &str, deadline: std::time::Instant) {
+    while Arc::strong_count(arc) > 1 {
         assert!(
             std::time::Instant::now() < deadline,
-            "database still held by {} other references 30 s after the node's shutdown",
-            Arc::strong_count(&db) - 1
+            "{what} still held by {} other references 30 s after the node's shutdown",
+            Arc::strong_count(arc) - 1
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

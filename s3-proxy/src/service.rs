@@ -185,6 +185,28 @@ fn check_conditions(c: Conditions, h: &ContentHeader) -> S3Result<()> {
     }
 }
 
+/// Checks the ACL a write of an object asks for (`x-amz-acl`, `x-amz-grant-*` of
+/// PutObject, CopyObject and CreateMultipartUpload, whose inputs name them alike):
+/// see [`acl::check_object`].
+macro_rules! object_acl_checked {
+    ($self:ident, $account:expr, $input:expr) => {
+        acl::check_object(
+            &$self.sdk,
+            &$account,
+            &$input.bucket,
+            $input.acl.as_ref(),
+            acl::GrantHeaders {
+                full_control: $input.grant_full_control.as_deref(),
+                read: $input.grant_read.as_deref(),
+                read_acp: $input.grant_read_acp.as_deref(),
+                write: None,
+                write_acp: $input.grant_write_acp.as_deref(),
+            },
+        )
+        .await?
+    };
+}
+
 /// GET and HEAD take the same conditional headers and `response-*` overrides in two
 /// input types with the same field names: check the conditions against the stored
 /// header, then give the headers to serve.
@@ -345,20 +367,7 @@ impl S3 for OxioS3 {
         let announced = checksum::expected(&req.headers, req.trailing_headers.clone())?;
         let input = req.input;
         check_put_size(input.content_length)?;
-        acl::check_object(
-            &self.sdk,
-            &account,
-            &input.bucket,
-            input.acl.as_ref(),
-            acl::GrantHeaders {
-                full_control: input.grant_full_control.as_deref(),
-                read: input.grant_read.as_deref(),
-                read_acp: input.grant_read_acp.as_deref(),
-                write: None,
-                write_acp: input.grant_write_acp.as_deref(),
-            },
-        )
-        .await?;
+        object_acl_checked!(self, account, input);
         let expected_md5 = input.content_md5.as_deref().map(parse_md5).transpose()?;
         let mut opts = put_options(HeaderInputs {
             content_type: input.content_type,
@@ -721,20 +730,7 @@ impl S3 for OxioS3 {
         let account = self.account(&req).await?;
         let condition = copy::destination_condition(&req.headers)?;
         let input = &req.input;
-        acl::check_object(
-            &self.sdk,
-            &account,
-            &input.bucket,
-            input.acl.as_ref(),
-            acl::GrantHeaders {
-                full_control: input.grant_full_control.as_deref(),
-                read: input.grant_read.as_deref(),
-                read_acp: input.grant_read_acp.as_deref(),
-                write: None,
-                write_acp: input.grant_write_acp.as_deref(),
-            },
-        )
-        .await?;
+        object_acl_checked!(self, account, input);
         let copied =
             copy::copy_object(&self.sdk, &self.classes, &account, req.input, condition).await?;
         self.object_stored(if copied.inline {
@@ -752,20 +748,7 @@ impl S3 for OxioS3 {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let account = self.account(&req).await?;
         let input = &req.input;
-        acl::check_object(
-            &self.sdk,
-            &account,
-            &input.bucket,
-            input.acl.as_ref(),
-            acl::GrantHeaders {
-                full_control: input.grant_full_control.as_deref(),
-                read: input.grant_read.as_deref(),
-                read_acp: input.grant_read_acp.as_deref(),
-                write: None,
-                write_acp: input.grant_write_acp.as_deref(),
-            },
-        )
-        .await?;
+        object_acl_checked!(self, account, input);
         let out = multipart::create(&self.sdk, &self.classes, &account, req.input).await?;
         Ok(S3Response::new(out))
     }
