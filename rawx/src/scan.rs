@@ -23,10 +23,19 @@ fn is_chunk_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'))
 }
 
-/// Creates the volume folder if needed, removes stale `.pending` files and counts chunks.
+/// Creates the volume folder if needed (and makes its entry durable), removes stale
+/// `.pending` files and counts chunks.
 /// Runs before any worker serves, so no write is in progress.
 pub fn scan_volume(volume: &Path) -> Result<ScanReport> {
-    std::fs::create_dir_all(volume).map_err(|e| Error::io("create volume folder", e))?;
+    if !volume.is_dir() {
+        std::fs::create_dir_all(volume).map_err(|e| Error::io("create volume folder", e))?;
+        // The new folder's entry is made durable before chunks go into it.
+        if let Some(parent) = volume.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io("fsync the volume folder's parent", e))?;
+        }
+    }
     let mut report = ScanReport::default();
     let top = std::fs::read_dir(volume).map_err(|e| Error::io("read volume folder", e))?;
     for entry in top {

@@ -141,9 +141,16 @@ impl Volume {
             Err(e) => return Err(Error::io("stat chunk", e)),
         }
         let dir = self.dir_of(id);
-        compio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| Error::io("create chunk folder", e))?;
+        match compio::fs::create_dir(&dir).await {
+            Ok(()) => {
+                // A new fan-out folder: its entry in the volume folder is made durable
+                // before any chunk in it can be acknowledged (each chunk's publish
+                // fsyncs only the fan-out folder). Once per folder.
+                sync_dir(&self.root).await?;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("create chunk folder", e)),
+        }
         let pending = self.pending_path(id);
         let mut options = OpenOptions::new();
         options.write(true).create_new(true);
@@ -360,7 +367,7 @@ impl ChunkWriter {
             .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
         let size = hasher.size();
         let (table, crc) = hasher.finish();
-        self.publish(size, table, crc).await
+        self.publish(size, table, crc, false).await
     }
 
     /// Sets aside `bytes` of the volume for data a local writer writes into the
@@ -402,6 +409,24 @@ impl ChunkWriter {
             )));
         }
         let written = size - tail.len() as u64;
+        // The local writer's bytes must all be there: a commit never publishes a
+        // chunk shorter than it says (its reads would then fail, after a STORED).
+        let file = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
+        let held = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat pending chunk", e))?
+            .len();
+        if written > 0 && held < HEADER_BYTES + written {
+            return Err(Error::BadRequest(format!(
+                "a commit of {size} bytes needs {written} data bytes written, the pending \
+                 file holds {}",
+                held.saturating_sub(HEADER_BYTES)
+            )));
+        }
         match self.stage.as_mut() {
             Some(stage) => {
                 stage.clear();
@@ -422,12 +447,20 @@ impl ChunkWriter {
             }
             None => {}
         }
-        self.publish(size, table, crc).await
+        self.publish(size, table, crc, true).await
     }
 
     /// Writes the tail (direct I/O), the checksum table and the header of `size` data
     /// bytes, fsyncs, publishes the chunk under its final name and fsyncs the folder.
-    async fn publish(mut self, size: u64, table: Vec<u8>, crc: u32) -> Result<ChunkMeta> {
+    /// `local_commit`: the data came from a local writer, which may have left bytes
+    /// past it; the file is cut to its exact length.
+    async fn publish(
+        mut self,
+        size: u64,
+        table: Vec<u8>,
+        crc: u32,
+        local_commit: bool,
+    ) -> Result<ChunkMeta> {
         let mut file = self
             .file
             .take()
@@ -475,7 +508,14 @@ impl ChunkWriter {
                 res.map_err(|e| write_error("write checksum table", e))?;
             }
             let BufResult(res, _) = file.write_all_at(header, 0).await;
-            res.map_err(|e| Error::io("write chunk header", e))?;
+            res.map_err(|e| write_error("write chunk header", e))?;
+            if local_commit {
+                // Whatever a local writer left past the data is cut off, so that the
+                // file is exactly what its header says.
+                file.set_len(meta.file_len())
+                    .await
+                    .map_err(|e| write_error("set chunk length", e))?;
+            }
         }
         file.sync_data()
             .await
@@ -746,6 +786,59 @@ mod tests {
             assert_eq!((meta.size, meta.table_count), (0, 0));
             let r = v.open(&id(1)).await.unwrap();
             assert_eq!(r.meta().size, 0);
+        });
+    }
+
+    /// A local writer's commit: the pending file written through its descriptor with
+    /// `data[..len]` (and `extra` bytes past the data), then `data` committed.
+    async fn commit_local(
+        v: &Volume,
+        id: &str,
+        data: &[u8],
+        len: usize,
+        extra: usize,
+    ) -> Result<ChunkMeta> {
+        use std::os::unix::fs::FileExt;
+        let attrs = ChunkAttrs::default();
+        let w = v.create(id, attrs, Some(data.len() as u64)).await.unwrap();
+        let file = std::fs::File::from(w.pending_fd().unwrap());
+        let aligned = data.len() / direct::ALIGN * direct::ALIGN;
+        let mut body = data[..len.min(aligned)].to_vec();
+        body.extend(std::iter::repeat_n(0xEE, extra));
+        file.write_all_at(&body, HEADER_BYTES).unwrap();
+        let table: Vec<u8> = data
+            .chunks(4096)
+            .flat_map(|seg| crc32c::crc32c(seg).to_le_bytes())
+            .collect();
+        w.commit_written(
+            data.len() as u64,
+            &data[aligned..],
+            table,
+            crc32c::crc32c(data),
+        )
+        .await
+    }
+
+    #[test]
+    fn a_local_commit_is_refused_short_and_cut_to_its_length() {
+        let tmp = tempfile::tempdir().unwrap();
+        compio::runtime::Runtime::new().unwrap().block_on(async {
+            let v = volume(tmp.path());
+            let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+            // Fewer bytes written than the commit says: refused, nothing published.
+            let err = commit_local(&v, &id(7), &data, 8192, 0).await.unwrap_err();
+            assert!(matches!(err, Error::BadRequest(_)), "{err:?}");
+            assert!(!v.chunk_path(&id(7)).exists());
+            // Bytes left past the data: cut off, the chunk reads back whole.
+            let meta = commit_local(&v, &id(8), &data, data.len(), 50_000)
+                .await
+                .unwrap();
+            let len = std::fs::metadata(v.chunk_path(&id(8))).unwrap().len();
+            assert_eq!(len, meta.file_len());
+            let r = v.open(&id(8)).await.unwrap();
+            let (res, buf) = r.read_segments(0, meta.table_count, Vec::new()).await;
+            res.unwrap();
+            assert_eq!(buf, data);
         });
     }
 }
