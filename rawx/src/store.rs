@@ -367,7 +367,7 @@ impl ChunkWriter {
             .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
         let size = hasher.size();
         let (table, crc) = hasher.finish();
-        self.publish(size, table, crc, false).await
+        self.publish(size, table, crc).await
     }
 
     /// Sets aside `bytes` of the volume for data a local writer writes into the
@@ -435,32 +435,31 @@ impl ChunkWriter {
                 }
                 self.flushed = written;
             }
-            None if !tail.is_empty() => {
+            None => {
                 let file = self
                     .file
                     .as_mut()
                     .ok_or_else(|| Error::Runtime("chunk writer already finished".into()))?;
-                let BufResult(res, _) = file
-                    .write_all_at(tail.to_vec(), HEADER_BYTES + written)
-                    .await;
-                res.map_err(|e| write_error("write chunk tail", e))?;
+                // Whatever the local writer left past the data is cut off, so that
+                // the file ends where its header will say (the direct path's publish
+                // sets the length itself).
+                file.set_len(HEADER_BYTES + written)
+                    .await
+                    .map_err(|e| write_error("set chunk length", e))?;
+                if !tail.is_empty() {
+                    let BufResult(res, _) = file
+                        .write_all_at(tail.to_vec(), HEADER_BYTES + written)
+                        .await;
+                    res.map_err(|e| write_error("write chunk tail", e))?;
+                }
             }
-            None => {}
         }
-        self.publish(size, table, crc, true).await
+        self.publish(size, table, crc).await
     }
 
     /// Writes the tail (direct I/O), the checksum table and the header of `size` data
     /// bytes, fsyncs, publishes the chunk under its final name and fsyncs the folder.
-    /// `local_commit`: the data came from a local writer, which may have left bytes
-    /// past it; the file is cut to its exact length.
-    async fn publish(
-        mut self,
-        size: u64,
-        table: Vec<u8>,
-        crc: u32,
-        local_commit: bool,
-    ) -> Result<ChunkMeta> {
+    async fn publish(mut self, size: u64, table: Vec<u8>, crc: u32) -> Result<ChunkMeta> {
         let mut file = self
             .file
             .take()
@@ -509,13 +508,6 @@ impl ChunkWriter {
             }
             let BufResult(res, _) = file.write_all_at(header, 0).await;
             res.map_err(|e| write_error("write chunk header", e))?;
-            if local_commit {
-                // Whatever a local writer left past the data is cut off, so that the
-                // file is exactly what its header says.
-                file.set_len(meta.file_len())
-                    .await
-                    .map_err(|e| write_error("set chunk length", e))?;
-            }
         }
         file.sync_data()
             .await

@@ -48,19 +48,29 @@ impl CannedAcl {
     /// Parses `x-amz-acl`; `NotImplemented` for canned ACLs the gateway does not
     /// serve, `InvalidArgument` for names AWS does not know.
     pub fn parse(acl: &BucketCannedACL) -> S3Result<CannedAcl> {
-        match acl.as_str() {
+        CannedAcl::named(acl.as_str())
+    }
+
+    /// The canned ACL called `name`, as [`CannedAcl::parse`] answers it.
+    fn named(name: &str) -> S3Result<CannedAcl> {
+        match name {
             BucketCannedACL::PRIVATE => Ok(CannedAcl::Private),
             BucketCannedACL::PUBLIC_READ => Ok(CannedAcl::PublicRead),
             BucketCannedACL::PUBLIC_READ_WRITE | BucketCannedACL::AUTHENTICATED_READ => {
-                Err(s3_error!(
-                    NotImplemented,
-                    "A header you provided implies functionality that is not implemented: \
-                     only the private and public-read canned ACLs are supported"
-                ))
+                Err(unsupported_canned())
             }
             other => Err(s3_error!(InvalidArgument, "invalid canned ACL {other:?}")),
         }
     }
+}
+
+/// A canned ACL AWS knows and the gateway does not serve.
+fn unsupported_canned() -> s3s::S3Error {
+    s3_error!(
+        NotImplemented,
+        "A header you provided implies functionality that is not implemented: \
+         only the private and public-read canned ACLs are supported"
+    )
 }
 
 /// The `x-amz-grant-*` headers of a request, as the input types carry them.
@@ -120,10 +130,8 @@ fn object_canned(acl: &ObjectCannedACL) -> S3Result<CannedAcl> {
         ObjectCannedACL::BUCKET_OWNER_FULL_CONTROL | ObjectCannedACL::BUCKET_OWNER_READ => {
             Ok(CannedAcl::Private)
         }
-        ObjectCannedACL::AWS_EXEC_READ => CannedAcl::parse(&BucketCannedACL::from(
-            BucketCannedACL::AUTHENTICATED_READ.to_owned(),
-        )),
-        other => CannedAcl::parse(&BucketCannedACL::from(other.to_owned())),
+        ObjectCannedACL::AWS_EXEC_READ => Err(unsupported_canned()),
+        other => CannedAcl::named(other),
     }
 }
 

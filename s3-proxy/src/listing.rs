@@ -28,7 +28,13 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
-/// The key a v2 continuation token stands for.
+/// The continuation token that stands for `name` (the last key or bucket a page
+/// holds): its bytes in hex, so that any name travels in a query string.
+pub fn encode_token(name: &str) -> String {
+    hex::encode(name.as_bytes())
+}
+
+/// The key (or bucket name) a continuation token stands for.
 pub fn decode_token(t: &str) -> S3Result<String> {
     let bytes = hex::decode(t).map_err(|_| {
         s3_error!(
@@ -254,7 +260,7 @@ pub async fn list_v2(
         key_count: Some(page.key_count),
         is_truncated: Some(page.truncated),
         continuation_token: input.continuation_token,
-        next_continuation_token: page.next.map(|n| hex::encode(n.as_bytes())),
+        next_continuation_token: page.next.as_deref().map(encode_token),
         start_after: input.start_after.map(enc),
         encoding_type: input.encoding_type,
         contents: Some(page.contents),

@@ -1,25 +1,27 @@
-//! `partNumber` on GetObject and HeadObject: the bytes of one part of an object
-//! completed from a multipart upload, counted by position from 1 to the parts count
-//! that `x-amz-mp-parts-count` gives (so a client that asks for parts 1 to N gets the
-//! whole object, whatever numbers the parts were uploaded under), or the whole
-//! object as the one part of an object stored in one piece.
+//! The bytes a GetObject or HeadObject serves: the whole object, a `Range`, or one
+//! part (`partNumber`) of an object completed from a multipart upload, counted by
+//! position from 1 to the parts count that `x-amz-mp-parts-count` gives (so a client
+//! that asks for parts 1 to N gets the whole object, whatever numbers the parts were
+//! uploaded under), or the whole object as the one part of an object stored in one
+//! piece. GET and HEAD both ask [`served`], so they answer the same length and
+//! `Content-Range`.
 
 use oxio_sdk::ContentHeader;
-use s3s::dto::PartNumber;
+use s3s::dto::{PartNumber, Range};
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Result};
 
 /// Largest part number S3 accepts.
 const MAX_PART_NUMBER: PartNumber = 10_000;
 
-/// The bytes a `partNumber` names (or a HEAD's `Range`).
+/// The bytes a `partNumber` or a `Range` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartRange {
     /// First byte.
     pub start: u64,
     /// End (exclusive).
     pub end: u64,
-    /// How many parts the object has, for `x-amz-mp-parts-count` (none for an
-    /// object stored in one piece, as S3).
+    /// How many parts the object has, for `x-amz-mp-parts-count` (none for a
+    /// `Range`, and for an object stored in one piece, as S3).
     pub parts_count: Option<i32>,
 }
 
@@ -30,9 +32,31 @@ impl PartRange {
     }
 }
 
+/// What a GET or HEAD of the object `header` describes serves: `None` for the whole
+/// object, else the part or range asked for (an error for a bad or unsatisfiable
+/// one, before any byte is read).
+pub fn served(
+    header: &ContentHeader,
+    part_number: Option<PartNumber>,
+    range: Option<&Range>,
+) -> S3Result<Option<PartRange>> {
+    match (part_number, range) {
+        (Some(n), range) => resolve(header, n, range.is_some()).map(Some),
+        (None, Some(r)) => {
+            let r = r.check(header.size)?;
+            Ok(Some(PartRange {
+                start: r.start,
+                end: r.end,
+                parts_count: None,
+            }))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// The range of part `n` of the object `header` describes; `with_range` is whether
 /// the request also has a `Range` header, which S3 refuses alongside `partNumber`.
-pub fn resolve(header: &ContentHeader, n: PartNumber, with_range: bool) -> S3Result<PartRange> {
+fn resolve(header: &ContentHeader, n: PartNumber, with_range: bool) -> S3Result<PartRange> {
     if with_range {
         return Err(s3_error!(
             InvalidRequest,

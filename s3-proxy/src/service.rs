@@ -289,32 +289,37 @@ impl S3 for OxioS3 {
                 ))
             }
         };
-        let mut containers = self.sdk.list_containers(&account).await.map_err(s3_error)?;
-        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        let after = match input.continuation_token.as_deref() {
+            Some(t) => listing::decode_token(t)?,
+            None => String::new(),
+        };
         let prefix = input.prefix.as_deref().unwrap_or_default();
-        let after = input.continuation_token.as_deref().unwrap_or_default();
-        // Every bucket is in this endpoint's region.
-        let region_matches = input
+        // Every bucket is in this endpoint's region: another region has none.
+        let here = input
             .bucket_region
             .as_deref()
             .is_none_or(|r| r == self.region);
-        let mut matching = containers
-            .into_iter()
-            .filter(|c| region_matches && c.name.starts_with(prefix) && c.name.as_str() > after);
-        let mut buckets: Vec<Bucket> = Vec::new();
+        let mut containers = if here {
+            self.sdk.list_containers(&account).await.map_err(s3_error)?
+        } else {
+            Vec::new()
+        };
+        containers.retain(|c| c.name.starts_with(prefix) && c.name > after);
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        // A page that leaves buckets out ends at the last one it holds.
         let mut next = None;
-        for c in matching.by_ref() {
-            if max.is_some_and(|m| buckets.len() == m) {
-                // One more matches: the page ends at the last bucket it holds.
-                next = buckets.last().and_then(|b| b.name.clone());
-                break;
-            }
-            buckets.push(Bucket {
+        if let Some(m) = max.filter(|&m| containers.len() > m) {
+            containers.truncate(m);
+            next = containers.last().map(|c| listing::encode_token(&c.name));
+        }
+        let buckets: Vec<Bucket> = containers
+            .into_iter()
+            .map(|c| Bucket {
                 name: Some(c.name),
                 creation_date: Some(timestamp_ms(c.ctime_ms)),
                 bucket_region: Some(self.region.clone()),
-            });
-        }
+            })
+            .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             continuation_token: next,
@@ -429,35 +434,16 @@ impl S3 for OxioS3 {
         .await?;
         let served = conditions_then_served!(input, &header);
         let size = header.size;
-        let mut parts_count = None;
-        let (start, end, content_range) = match (input.part_number, &input.range) {
-            (Some(n), range) => {
-                let part = parts::resolve(&header, n, range.is_some())?;
-                parts_count = part.parts_count;
-                (part.start, part.end, part.content_range(size))
-            }
-            (None, Some(r)) => {
-                let range = r.check(size)?;
-                let cr = format!(
-                    "bytes {}-{}/{}",
-                    range.start,
-                    range.end.saturating_sub(1),
-                    size
-                );
-                (range.start, range.end, Some(cr))
-            }
-            (None, None) => (0, size, None),
-        };
+        let part = parts::served(&header, input.part_number, input.range.as_ref())?;
+        let (start, end) = part.map_or((0, size), |p| (p.start, p.end));
         let e_tag = etag(&header);
         let last_modified = timestamp_ms(header.mtime_ms);
         let storage_class = served_class(&header).map(StorageClass::from);
         let tag_count = tagging::count(&header.tags);
         let version_id = versioning::version_header(&header);
         // The whole object's checksum, when asked for and the whole object is served.
-        let sums = match (&input.checksum_mode, &input.range, input.part_number) {
-            (Some(m), None, None) if m.as_str() == ChecksumMode::ENABLED => {
-                checksum::stored(&header)
-            }
+        let sums = match (&input.checksum_mode, part) {
+            (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
             _ => checksum::fields(None),
         };
         // Inline objects are answered from the header at hand: no reader task, and
@@ -473,8 +459,8 @@ impl S3 for OxioS3 {
         let output = GetObjectOutput {
             body: Some(body),
             content_length: Some((end - start) as i64),
-            content_range,
-            parts_count,
+            content_range: part.and_then(|p| p.content_range(size)),
+            parts_count: part.and_then(|p| p.parts_count),
             accept_ranges: Some("bytes".to_string()),
             e_tag: Some(e_tag),
             last_modified: Some(last_modified),
@@ -517,18 +503,7 @@ impl S3 for OxioS3 {
         let tag_count = tagging::count(&header.tags);
         // The bytes a GET with the same `partNumber` or `Range` would send: their
         // length and Content-Range (the front answers such a HEAD with 206).
-        let part = match (input.part_number, &input.range) {
-            (Some(n), range) => Some(parts::resolve(&header, n, range.is_some())?),
-            (None, Some(r)) => {
-                let range = r.check(header.size)?;
-                Some(parts::PartRange {
-                    start: range.start,
-                    end: range.end,
-                    parts_count: None,
-                })
-            }
-            (None, None) => None,
-        };
+        let part = parts::served(&header, input.part_number, input.range.as_ref())?;
         let sums = match (&input.checksum_mode, part) {
             (Some(m), None) if m.as_str() == ChecksumMode::ENABLED => checksum::stored(&header),
             _ => checksum::fields(None),
